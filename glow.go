@@ -1,0 +1,16 @@
+// Package glow holds the API contract, openapi.yaml: the generator writes gen/ from it, and
+// the server embeds it to validate requests and to serve it at /openapi.yaml.
+package glow
+
+import _ "embed"
+
+//go:generate go tool oapi-codegen -config tools/oapi-codegen.yaml openapi.yaml
+//go:generate go run ./tools/glowgen -spec openapi.yaml -out gen/operations.gen.go
+
+// Spec is openapi.yaml.
+//
+//go:embed openapi.yaml
+var Spec []byte
+
+// Version is the server's version, reported by system.health and `glow version`.
+var Version = "0.1.0"

@@ -1,0 +1,277 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/glowhq/glow/internal/testdb"
+	"github.com/glowhq/glow/store"
+)
+
+func TestIdentityRoundTrip(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			q := d.Open(t).Q()
+
+			roles, err := q.Roles(ctx)
+			if err != nil || len(roles) != 3 || roles[0].Name != "admin" || roles[0].Level != 0 {
+				t.Fatalf("seeded roles = %+v, %v", roles, err)
+			}
+			p, err := q.CreateProfile(ctx, "ada", "editor")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.CreateProfile(ctx, "ada", "editor"); !errors.Is(err, store.ErrDuplicate) {
+				t.Fatalf("second profile with the same name: %v, want ErrDuplicate", err)
+			}
+			if _, err := q.CreateProfile(ctx, "bob", "wizard"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("profile with an unknown role: %v, want ErrNotFound", err)
+			}
+			got, err := q.ProfileByName(ctx, "ada")
+			if err != nil || got.ID != p.ID || got.Name != p.Name || got.Role != p.Role || !got.CreatedAt.Equal(p.CreatedAt) {
+				t.Fatalf("ProfileByName = %+v, %v; want %+v", got, err, p)
+			}
+
+			sales, err := q.EnsureDepartment(ctx, "sales")
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := q.EnsureDepartment(ctx, "sales")
+			if err != nil || again.ID != sales.ID {
+				t.Fatalf("EnsureDepartment twice = %+v, %v; want %+v", again, err, sales)
+			}
+			for range 2 {
+				if err := q.AddProfileDepartment(ctx, p.ID, sales.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deps, err := q.ProfileDepartments(ctx, p.ID)
+			if err != nil || len(deps) != 1 || deps[0].ID != sales.ID || deps[0].Name != "sales" {
+				t.Fatalf("ProfileDepartments = %+v, %v", deps, err)
+			}
+
+			tok, err := q.CreateToken(ctx, p.ID, "hash-1", "laptop")
+			if err != nil {
+				t.Fatal(err)
+			}
+			byHash, err := q.TokenByHash(ctx, "hash-1")
+			if err != nil || byHash.ID != tok.ID || !byHash.CreatedAt.Equal(tok.CreatedAt) || byHash.RevokedAt != nil {
+				t.Fatalf("TokenByHash = %+v, %v; want %+v", byHash, err, tok)
+			}
+			before := store.Now()
+			if ok, err := q.RevokeToken(ctx, tok.ID); !ok || err != nil {
+				t.Fatalf("RevokeToken = %v, %v", ok, err)
+			}
+			if ok, _ := q.RevokeToken(ctx, tok.ID); ok {
+				t.Fatal("revoking twice reported a change")
+			}
+			revoked, err := q.TokensRevokedSince(ctx, before)
+			if err != nil || len(revoked) != 1 || revoked[0] != tok.ID {
+				t.Fatalf("TokensRevokedSince = %v, %v", revoked, err)
+			}
+			if later, _ := q.TokensRevokedSince(ctx, store.Now().Add(time.Second)); len(later) != 0 {
+				t.Fatalf("TokensRevokedSince(future) = %v", later)
+			}
+		})
+	}
+}
+
+func TestPersonaSearchScopeAndFacets(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := d.Open(t)
+			q := s.Q()
+			owner, _ := q.CreateProfile(ctx, "owner", "admin")
+			sales, _ := q.EnsureDepartment(ctx, "sales")
+			support, _ := q.EnsureDepartment(ctx, "support")
+
+			mk := func(name, desc string, deps ...uuid.UUID) store.Persona {
+				now := store.Now()
+				p := store.Persona{ID: store.NewID(), Name: name, Description: desc, CreatedBy: owner.ID,
+					CreatedAt: now, UpdatedAt: now, DepartmentIDs: deps}
+				if err := q.InsertPersona(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Millisecond) // distinct updated_at, for the order
+				return p
+			}
+			shared := mk("Shared Sam", "a 100% generic_buyer")
+			salesOnly := mk("Sales Sue", "tough buyer", sales.ID)
+			both := mk("Both Bo", "calm", sales.ID, support.ID)
+			supportOnly := mk("Support Stan", "angry caller", support.ID)
+
+			ids := func(ps []store.Persona) []uuid.UUID {
+				out := make([]uuid.UUID, len(ps))
+				for i, p := range ps {
+					out[i] = p.ID
+				}
+				return out
+			}
+			check := func(name string, f store.PersonaFilter, want ...store.Persona) {
+				t.Helper()
+				got, total, err := q.SearchPersonas(ctx, f, 50, 0)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if total != len(want) || !equalIDs(ids(got), ids(want)) {
+					t.Errorf("%s: got %d %v, want %v", name, total, ids(got), ids(want))
+				}
+			}
+			// Newest change first.
+			check("everything", store.PersonaFilter{Scope: store.Scope{All: true}}, supportOnly, both, salesOnly, shared)
+			check("sales scope", store.PersonaFilter{Scope: store.Scope{DepartmentIDs: []uuid.UUID{sales.ID}}}, both, salesOnly, shared)
+			check("no departments sees shared only", store.PersonaFilter{}, shared)
+			check("text is case-insensitive", store.PersonaFilter{Scope: store.Scope{All: true}, Text: "BUYER"}, salesOnly, shared)
+			check("LIKE wildcards are literal", store.PersonaFilter{Scope: store.Scope{All: true}, Text: "0% generic_"}, shared)
+			check("percent alone matches literally", store.PersonaFilter{Scope: store.Scope{All: true}, Text: "%"}, shared)
+			check("department filter", store.PersonaFilter{Scope: store.Scope{All: true}, DepartmentIDs: []uuid.UUID{support.ID}}, supportOnly, both)
+
+			page, total, err := q.SearchPersonas(ctx, store.PersonaFilter{Scope: store.Scope{All: true}}, 2, 1)
+			if err != nil || total != 4 || !equalIDs(ids(page), []uuid.UUID{both.ID, salesOnly.ID}) {
+				t.Fatalf("page 2 of 2 = %v (total %d), %v", ids(page), total, err)
+			}
+			if len(page[0].DepartmentIDs) != 2 {
+				t.Fatalf("departments of %q = %v", page[0].Name, page[0].DepartmentIDs)
+			}
+
+			facet, err := q.PersonaDepartmentFacet(ctx, store.PersonaFilter{Scope: store.Scope{All: true},
+				DepartmentIDs: []uuid.UUID{sales.ID}}, nil, "")
+			if err != nil || len(facet) != 2 || facet[0].Name != "sales" || facet[0].Count != 2 || facet[1].Count != 2 {
+				t.Fatalf("facet ignores its own filter: %+v, %v", facet, err)
+			}
+			facet, _ = q.PersonaDepartmentFacet(ctx, store.PersonaFilter{Scope: store.Scope{All: true}}, []uuid.UUID{support.ID}, "")
+			if len(facet) != 1 || facet[0].Name != "support" {
+				t.Fatalf("facet limited to options: %+v", facet)
+			}
+			facet, _ = q.PersonaDepartmentFacet(ctx, store.PersonaFilter{Scope: store.Scope{All: true}}, nil, "SUPP")
+			if len(facet) != 1 || facet[0].Name != "support" {
+				t.Fatalf("facet narrowed by name: %+v", facet)
+			}
+
+			if err := q.DeletePersona(ctx, both.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.PersonaByID(ctx, both.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("deleted persona: %v", err)
+			}
+			if err := q.DeletePersona(ctx, both.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("deleting twice: %v", err)
+			}
+			check("deleted personas leave search", store.PersonaFilter{Scope: store.Scope{All: true}}, supportOnly, salesOnly, shared)
+		})
+	}
+}
+
+func TestAppendMessageNumbersConcurrentWrites(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := d.Open(t)
+			q := s.Q()
+			p, _ := q.CreateProfile(ctx, "learner", "learner")
+			now := store.Now()
+			persona := store.Persona{ID: store.NewID(), Name: "P", CreatedBy: p.ID, CreatedAt: now, UpdatedAt: now}
+			if err := q.InsertPersona(ctx, persona); err != nil {
+				t.Fatal(err)
+			}
+			a := store.Attempt{ID: store.NewID(), ProfileID: p.ID, PersonaID: persona.ID, CreatedAt: now}
+			c := store.Chat{ID: store.NewID(), AttemptID: a.ID, PersonaID: persona.ID, ProfileID: p.ID, CreatedAt: now}
+			if err := q.InsertAttempt(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			if err := q.InsertChat(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			const n = 20
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- s.Tx(ctx, func(q store.Q) error {
+						return q.AppendMessage(ctx, &store.Message{ChatID: c.ID, Role: "user", Text: "hi"})
+					})
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			ms, err := q.ChatMessages(ctx, c.ID)
+			if err != nil || len(ms) != n {
+				t.Fatalf("ChatMessages = %d, %v", len(ms), err)
+			}
+			for i, m := range ms {
+				if m.Seq != i+1 {
+					t.Fatalf("message %d has seq %d", i, m.Seq)
+				}
+			}
+		})
+	}
+}
+
+func TestIdempotencyKeyClaims(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			q := d.Open(t).Q()
+			p, _ := q.CreateProfile(ctx, "caller", "admin")
+			k := store.IdempotencyKey{ProfileID: p.ID, Key: "k1", Operation: "persona.create", RequestHash: "h1", CreatedAt: store.Now()}
+			stale := store.Now().Add(-time.Minute)
+
+			if _, claimed, err := q.ClaimIdempotencyKey(ctx, k, stale); !claimed || err != nil {
+				t.Fatalf("first claim = %v, %v", claimed, err)
+			}
+			existing, claimed, err := q.ClaimIdempotencyKey(ctx, k, stale)
+			if claimed || err != nil || existing.Status != nil {
+				t.Fatalf("claim while running = %+v, %v, %v", existing, claimed, err)
+			}
+			if err := q.CompleteIdempotencyKey(ctx, p.ID, "k1", 200, []byte(`{"ok":true}`)); err != nil {
+				t.Fatal(err)
+			}
+			existing, claimed, err = q.ClaimIdempotencyKey(ctx, k, stale)
+			if claimed || err != nil || existing.Status == nil || *existing.Status != 200 || string(existing.Response) != `{"ok":true}` {
+				t.Fatalf("claim after completion = %+v, %v, %v", existing, claimed, err)
+			}
+
+			// A reservation whose call never finished is taken over once stale.
+			k2 := store.IdempotencyKey{ProfileID: p.ID, Key: "k2", Operation: "persona.create", RequestHash: "h", CreatedAt: store.Now().Add(-2 * time.Minute)}
+			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k2, stale); !claimed {
+				t.Fatal("first claim of k2 failed")
+			}
+			k2.CreatedAt = store.Now()
+			if _, claimed, err := q.ClaimIdempotencyKey(ctx, k2, stale); !claimed || err != nil {
+				t.Fatalf("stale reservation not taken over: %v, %v", claimed, err)
+			}
+			if err := q.ReleaseIdempotencyKey(ctx, p.ID, "k2"); err != nil {
+				t.Fatal(err)
+			}
+			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k2, stale); !claimed {
+				t.Fatal("released key could not be claimed again")
+			}
+		})
+	}
+}
+
+func equalIDs(a, b []uuid.UUID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

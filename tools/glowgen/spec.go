@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// Operation is one operation of the spec, with the names the generated code uses.
+type Operation struct {
+	ID         string // operationId == socket.io event, e.g. "attempt.chat_message"
+	Artifact   string // first path segment, e.g. "attempt"
+	Name       string // the rest of the path joined by "_", e.g. "chat_message"
+	Method     string // always POST
+	Path       string // e.g. "/attempt/chat/message"
+	Summary    string
+	GoName     string // Handlers method name, e.g. "AttemptChatMessage"
+	Request    string // request body schema, always GoName+"Request"
+	Response   string // 200 response schema, always GoName+"Response"
+	Public     bool   // security: [] — callable without a token
+	Idempotent bool   // the request schema has an idempotency_key property
+}
+
+// segment is one path segment: lower-case letters, digits and underscores, starting with a letter.
+var segment = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// EventName derives an operation's socket.io event from its path: the first segment, a dot,
+// and the remaining segments joined by "_". "/test/invocation/run" gives "test.invocation_run".
+// A path must have two or three segments.
+func EventName(path string) (string, error) {
+	if !strings.HasPrefix(path, "/") {
+		return "", fmt.Errorf("path %q does not start with /", path)
+	}
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return "", fmt.Errorf("path %q is not /<artifact>/<op> or /<artifact>/<sub>/<op>", path)
+	}
+	for _, p := range parts {
+		if !segment.MatchString(p) {
+			return "", fmt.Errorf("path %q has segment %q; segments are lower-case letters, digits and _ starting with a letter", path, p)
+		}
+	}
+	return parts[0] + "." + strings.Join(parts[1:], "_"), nil
+}
+
+// GoName turns an event name into an exported Go identifier: "attempt.chat_message" gives
+// "AttemptChatMessage".
+func GoName(event string) string {
+	var b strings.Builder
+	for _, word := range strings.FieldsFunc(event, func(r rune) bool { return r == '.' || r == '_' }) {
+		b.WriteString(strings.ToUpper(word[:1]) + word[1:])
+	}
+	return b.String()
+}
+
+// Load parses and validates an OpenAPI document and returns its operations sorted by ID.
+// It reports every rule an operation breaks, not just the first.
+func Load(data []byte) ([]Operation, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("invalid spec: %w", err)
+	}
+
+	var ops []Operation
+	var problems []string
+	for _, path := range doc.Paths.InMatchingOrder() {
+		item := doc.Paths.Find(path)
+		for method, op := range item.Operations() {
+			o, errs := operation(doc, path, method, op)
+			for _, e := range errs {
+				problems = append(problems, fmt.Sprintf("%s %s: %s", method, path, e))
+			}
+			if len(errs) == 0 {
+				ops = append(ops, o)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].ID < ops[j].ID })
+	return ops, nil
+}
+
+// operation checks one operation against the naming rules and collects its generated names.
+func operation(doc *openapi3.T, path, method string, op *openapi3.Operation) (Operation, []string) {
+	var errs []string
+	if method != http.MethodPost {
+		errs = append(errs, "every operation is POST")
+	}
+	event, err := EventName(path)
+	if err != nil {
+		return Operation{}, append(errs, err.Error())
+	}
+	if op.OperationID != event {
+		errs = append(errs, fmt.Sprintf("operationId %q differs from the name derived from its path, %q", op.OperationID, event))
+	}
+	goName := GoName(event)
+	o := Operation{
+		ID:       event,
+		Artifact: event[:strings.IndexByte(event, '.')],
+		Name:     event[strings.IndexByte(event, '.')+1:],
+		Method:   method,
+		Path:     path,
+		Summary:  op.Summary,
+		GoName:   goName,
+		Request:  goName + "Request",
+		Response: goName + "Response",
+		Public:   op.Security != nil && len(*op.Security) == 0,
+	}
+
+	var reqRef string
+	if op.RequestBody == nil || op.RequestBody.Value == nil {
+		errs = append(errs, "has no request body")
+	} else {
+		if !op.RequestBody.Value.Required {
+			errs = append(errs, "request body must be required")
+		}
+		reqRef = jsonSchemaRef(op.RequestBody.Value.Content)
+		if reqRef != o.Request {
+			errs = append(errs, fmt.Sprintf("request body must be application/json with $ref to schema %q (found %q)", o.Request, reqRef))
+		}
+	}
+	ok := op.Responses.Status(http.StatusOK)
+	if ok == nil || ok.Value == nil {
+		errs = append(errs, "has no 200 response")
+	} else if ref := jsonSchemaRef(ok.Value.Content); ref != o.Response {
+		errs = append(errs, fmt.Sprintf("200 response must be application/json with $ref to schema %q (found %q)", o.Response, ref))
+	}
+	if reqRef == o.Request {
+		if s := doc.Components.Schemas[reqRef]; s != nil && s.Value != nil {
+			_, o.Idempotent = s.Value.Properties["idempotency_key"]
+		}
+	}
+	return o, errs
+}
+
+// jsonSchemaRef returns the component name that application/json content refers to, or "".
+func jsonSchemaRef(content openapi3.Content) string {
+	mt := content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		return ""
+	}
+	return strings.TrimPrefix(mt.Schema.Ref, "#/components/schemas/")
+}
