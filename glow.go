@@ -11,6 +11,3 @@ import _ "embed"
 //
 //go:embed openapi.yaml
 var Spec []byte
-
-// Version is the server's version, reported by system.health and `glow version`.
-var Version = "0.1.0"

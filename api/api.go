@@ -1,0 +1,195 @@
+// Package api is the HTTP transport: huma on net/http. Every operation of the generated
+// table is served at its literal path, POST only. The adapter resolves the bearer token,
+// reads the body within a size limit and hands both to the dispatcher, whose answer it
+// writes as is; it also serves the spec.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	glow "github.com/glowhq/glow"
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/dispatch"
+	"github.com/glowhq/glow/internal/problem"
+)
+
+// Resolver turns a bearer token into the caller's identity.
+type Resolver interface {
+	Resolve(ctx context.Context, token string) (*auth.Identity, error)
+}
+
+// Options tunes the HTTP transport.
+type Options struct {
+	// MaxBodyBytes bounds a request body (default 1 MiB); larger bodies get 413.
+	MaxBodyBytes int64
+}
+
+// API serves the operations over HTTP.
+type API struct {
+	huma     huma.API
+	dispatch *dispatch.Dispatcher
+	resolver Resolver
+	log      *slog.Logger
+	opts     Options
+}
+
+// Mount registers every operation, the spec and the fallback handlers on mux.
+func Mount(mux *http.ServeMux, d *dispatch.Dispatcher, r Resolver, log *slog.Logger, opts Options) *API {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	contract := d.Contract()
+	cfg := huma.DefaultConfig(contract.Doc.Info.Title, contract.Version())
+	// glow serves openapi.yaml itself, and no huma-invented schema or docs paths.
+	cfg.OpenAPIPath, cfg.DocsPath, cfg.SchemasPath = "", "", ""
+	cfg.CreateHooks = nil
+	cfg.Components.Schemas = contract.Registry
+	a := &API{huma: humago.New(mux, cfg), dispatch: d, resolver: r, log: log, opts: opts}
+
+	for i := range gen.Operations {
+		op := &gen.Operations[i]
+		hop := a.operation(op)
+		a.huma.OpenAPI().AddOperation(hop)
+		a.huma.Adapter().Handle(hop, a.serve(op))
+		mux.HandleFunc(op.Path, methodNotAllowed) // any method but POST
+	}
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(glow.Spec)
+	})
+	specJSON, err := json.Marshal(contract.Doc)
+	if err != nil {
+		panic(fmt.Sprintf("api: encode the spec as JSON: %v", err)) // the spec was validated at load
+	}
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(specJSON)
+	})
+	mux.HandleFunc("GET /{$}", a.index)
+	mux.HandleFunc("/", notFound)
+	return a
+}
+
+// OpenAPI is the document huma assembled from the registered operations.
+func (a *API) OpenAPI() *huma.OpenAPI { return a.huma.OpenAPI() }
+
+// operation describes op to huma with the spec's own schemas.
+func (a *API) operation(op *gen.Operation) *huma.Operation {
+	problemJSON := map[string]*huma.MediaType{"application/problem+json": {Schema: &huma.Schema{Ref: "#/components/schemas/Problem"}}}
+	hop := &huma.Operation{
+		OperationID: op.ID,
+		Method:      op.Method,
+		Path:        op.Path,
+		Summary:     op.Summary,
+		Tags:        []string{op.Artifact},
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"application/json": {Schema: &huma.Schema{Ref: "#/components/schemas/" + op.RequestSchema}},
+		}},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "OK", Content: map[string]*huma.MediaType{
+				"application/json": {Schema: &huma.Schema{Ref: "#/components/schemas/" + op.ResponseSchema}},
+			}},
+			"default": {Description: "A problem document.", Content: problemJSON},
+		},
+		MaxBodyBytes: a.opts.MaxBodyBytes,
+	}
+	if op.Public {
+		hop.Security = []map[string][]string{}
+	}
+	return hop
+}
+
+func (a *API) serve(op *gen.Operation) func(huma.Context) {
+	return func(hc huma.Context) {
+		r, w := humago.Unwrap(hc)
+		a.handle(w, r, op)
+	}
+}
+
+func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) {
+	ctx := r.Context()
+	if value := r.Header.Get("Authorization"); value != "" {
+		token, ok := auth.ParseBearer(value)
+		if !ok {
+			writeProblem(w, problem.Unauthorized(`the Authorization header must be "Bearer <token>"`))
+			return
+		}
+		id, err := a.resolver.Resolve(ctx, token)
+		if errors.Is(err, auth.ErrUnauthorized) {
+			writeProblem(w, problem.Unauthorized("unknown or revoked token"))
+			return
+		}
+		if err != nil {
+			a.log.Error("resolve token", "op", op.ID, "err", err)
+			writeProblem(w, problem.New(http.StatusInternalServerError, "the token could not be checked"))
+			return
+		}
+		ctx = auth.NewContext(ctx, id)
+	}
+	// The body is read as JSON whatever its Content-Type says (curl -d sends a form type).
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	if err != nil {
+		writeProblem(w, problem.BadRequest("the request body could not be read"))
+		return
+	}
+	if int64(len(body)) > a.opts.MaxBodyBytes {
+		writeProblem(w, problem.New(http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the request body is larger than %d bytes", a.opts.MaxBodyBytes)))
+		return
+	}
+	res := a.dispatch.Do(ctx, op, body, dispatch.HTTP)
+	w.Header().Set("Glow-Call-Id", res.CallID.String())
+	write(w, res.Status, res.Body)
+}
+
+// write answers with a JSON body, or a problem document when status is 400 or more.
+func write(w http.ResponseWriter, status int, body []byte) {
+	if status >= http.StatusBadRequest {
+		w.Header().Set("Content-Type", "application/problem+json")
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="glow"`)
+		}
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func writeProblem(w http.ResponseWriter, p *problem.Problem) {
+	body, _ := json.Marshal(p)
+	write(w, p.Status, body)
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeProblem(w, problem.New(http.StatusMethodNotAllowed,
+		fmt.Sprintf("%s takes POST with a JSON body, not %s", r.URL.Path, r.Method)))
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, problem.New(http.StatusNotFound,
+		fmt.Sprintf("no operation at %s %s; /openapi.yaml lists them all", r.Method, r.URL.Path)))
+}
+
+// index answers GET / with where to go next.
+func (a *API) index(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"name":       "glow",
+		"version":    a.dispatch.Contract().Version(),
+		"openapi":    "/openapi.yaml",
+		"socketio":   "/socket.io/",
+		"operations": len(gen.Operations),
+	})
+}

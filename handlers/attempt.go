@@ -1,0 +1,115 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/problem"
+	"github.com/glowhq/glow/store"
+)
+
+// AttemptStart starts an attempt with a persona the caller can see and opens its chat.
+func (s *Service) AttemptStart(ctx context.Context, in *gen.AttemptStartRequest) (*gen.AttemptStartResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := store.Now()
+	a := store.Attempt{ID: store.NewID(), ProfileID: id.ProfileID, PersonaID: in.PersonaId, CreatedAt: now}
+	c := store.Chat{ID: store.NewID(), AttemptID: a.ID, PersonaID: in.PersonaId, ProfileID: id.ProfileID, CreatedAt: now}
+	err = s.store.Tx(ctx, func(q store.Q) error {
+		if _, err := visiblePersona(ctx, q, id, in.PersonaId); err != nil {
+			return err
+		}
+		if err := q.InsertAttempt(ctx, a); err != nil {
+			return err
+		}
+		if err := q.InsertChat(ctx, c); err != nil {
+			return err
+		}
+		return q.IncrementPersonaAttempts(ctx, in.PersonaId)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gen.AttemptStartResponse{AttemptId: a.ID, ChatId: c.ID, PersonaId: a.PersonaID, CreatedAt: utc(now),
+		IdempotencyKey: in.IdempotencyKey}, nil
+}
+
+// ownChat loads a chat the caller may read: their own, or any for level 0.
+func ownChat(ctx context.Context, q store.Q, id *auth.Identity, chatID uuid.UUID, write bool) (store.Chat, error) {
+	c, err := q.ChatByID(ctx, chatID)
+	if err != nil {
+		return c, notFound(err, "chat", chatID)
+	}
+	if c.ProfileID != id.ProfileID && (write || id.Level != 0) {
+		return c, problem.Forbidden("chat %s belongs to another profile", chatID)
+	}
+	return c, nil
+}
+
+// AttemptChatMessage appends the learner's message to their chat.
+func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMessageRequest) (*gen.AttemptChatMessageResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := store.Message{ChatID: in.ChatId, Role: string(gen.ChatRoleUser), Text: in.Text, ParentID: in.ParentMessageId}
+	err = s.store.Tx(ctx, func(q store.Q) error {
+		if _, err := ownChat(ctx, q, id, in.ChatId, true); err != nil {
+			return err
+		}
+		if m.ParentID != nil {
+			parent, err := q.MessageByID(ctx, *m.ParentID)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && parent.ChatID != in.ChatId) {
+				return problem.NotFound("message %s not found in chat %s", *m.ParentID, in.ChatId)
+			}
+			if err != nil {
+				return err
+			}
+		} else if last, err := q.LastMessage(ctx, in.ChatId); err == nil {
+			m.ParentID = &last.ID
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return q.AppendMessage(ctx, &m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gen.AttemptChatMessageResponse{Success: true, ChatId: in.ChatId, Message: messageOut(m), IdempotencyKey: in.IdempotencyKey}, nil
+}
+
+// AttemptChatGet returns a chat and its messages.
+func (s *Service) AttemptChatGet(ctx context.Context, in *gen.AttemptChatGetRequest) (*gen.AttemptChatGetResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := s.store.Q()
+	c, err := ownChat(ctx, q, id, in.ChatId, false)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := q.ChatMessages(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := &gen.AttemptChatGetResponse{
+		Chat:     gen.Chat{Id: c.ID, AttemptId: c.AttemptID, PersonaId: c.PersonaID, ProfileId: c.ProfileID, CreatedAt: utc(c.CreatedAt)},
+		Messages: make([]gen.ChatMessage, len(ms)),
+	}
+	for i, m := range ms {
+		out.Messages[i] = messageOut(m)
+	}
+	return out, nil
+}
+
+func messageOut(m store.Message) gen.ChatMessage {
+	return gen.ChatMessage{Id: m.ID, ChatId: m.ChatID, Seq: m.Seq, Role: gen.ChatRole(m.Role), Text: m.Text,
+		ParentMessageId: m.ParentID, CreatedAt: utc(m.CreatedAt)}
+}

@@ -1,0 +1,70 @@
+// Package handlers is glow's business logic: one method per operation of openapi.yaml,
+// called alike by the HTTP and socket.io transports. Handlers read the caller from the
+// context and answer with generated types or problem errors; they know nothing of transports.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/problem"
+	"github.com/glowhq/glow/store"
+)
+
+// Service implements every operation.
+type Service struct {
+	store   *store.Store
+	version string
+	started time.Time
+}
+
+var _ gen.Handlers = (*Service)(nil)
+
+// New returns the service over a store; version is reported by system.health.
+func New(s *store.Store, version string) *Service {
+	return &Service{store: s, version: version, started: time.Now()}
+}
+
+// caller returns the identity the transport resolved. Every operation that needs one is
+// declared with security in the spec, so the dispatcher has already refused calls without.
+func caller(ctx context.Context) (*auth.Identity, error) {
+	id := auth.FromContext(ctx)
+	if id == nil {
+		return nil, problem.Unauthorized("a bearer token is required")
+	}
+	return id, nil
+}
+
+// notFound maps store.ErrNotFound to a 404 problem naming what was looked up.
+func notFound(err error, what string, id uuid.UUID) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return problem.NotFound("%s %s not found", what, id)
+	}
+	return err
+}
+
+// ptr returns a pointer to v.
+func ptr[T any](v T) *T { return &v }
+
+// utc puts a stored time in UTC, so that every response writes times with a Z.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return ptr(t.UTC())
+}
+
+// ids returns a non-nil slice (an empty JSON array, never null).
+func ids(in []uuid.UUID) []uuid.UUID {
+	if in == nil {
+		return []uuid.UUID{}
+	}
+	return in
+}

@@ -1,0 +1,172 @@
+// Package auth resolves bearer tokens into identities and carries the identity in a
+// context.Context, which is all handlers ever see of the caller.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/glowhq/glow/store"
+)
+
+// Identity is who is calling: a profile, its role and departments, and the session (token)
+// it authenticated with.
+type Identity struct {
+	ProfileID     uuid.UUID
+	ProfileName   string
+	ProfileSince  time.Time
+	SessionID     uuid.UUID // the token's id
+	Role          string
+	Level         int // 0 sees and manages every department
+	Permissions   []store.Permission
+	Departments   []store.Department
+	DepartmentIDs []uuid.UUID
+}
+
+// Can reports whether the role allows an operation of an artifact.
+func (id *Identity) Can(artifact, operation string) bool {
+	for _, p := range id.Permissions {
+		if (p.Artifact == "*" || p.Artifact == artifact) && (p.Operation == "*" || p.Operation == operation) {
+			return true
+		}
+	}
+	return false
+}
+
+// Scope is the part of the data the identity may see.
+func (id *Identity) Scope() store.Scope {
+	return store.Scope{All: id.Level == 0, DepartmentIDs: id.DepartmentIDs}
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying id.
+func NewContext(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the identity in ctx, or nil.
+func FromContext(ctx context.Context) *Identity {
+	id, _ := ctx.Value(ctxKey{}).(*Identity)
+	return id
+}
+
+// TokenPrefix starts every token, so that a leaked one is easy to recognise.
+const TokenPrefix = "glow_"
+
+// NewToken returns a new random token and the hash to store for it.
+func NewToken() (token, hash string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return token, HashToken(token)
+}
+
+// HashToken is the stored form of a token: tokens are 256 random bits, so a plain SHA-256
+// is enough to make a leaked database useless for logging in.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseBearer extracts the token from an "Authorization: Bearer <token>" value (the scheme
+// is case-insensitive). It reports false when the value is not a bearer credential.
+func ParseBearer(value string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(value), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// ErrUnauthorized is returned for unknown and revoked tokens.
+var ErrUnauthorized = errors.New("unknown or revoked token")
+
+// Resolver turns tokens into identities.
+type Resolver struct {
+	store *store.Store
+
+	mu      sync.Mutex
+	touched map[uuid.UUID]time.Time // when each token's last_used_at was last written
+}
+
+// NewResolver returns a resolver reading from s.
+func NewResolver(s *store.Store) *Resolver {
+	return &Resolver{store: s, touched: map[uuid.UUID]time.Time{}}
+}
+
+// touchEvery bounds how often a token's last_used_at is written.
+const touchEvery = time.Minute
+
+// Resolve returns the identity of a token, or ErrUnauthorized.
+func (r *Resolver) Resolve(ctx context.Context, token string) (*Identity, error) {
+	if !strings.HasPrefix(token, TokenPrefix) {
+		return nil, ErrUnauthorized
+	}
+	q := r.store.Q()
+	t, err := q.TokenByHash(ctx, HashToken(token))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.RevokedAt != nil) {
+		return nil, ErrUnauthorized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up token: %w", err)
+	}
+	id, err := r.identity(ctx, q, t)
+	if err != nil {
+		return nil, err
+	}
+	r.touch(ctx, t.ID)
+	return id, nil
+}
+
+func (r *Resolver) identity(ctx context.Context, q store.Q, t store.Token) (*Identity, error) {
+	p, err := q.ProfileByID(ctx, t.ProfileID)
+	if err != nil {
+		return nil, fmt.Errorf("profile of token %s: %w", t.ID, err)
+	}
+	role, err := q.Role(ctx, p.Role)
+	if err != nil {
+		return nil, fmt.Errorf("role of profile %s: %w", p.ID, err)
+	}
+	perms, err := q.RolePermissions(ctx, role.Name)
+	if err != nil {
+		return nil, err
+	}
+	deps, err := q.ProfileDepartments(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	id := &Identity{
+		ProfileID: p.ID, ProfileName: p.Name, ProfileSince: p.CreatedAt, SessionID: t.ID,
+		Role: role.Name, Level: role.Level, Permissions: perms, Departments: deps,
+	}
+	for _, d := range deps {
+		id.DepartmentIDs = append(id.DepartmentIDs, d.ID)
+	}
+	return id, nil
+}
+
+// touch writes the token's last_used_at at most once per touchEvery. It is best effort: a
+// failed write only makes last_used_at older.
+func (r *Resolver) touch(ctx context.Context, tokenID uuid.UUID) {
+	now := store.Now()
+	r.mu.Lock()
+	if now.Sub(r.touched[tokenID]) < touchEvery {
+		r.mu.Unlock()
+		return
+	}
+	r.touched[tokenID] = now
+	r.mu.Unlock()
+	_ = r.store.Q().TouchToken(ctx, tokenID, now)
+}

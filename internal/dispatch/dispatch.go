@@ -1,0 +1,311 @@
+// Package dispatch runs one operation for either transport. The HTTP and socket.io adapters
+// hand it the operation, the raw JSON body and a context carrying the caller's identity; it
+// authorizes, parses, validates against the spec, applies idempotency keys, calls the
+// handler, turns errors into problem documents and emits the call's lifecycle events. Both
+// transports therefore answer the same input with the same status and body.
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/problem"
+	"github.com/glowhq/glow/store"
+)
+
+// Transport names where a call came from, in lifecycle events.
+type Transport string
+
+// The transports.
+const (
+	HTTP     Transport = "http"
+	SocketIO Transport = "socketio"
+)
+
+// Result is a call's answer: the HTTP status and body, which a socket.io ack carries as
+// {"status", "body"}. A status of 400 or more means Body is a problem document.
+type Result struct {
+	Status int
+	Body   json.RawMessage
+	CallID uuid.UUID
+}
+
+// Options tunes a Dispatcher.
+type Options struct {
+	// CallTimeout bounds how long one handler may run (default 60s).
+	CallTimeout time.Duration
+	// IdempotencyStale is how long an unfinished idempotency reservation blocks retries
+	// before a retry may take it over (default 5 minutes).
+	IdempotencyStale time.Duration
+}
+
+// Dispatcher runs operations.
+type Dispatcher struct {
+	contract *Contract
+	handlers gen.Handlers
+	store    *store.Store
+	hub      *events.Hub
+	log      *slog.Logger
+	opts     Options
+}
+
+// New returns a dispatcher calling h.
+func New(c *Contract, h gen.Handlers, s *store.Store, hub *events.Hub, log *slog.Logger, opts Options) *Dispatcher {
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 60 * time.Second
+	}
+	if opts.IdempotencyStale <= 0 {
+		opts.IdempotencyStale = 5 * time.Minute
+	}
+	return &Dispatcher{contract: c, handlers: h, store: s, hub: hub, log: log, opts: opts}
+}
+
+// Contract is the spec the dispatcher validates with.
+func (d *Dispatcher) Contract() *Contract { return d.contract }
+
+// call is one run of an operation.
+type call struct {
+	d         *Dispatcher
+	op        *gen.Operation
+	id        *auth.Identity
+	transport Transport
+	callID    uuid.UUID
+}
+
+// Do runs op on a raw JSON request body. ctx carries the caller's identity, if any.
+func (d *Dispatcher) Do(ctx context.Context, op *gen.Operation, body []byte, transport Transport) Result {
+	c := &call{d: d, op: op, id: auth.FromContext(ctx), transport: transport, callID: store.NewID()}
+	if c.id == nil && !op.Public {
+		return c.problem(problem.Unauthorized("a bearer token is required"))
+	}
+	start := time.Now()
+	parsed, perr := parse(body)
+	c.emitStarted(body, perr)
+
+	ctx, cancel := context.WithTimeout(ctx, d.opts.CallTimeout)
+	defer cancel()
+	res := c.run(ctx, body, parsed, perr)
+
+	c.emitFinished(res)
+	d.log.Debug("call", "op", op.ID, "transport", transport, "status", res.Status,
+		"duration", time.Since(start), "call_id", c.callID)
+	return res
+}
+
+func (c *call) run(ctx context.Context, body []byte, parsed any, perr *problem.Problem) (res Result) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.d.log.Error("handler panicked", "op", c.op.ID, "call_id", c.callID, "panic", r, "stack", string(debug.Stack()))
+			res = c.internalError()
+		}
+	}()
+	if c.id != nil && !c.op.Public && !c.id.Can(c.op.Artifact, c.op.Name) {
+		return c.problem(problem.Forbidden("role %q may not call %s", c.id.Role, c.op.ID))
+	}
+	if perr != nil {
+		return c.problem(perr)
+	}
+	if errs := c.d.contract.ValidateRequest(c.op.ID, parsed); errs != nil {
+		return c.problem(problem.Invalid("validation failed", errs...))
+	}
+	req, perr := c.decode(body, parsed)
+	if perr != nil {
+		return c.problem(perr)
+	}
+	if key := idempotencyKey(c.op, parsed); key != "" && c.id != nil {
+		return c.idempotent(ctx, key, parsed, req)
+	}
+	return c.invoke(ctx, req)
+}
+
+// parse reads the body as JSON. It is the only place that answers 400.
+func parse(body []byte) (any, *problem.Problem) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, problem.BadRequest("request body is required")
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, problem.BadRequest("request body is not valid JSON",
+			problem.Detail{Location: "body", Message: err.Error()})
+	}
+	return v, nil
+}
+
+// decode turns the validated body into the operation's request type, filling in the
+// defaults the spec declares for absent top-level properties.
+func (c *call) decode(body []byte, parsed any) (any, *problem.Problem) {
+	src := body
+	if defaults := c.d.contract.RequestDefaults(c.op.ID); len(defaults) > 0 {
+		m, _ := parsed.(map[string]any)
+		filled := make(map[string]any, len(m)+len(defaults))
+		for k, v := range defaults {
+			filled[k] = v
+		}
+		for k, v := range m {
+			filled[k] = v
+		}
+		var err error
+		if src, err = json.Marshal(filled); err != nil {
+			return nil, problem.Invalid("validation failed", problem.Detail{Location: "body", Message: err.Error()})
+		}
+	}
+	req := c.op.NewRequest()
+	if err := json.Unmarshal(src, req); err != nil {
+		return nil, problem.Invalid("validation failed", problem.Detail{Location: "body", Message: err.Error()})
+	}
+	return req, nil
+}
+
+func idempotencyKey(op *gen.Operation, parsed any) string {
+	if !op.Idempotent {
+		return ""
+	}
+	m, _ := parsed.(map[string]any)
+	key, _ := m["idempotency_key"].(string)
+	return key
+}
+
+// idempotent runs the call at most once per (profile, key): a repeat with the same body gets
+// the stored answer, a different body or a repeat while the first runs gets 409. Answers
+// of 500 and above are not stored, so a retry runs the call again.
+func (c *call) idempotent(ctx context.Context, key string, parsed, req any) Result {
+	canonical, _ := json.Marshal(parsed) // encoding/json sorts map keys
+	sum := sha256.Sum256(canonical)
+	now := store.Now()
+	claim := store.IdempotencyKey{ProfileID: c.id.ProfileID, Key: key, Operation: c.op.ID,
+		RequestHash: hex.EncodeToString(sum[:]), CreatedAt: now}
+	q := c.d.store.Q()
+	prior, claimed, err := q.ClaimIdempotencyKey(ctx, claim, now.Add(-c.d.opts.IdempotencyStale))
+	if err != nil {
+		return c.errorResult(fmt.Errorf("claim idempotency key: %w", err))
+	}
+	if !claimed {
+		switch {
+		case prior.Operation != claim.Operation || prior.RequestHash != claim.RequestHash:
+			return c.problem(problem.Conflict("idempotency key %q was already used with a different request", key))
+		case prior.Status == nil:
+			return c.problem(problem.Conflict("a call with idempotency key %q is still running", key))
+		default:
+			return Result{Status: *prior.Status, Body: prior.Response, CallID: c.callID}
+		}
+	}
+	res := c.invoke(ctx, req)
+	// The caller may be gone; the receipt must be written (or released) regardless.
+	bg := context.WithoutCancel(ctx)
+	if res.Status >= http.StatusInternalServerError {
+		err = q.ReleaseIdempotencyKey(bg, c.id.ProfileID, key)
+	} else {
+		err = q.CompleteIdempotencyKey(bg, c.id.ProfileID, key, res.Status, res.Body)
+	}
+	if err != nil {
+		c.d.log.Error("store idempotency receipt", "op", c.op.ID, "call_id", c.callID, "err", err)
+	}
+	return res
+}
+
+func (c *call) invoke(ctx context.Context, req any) Result {
+	out, err := c.op.Call(ctx, c.d.handlers, req)
+	if err != nil {
+		return c.errorResult(err)
+	}
+	if out == nil {
+		return c.errorResult(errors.New("handler returned neither a response nor an error"))
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return c.errorResult(fmt.Errorf("encode response: %w", err))
+	}
+	return Result{Status: http.StatusOK, Body: body, CallID: c.callID}
+}
+
+// errorResult answers a handler's error: problems as they are, anything else as a plain
+// 500 whose cause is logged, never sent.
+func (c *call) errorResult(err error) Result {
+	var p *problem.Problem
+	switch {
+	case errors.As(err, &p):
+		return c.problem(p)
+	case errors.Is(err, context.DeadlineExceeded):
+		return c.problem(problem.New(http.StatusGatewayTimeout, fmt.Sprintf("the call took longer than %s", c.d.opts.CallTimeout)))
+	case errors.Is(err, context.Canceled):
+		return c.problem(problem.New(http.StatusServiceUnavailable, "the call was cancelled: the client went away or the server is shutting down"))
+	}
+	c.d.log.Error("call failed", "op", c.op.ID, "call_id", c.callID, "transport", c.transport, "err", err)
+	return c.internalError()
+}
+
+func (c *call) internalError() Result {
+	p := problem.New(http.StatusInternalServerError, "an unexpected error occurred; it has been logged")
+	p.Instance = "urn:uuid:" + c.callID.String()
+	return c.problem(p)
+}
+
+func (c *call) problem(p *problem.Problem) Result {
+	body, err := json.Marshal(p)
+	if err != nil { // a Detail.Value that cannot be encoded
+		p.Errors = nil
+		body, _ = json.Marshal(p)
+	}
+	return Result{Status: p.Status, Body: body, CallID: c.callID}
+}
+
+// The lifecycle events (schemas CallStarted, CallCompleted and CallFailed in the spec).
+type startedEvent struct {
+	CallID    uuid.UUID       `json:"call_id"`
+	Operation string          `json:"operation"`
+	Transport Transport       `json:"transport"`
+	Request   json.RawMessage `json:"request"`
+}
+
+type finishedEvent struct {
+	CallID    uuid.UUID       `json:"call_id"`
+	Operation string          `json:"operation"`
+	Transport Transport       `json:"transport"`
+	Status    int             `json:"status"`
+	Body      json.RawMessage `json:"body"`
+}
+
+func (c *call) emitStarted(body []byte, perr *problem.Problem) {
+	if c.id == nil {
+		return
+	}
+	request := json.RawMessage(body)
+	if perr != nil { // not JSON: report the text as a JSON string
+		request, _ = json.Marshal(string(body))
+	}
+	c.emit(".started", startedEvent{CallID: c.callID, Operation: c.op.ID, Transport: c.transport, Request: request})
+}
+
+func (c *call) emitFinished(res Result) {
+	if c.id == nil {
+		return
+	}
+	suffix := ".completed"
+	if res.Status >= http.StatusBadRequest {
+		suffix = ".failed"
+	}
+	c.emit(suffix, finishedEvent{CallID: c.callID, Operation: c.op.ID, Transport: c.transport, Status: res.Status, Body: res.Body})
+}
+
+func (c *call) emit(suffix string, payload any) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		c.d.log.Error("encode lifecycle event", "op", c.op.ID, "err", err)
+		return
+	}
+	c.d.hub.Publish(events.Event{Topic: events.ProfileTopic(c.id.ProfileID), Name: c.op.ID + suffix, Data: data})
+}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options configures a server. Every field has a flag and a GLOW_* environment variable;
+// a flag given on the command line wins over the variable.
+type Options struct {
+	Addr            string
+	DataDir         string
+	DatabaseURL     string
+	LogLevel        string
+	MaxBodyBytes    int64
+	CallTimeout     time.Duration
+	PingInterval    time.Duration
+	PingTimeout     time.Duration
+	SocketMaxCalls  int
+	ShutdownTimeout time.Duration
+	RevocationPoll  time.Duration
+
+	envErrs []string // GLOW_* variables that could not be parsed
+}
+
+func (o *Options) defaults() {
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.RevocationPoll <= 0 {
+		o.RevocationPoll = 500 * time.Millisecond
+	}
+}
+
+// StoreFlags registers the flags that select the database (shared by serve and the token
+// commands).
+func (o *Options) StoreFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.DataDir, "data-dir", env("GLOW_DATA_DIR", "./data"), "directory of the embedded SQLite database (GLOW_DATA_DIR)")
+	fs.StringVar(&o.DatabaseURL, "database-url", env("GLOW_DATABASE_URL", ""), "postgres://… to use PostgreSQL instead of SQLite (GLOW_DATABASE_URL)")
+}
+
+// ServeFlags registers every flag of glow serve. Invalid values in the environment are
+// reported by Validate.
+func (o *Options) ServeFlags(fs *flag.FlagSet) {
+	o.StoreFlags(fs)
+	fs.StringVar(&o.Addr, "addr", env("GLOW_ADDR", "127.0.0.1:8080"), "address to listen on (GLOW_ADDR)")
+	fs.StringVar(&o.LogLevel, "log-level", env("GLOW_LOG_LEVEL", "info"), "debug, info, warn or error (GLOW_LOG_LEVEL)")
+	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.envInt("GLOW_MAX_BODY_BYTES", 1<<20), "largest HTTP body or socket.io message (GLOW_MAX_BODY_BYTES)")
+	fs.DurationVar(&o.CallTimeout, "call-timeout", o.envDuration("GLOW_CALL_TIMEOUT", time.Minute), "longest an operation may run (GLOW_CALL_TIMEOUT)")
+	fs.DurationVar(&o.PingInterval, "ping-interval", o.envDuration("GLOW_PING_INTERVAL", 25*time.Second), "socket.io heartbeat interval (GLOW_PING_INTERVAL)")
+	fs.DurationVar(&o.PingTimeout, "ping-timeout", o.envDuration("GLOW_PING_TIMEOUT", 20*time.Second), "how long a socket.io client may take to answer a ping (GLOW_PING_TIMEOUT)")
+	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", 16)), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
+}
+
+// Validate reports settings that cannot work, including unparsable environment variables.
+func (o *Options) Validate() error {
+	if len(o.envErrs) > 0 {
+		return fmt.Errorf("%s", strings.Join(o.envErrs, "; "))
+	}
+	if _, err := ParseLevel(o.LogLevel); err != nil {
+		return err
+	}
+	if o.MaxBodyBytes < 1024 {
+		return fmt.Errorf("max body bytes must be at least 1024 (got %d)", o.MaxBodyBytes)
+	}
+	if o.SocketMaxCalls < 1 {
+		return fmt.Errorf("socket max calls must be at least 1 (got %d)", o.SocketMaxCalls)
+	}
+	for name, d := range map[string]time.Duration{"call timeout": o.CallTimeout, "ping interval": o.PingInterval, "ping timeout": o.PingTimeout} {
+		if d <= 0 {
+			return fmt.Errorf("%s must be positive (got %s)", name, d)
+		}
+	}
+	return nil
+}
+
+// ParseLevel reads a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log level must be debug, info, warn or error (got %q)", s)
+	}
+	return l, nil
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (o *Options) envInt(name string, def int64) int64 {
+	v := env(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		o.envErrs = append(o.envErrs, fmt.Sprintf("%s=%q is not a whole number", name, v))
+		return def
+	}
+	return n
+}
+
+func (o *Options) envDuration(name string, def time.Duration) time.Duration {
+	v := env(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		o.envErrs = append(o.envErrs, fmt.Sprintf("%s=%q is not a duration such as 30s or 2m", name, v))
+		return def
+	}
+	return d
+}

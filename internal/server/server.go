@@ -1,0 +1,196 @@
+// Package server assembles glow — storage, handlers, the dispatcher, the HTTP and socket.io
+// transports on one listener — and runs it until its context ends, then shuts down in
+// order: stop accepting, close sockets, drain HTTP, close the database.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	glow "github.com/glowhq/glow"
+	"github.com/glowhq/glow/api"
+	"github.com/glowhq/glow/handlers"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/dispatch"
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/store"
+	"github.com/glowhq/glow/ws"
+)
+
+// Server is an assembled glow.
+type Server struct {
+	Store    *store.Store
+	Hub      *events.Hub
+	Dispatch *dispatch.Dispatcher
+	API      *api.API
+	WS       *ws.Server
+
+	// AdminToken is set when New found an empty database and created the first admin.
+	AdminToken string
+
+	handler http.Handler
+	log     *slog.Logger
+	opts    Options
+}
+
+// New opens the database (migrating it) and assembles the server. On an empty database it
+// creates an admin profile and a token for it (AdminToken).
+func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
+	opts.defaults()
+	contract, err := dispatch.NewContract(glow.Spec)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, store.Config{DataDir: opts.DataDir, DatabaseURL: opts.DatabaseURL})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Store: st, Hub: &events.Hub{}, log: log, opts: opts}
+	if s.AdminToken, err = bootstrap(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	svc := handlers.New(st, contract.Version())
+	s.Dispatch = dispatch.New(contract, svc, st, s.Hub, log, dispatch.Options{CallTimeout: opts.CallTimeout})
+	resolver := auth.NewResolver(st)
+	mux := http.NewServeMux()
+	s.API = api.Mount(mux, s.Dispatch, resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes})
+	s.WS = ws.New(s.Dispatch, resolver, s.Hub, log, ws.Options{
+		PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout,
+		MaxMessageBytes: opts.MaxBodyBytes, MaxCalls: opts.SocketMaxCalls,
+	})
+	mux.Handle("/socket.io/", s.WS.Handler())
+	s.handler = mux
+	return s, nil
+}
+
+// bootstrap creates the first admin and returns its token, when there is no profile yet.
+func bootstrap(ctx context.Context, st *store.Store) (string, error) {
+	var token string
+	err := st.Tx(ctx, func(q store.Q) error {
+		n, err := q.CountProfiles(ctx)
+		if err != nil || n > 0 {
+			return err
+		}
+		p, err := q.CreateProfile(ctx, "admin", "admin")
+		if err != nil {
+			return err
+		}
+		t, hash := auth.NewToken()
+		if _, err := q.CreateToken(ctx, p.ID, hash, "created by the first glow serve"); err != nil {
+			return err
+		}
+		token = t
+		return nil
+	})
+	if errors.Is(err, store.ErrDuplicate) { // another server bootstrapped first
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("create the first admin: %w", err)
+	}
+	return token, nil
+}
+
+// Handler serves the HTTP API, the spec and socket.io.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on l until ctx ends, then shuts down gracefully and closes the database.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	defer s.Store.Close()
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return streams },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	background, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	go s.watchRevocations(background)
+	go s.purgeIdempotencyKeys(background)
+
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(l) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.log.Info("shutting down")
+	stopBackground()
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- hs.Shutdown(drainCtx) }() // stops accepting at once, then drains
+	s.WS.Close()
+	endStreams()
+	if err := <-drained; err != nil {
+		s.log.Warn("requests still running after the shutdown timeout; closing them", "timeout", s.opts.ShutdownTimeout)
+		_ = hs.Close()
+	}
+	return nil
+}
+
+// watchRevocations disconnects the sockets of revoked tokens. Tokens may be revoked by
+// another process (glow token revoke), so the database is polled; Revoke is idempotent, so
+// a token seen on several polls is harmless.
+func (s *Server) watchRevocations(ctx context.Context) {
+	t := time.NewTicker(s.opts.RevocationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A minute of overlap covers clock differences between the processes.
+		ids, err := s.Store.Q().TokensRevokedSince(ctx, store.Now().Add(-time.Minute))
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("poll revoked tokens", "err", err)
+			}
+			continue
+		}
+		for _, id := range ids {
+			if n := s.WS.Revoke(id); n > 0 {
+				s.log.Info("disconnected the sockets of a revoked token", "session", id, "sockets", n)
+			}
+		}
+	}
+}
+
+// purgeIdempotencyKeys forgets idempotency receipts after a day.
+func (s *Server) purgeIdempotencyKeys(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.Store.Q().PurgeIdempotencyKeys(ctx, store.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			s.log.Warn("purge idempotency keys", "err", err)
+		} else if n > 0 {
+			s.log.Debug("purged idempotency keys", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Version is the version of the API glow serves: the spec's info.version.
+func Version() (string, error) {
+	c, err := dispatch.NewContract(glow.Spec)
+	if err != nil {
+		return "", err
+	}
+	return c.Version(), nil
+}

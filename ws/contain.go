@@ -1,0 +1,147 @@
+package ws
+
+// This file contains the known faults of github.com/zishang520/socket.io v3.0.2, and nothing
+// else. Each fault has a test in contain_test.go that fails if it comes back (after a
+// library upgrade, say). See docs/SOCKETIO.md for what each fault does and how it was
+// measured.
+//
+//   - A1: a transport that the peer closes never runs DoClose, leaking its write-queue
+//     goroutine and its file descriptor. contained.New closes it once it reports "close".
+//   - A2: every write queue and socket task queue carries a finalizer on a self-referencing
+//     object, which the garbage collector never frees. forgetQueue clears it.
+//   - B: the OPEN packet can reach the client before socket.io listens to the connection, and
+//     the client's CONNECT is then lost. gate holds a handshake's packets until the engine's
+//     "connection" listeners have run.
+//   - C: a socket's events run one at a time. Server.onEvent runs each call in its own
+//     goroutine, bounded per socket.
+
+import (
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/queue"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// contained wraps a stock transport constructor (given to ServerOptions.SetTransports).
+type contained struct {
+	engine.TransportCtor
+	onQueueError func(error) // reports a queue the A2 containment could not reach
+}
+
+// New builds the stock transport with the containments of A1, A2 and B around it.
+func (c *contained) New(ctx *types.HttpContext) transports.Transport {
+	t := c.TransportCtor.New(ctx)
+
+	// A2: the write queue's finalizer can never run while its goroutine holds it, and
+	// keeps it forever afterwards. The queue is always closed explicitly (by DoClose,
+	// which A1 guarantees), so the finalizer is dropped at once.
+	if err := forgetQueue(t, "writeQueue"); err != nil {
+		c.onQueueError(err)
+	}
+
+	// A1: once the transport reports "close", close it for real. DoClose must run on
+	// another goroutine: "close" is emitted from inside the read loop, and DoClose would
+	// re-enter it.
+	_ = t.Once("close", func(...any) {
+		go func() {
+			t.Discard()
+			t.DoClose(nil)
+		}()
+	})
+
+	// B: a transport without a session id is a handshake; hold what it sends (the OPEN
+	// packet) until socket.io has attached to the new connection.
+	if ctx.Query().Peek("sid") == "" {
+		return &gate{Transport: t}
+	}
+	return t
+}
+
+// gate holds a handshake transport's packets until release.
+type gate struct {
+	transports.Transport
+
+	mu       sync.Mutex
+	released bool
+	held     [][]*packet.Packet
+}
+
+// Send holds packets until the gate is released, then passes them through.
+func (g *gate) Send(packets []*packet.Packet) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.released {
+		g.held = append(g.held, packets)
+		return
+	}
+	g.Transport.Send(packets)
+}
+
+// release sends the held packets, in order, and opens the gate. The stock transports queue
+// what they are sent, so sending under the lock does not block.
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range g.held {
+		g.Transport.Send(p)
+	}
+	g.held, g.released = nil, true
+}
+
+// releaseHandshake opens the gate of a new engine connection. It is an engine "connection"
+// listener registered after socket.io's own, so it runs once socket.io listens.
+func releaseHandshake(args ...any) {
+	if len(args) == 0 {
+		return
+	}
+	if conn, ok := args[0].(engine.Socket); ok {
+		if g, ok := conn.Transport().(*gate); ok {
+			g.release()
+		}
+	}
+}
+
+var queueType = reflect.TypeFor[*queue.Queue]()
+
+// forgetQueue clears the finalizer of the *queue.Queue held in the named unexported field
+// of obj (or of a value embedded in it). It fails when no such field exists, which means the
+// library changed and A2 must be looked at again.
+func forgetQueue(obj any, field string) error {
+	q := findQueue(reflect.ValueOf(obj), field, 0)
+	if q == nil {
+		return fmt.Errorf("socket.io containment A2: no %s field of type *queue.Queue in %T", field, obj)
+	}
+	runtime.SetFinalizer(q, nil)
+	return nil
+}
+
+func findQueue(v reflect.Value, field string, depth int) *queue.Queue {
+	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct || depth > 4 {
+		return nil
+	}
+	if f := v.FieldByName(field); f.IsValid() && f.Type() == queueType && f.CanAddr() {
+		return *(**queue.Queue)(unsafe.Pointer(f.UnsafeAddr()))
+	}
+	// The queue may sit in an embedded value (the JSONP transport embeds polling).
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Anonymous {
+			if q := findQueue(v.Field(i), field, depth+1); q != nil {
+				return q
+			}
+		}
+	}
+	return nil
+}

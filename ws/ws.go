@@ -1,0 +1,300 @@
+// Package ws is the socket.io transport, mounted at /socket.io/ beside the HTTP API. A
+// socket authenticates once, in the handshake (auth: {token: "Bearer <token>"}); every
+// event is then an operation of the generated table: its one argument is the request body
+// and its ack is {"status", "body"}, exactly what HTTP answers. Every socket joins its
+// profile's room, where the lifecycle events of all the profile's calls arrive.
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/dispatch"
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/problem"
+)
+
+// Resolver turns a bearer token into the caller's identity.
+type Resolver interface {
+	Resolve(ctx context.Context, token string) (*auth.Identity, error)
+}
+
+// Options tunes the socket.io transport.
+type Options struct {
+	PingInterval    time.Duration // engine.io heartbeat interval (default 25s)
+	PingTimeout     time.Duration // how long a pong may take (default 20s)
+	ConnectTimeout  time.Duration // how long a new connection may take to send CONNECT (default 10s)
+	MaxMessageBytes int64         // largest incoming message (default 1 MiB); larger ones close the connection
+	MaxCalls        int           // calls one socket may have running at once (default 16)
+	KickGrace       time.Duration // between telling a revoked socket and closing its connection (default 250ms)
+}
+
+func (o *Options) defaults() {
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 1 << 20
+	}
+	if o.MaxCalls <= 0 {
+		o.MaxCalls = 16
+	}
+	if o.KickGrace <= 0 {
+		o.KickGrace = 250 * time.Millisecond
+	}
+}
+
+// Server is the socket.io transport.
+type Server struct {
+	io       *socket.Server
+	handler  http.Handler
+	dispatch *dispatch.Dispatcher
+	resolver Resolver
+	log      *slog.Logger
+	opts     Options
+
+	ctx    context.Context // cancelled by Close; parent of every socket's context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	sessions map[uuid.UUID]map[*socket.Socket]struct{} // sockets per session, for revocation
+}
+
+// conn is what a socket carries: who it is, and its bounded call slots.
+type conn struct {
+	id     *auth.Identity
+	ctx    context.Context // carries id; cancelled when the socket disconnects
+	cancel context.CancelFunc
+	slots  chan struct{}
+	once   sync.Once
+}
+
+// New builds the transport. Events published on hub reach the sockets in their topic's room.
+func New(d *dispatch.Dispatcher, r Resolver, hub *events.Hub, log *slog.Logger, opts Options) *Server {
+	opts.defaults()
+	s := &Server{dispatch: d, resolver: r, log: log, opts: opts, sessions: map[uuid.UUID]map[*socket.Socket]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	reportQueue := func(err error) { log.Error("socket.io containment", "err", err) }
+	so := socket.DefaultServerOptions()
+	so.SetServeClient(false)
+	so.SetPingInterval(opts.PingInterval)
+	so.SetPingTimeout(opts.PingTimeout)
+	so.SetConnectTimeout(opts.ConnectTimeout)
+	so.SetMaxHttpBufferSize(opts.MaxMessageBytes)
+	so.SetTransports(types.NewSet[engine.TransportCtor](
+		&contained{TransportCtor: engine.Polling, onQueueError: reportQueue},
+		&contained{TransportCtor: engine.WebSocket, onQueueError: reportQueue},
+	))
+	s.io = socket.NewServer(nil, so)
+	s.handler = s.io.ServeHandler(nil)
+	// Registered after ServeHandler bound socket.io to the engine, so it runs after
+	// socket.io attached to each new connection (fault B).
+	_ = s.io.Engine().On("connection", releaseHandshake)
+
+	s.io.Of("/", nil).Use(s.authenticate)
+	hub.Subscribe(s.deliver)
+	return s
+}
+
+// Handler serves /socket.io/.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// authenticate is the namespace middleware: it resolves the handshake's token, refuses the
+// socket without one, and otherwise wires the socket up before letting it connect.
+func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	if err := forgetQueue(sock, "taskQueue"); err != nil { // A2
+		s.log.Error("socket.io containment", "err", err)
+	}
+	id, err := s.resolver.Resolve(s.ctx, handshakeToken(sock.Handshake()))
+	if err != nil {
+		if !errors.Is(err, auth.ErrUnauthorized) {
+			s.log.Error("resolve socket token", "err", err)
+			next(socket.NewExtendedError("the token could not be checked", nil))
+			return
+		}
+		next(socket.NewExtendedError("unauthorized", nil))
+		return
+	}
+	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls)}
+	c.ctx, c.cancel = context.WithCancel(auth.NewContext(s.ctx, id))
+	sock.SetData(c)
+	sock.Join(socket.Room(profileRoom(id.ProfileID)))
+	sock.OnAny(func(args ...any) { s.onEvent(c, args) })
+	_ = sock.On("disconnect", func(...any) { s.forget(sock, c) })
+	s.track(sock, c)
+	next(nil)
+}
+
+// handshakeToken reads auth.token, "Bearer <token>" or the bare token.
+func handshakeToken(h *socket.Handshake) string {
+	if h == nil {
+		return ""
+	}
+	raw, _ := h.Auth["token"].(string)
+	if token, ok := auth.ParseBearer(raw); ok {
+		return token
+	}
+	return strings.TrimSpace(raw)
+}
+
+// onEvent runs one event as an operation, on its own goroutine (fault C), and acks the
+// result. Unknown events and sockets over their call limit are answered at once.
+func (s *Server) onEvent(c *conn, args []any) {
+	if len(args) == 0 {
+		return
+	}
+	event, _ := args[0].(string)
+	args = args[1:]
+	var ack socket.Ack
+	if n := len(args); n > 0 {
+		if fn, ok := args[n-1].(socket.Ack); ok {
+			ack, args = fn, args[:n-1]
+		}
+	}
+	op, ok := gen.OperationByID(event)
+	if !ok {
+		replyProblem(ack, problem.NotFound("unknown event %q; the events are the operationIds of /openapi.yaml", event))
+		return
+	}
+	if len(args) > 1 {
+		replyProblem(ack, problem.BadRequest(fmt.Sprintf("%s takes one argument, the request body; got %d", event, len(args))))
+		return
+	}
+	body, err := payload(args)
+	if err != nil {
+		replyProblem(ack, problem.BadRequest(err.Error()))
+		return
+	}
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		replyProblem(ack, problem.New(http.StatusTooManyRequests,
+			fmt.Sprintf("this socket already has %d calls running; wait for their acks", cap(c.slots))))
+		return
+	}
+	go func() {
+		defer func() { <-c.slots }()
+		res := s.dispatch.Do(c.ctx, op, body, dispatch.SocketIO)
+		reply(ack, res.Status, res.Body)
+	}()
+}
+
+// payload turns the event's argument into the JSON request body. A string is taken as JSON
+// text, so a client can send the very bytes it would POST.
+func payload(args []any) ([]byte, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	switch v := args[0].(type) {
+	case string:
+		return []byte(v), nil
+	case types.BufferInterface:
+		return v.Bytes(), nil
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("the argument cannot be read as JSON: %v", err)
+		}
+		return b, nil
+	}
+}
+
+// reply acks with the envelope every event gets: {"status": <HTTP status>, "body": <HTTP body>}.
+func reply(ack socket.Ack, status int, body []byte) {
+	if ack != nil {
+		ack([]any{map[string]any{"status": status, "body": json.RawMessage(body)}}, nil)
+	}
+}
+
+func replyProblem(ack socket.Ack, p *problem.Problem) {
+	body, _ := json.Marshal(p)
+	reply(ack, p.Status, body)
+}
+
+// deliver sends a published event to the sockets of its topic's room.
+func (s *Server) deliver(ev events.Event) {
+	if room, ok := roomOf(ev.Topic); ok {
+		_ = s.io.To(socket.Room(room)).Emit(ev.Name, json.RawMessage(ev.Data))
+	}
+}
+
+func profileRoom(id uuid.UUID) string { return "profile:" + id.String() }
+
+// roomOf maps an event topic to the room of the sockets that receive it.
+func roomOf(topic string) (string, bool) {
+	if rest, ok := strings.CutPrefix(topic, "profile/"); ok {
+		return "profile:" + rest, true
+	}
+	return "", false
+}
+
+func (s *Server) track(sock *socket.Socket, c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.sessions[c.id.SessionID]
+	if set == nil {
+		set = map[*socket.Socket]struct{}{}
+		s.sessions[c.id.SessionID] = set
+	}
+	set[sock] = struct{}{}
+}
+
+// forget undoes track. The library may report a disconnect twice: it is idempotent.
+func (s *Server) forget(sock *socket.Socket, c *conn) {
+	c.once.Do(c.cancel)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set := s.sessions[c.id.SessionID]; set != nil {
+		delete(set, sock)
+		if len(set) == 0 {
+			delete(s.sessions, c.id.SessionID)
+		}
+	}
+}
+
+// Revoke disconnects every socket authenticated with a session (token). The client is told
+// first (a namespace disconnect, so it does not reconnect), then the connection is closed.
+func (s *Server) Revoke(sessionID uuid.UUID) int {
+	s.mu.Lock()
+	var socks []*socket.Socket
+	for sock := range s.sessions[sessionID] {
+		socks = append(socks, sock)
+	}
+	s.mu.Unlock()
+	for _, sock := range socks {
+		sock.Disconnect(false)
+		conn := sock.Conn()
+		time.AfterFunc(s.opts.KickGrace, func() { conn.Close(true) })
+	}
+	return len(socks)
+}
+
+// Sockets counts the connected sockets.
+func (s *Server) Sockets() int { return s.io.Of("/", nil).Sockets().Len() }
+
+// Close disconnects every socket and cancels their calls.
+func (s *Server) Close() {
+	s.cancel()
+	s.io.Close(nil)
+}
