@@ -128,12 +128,14 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	}
 	id, err := s.resolver.Resolve(s.ctx, handshakeToken(sock.Handshake()))
 	if err != nil {
+		// The error's message is what socket.io clients show; its data is the problem
+		// document HTTP would answer.
 		if !errors.Is(err, auth.ErrUnauthorized) {
 			s.log.Error("resolve socket token", "err", err)
-			next(socket.NewExtendedError("the token could not be checked", nil))
+			next(socket.NewExtendedError("internal error", problem.New(http.StatusInternalServerError, "the token could not be checked")))
 			return
 		}
-		next(socket.NewExtendedError("unauthorized", nil))
+		next(socket.NewExtendedError("unauthorized", problem.Unauthorized("a valid bearer token is required in auth.token")))
 		return
 	}
 	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls)}
