@@ -20,6 +20,9 @@ type Client struct {
 	mu     sync.Mutex
 	events []Event
 	added  chan struct{} // closed and replaced whenever an event arrives
+
+	gone     chan struct{} // closed on disconnect
+	goneOnce sync.Once
 }
 
 // Event is a server-pushed event.
@@ -55,7 +58,8 @@ func (e *Env) DialErr(t testing.TB, token string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{sock: sock, added: make(chan struct{})}
+	c := &Client{sock: sock, added: make(chan struct{}), gone: make(chan struct{})}
+	_ = sock.On("disconnect", func(...any) { c.goneOnce.Do(func() { close(c.gone) }) })
 	result := make(chan error, 1)
 	_ = sock.On("connect", func(...any) { result <- nil })
 	_ = sock.On("connect_error", func(args ...any) {
@@ -183,8 +187,8 @@ func (c *Client) Events() []Event {
 	return append([]Event(nil), c.events...)
 }
 
-// Connected reports whether the socket is connected.
-func (c *Client) Connected() bool { return c.sock.Connected() }
+// Disconnected is closed when the server disconnects the socket (or Close is called).
+func (c *Client) Disconnected() <-chan struct{} { return c.gone }
 
 // Close disconnects.
 func (c *Client) Close() { c.sock.Disconnect() }

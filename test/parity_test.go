@@ -1,0 +1,514 @@
+// Package test holds the end-to-end suites that drive a real glow server the way its users
+// do: the parity table over HTTP and socket.io, and the Node socket.io-client scripts.
+package test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/testdb"
+	"github.com/glowhq/glow/internal/testserver"
+)
+
+// scenario is one call and what it must answer. The body is JSON text in which {{name}}
+// stands for a record of the fixture; it is POSTed as is over HTTP and sent as the event's
+// argument over socket.io (the decoded value, or the text itself when it is not JSON).
+type scenario struct {
+	name    string
+	op      string
+	as      string // actor: admin, editor, learner (both in "sales"), outsider (editor in "support")
+	body    string
+	status  int
+	capture map[string]string // fixture name → dotted path in the response body
+	check   func(t *testing.T, body map[string]any)
+}
+
+// scenarios is the parity table. Rows run in order, so later rows see earlier rows' writes.
+// Every operation needs a successful row; generic rows (malformed JSON, schema violations,
+// no token) are added for every operation by genericScenarios.
+var scenarios = []scenario{
+	// persona
+	{name: "editor creates in bulk, one item fails", op: "persona.create", as: "editor",
+		body:    `{"personas":[{"name":"Eve","description":"sceptical buyer"},{"name":"   "},{"name":"Off","department_ids":["{{support}}"]}]}`,
+		status:  200,
+		capture: map[string]string{"eve": "results.0.persona_id"},
+		check: func(t *testing.T, b map[string]any) {
+			want := []bool{true, false, false}
+			for i, r := range b["results"].([]any) {
+				if got := r.(map[string]any)["success"]; got != want[i] {
+					t.Errorf("item %d success = %v, want %v", i, got, want[i])
+				}
+			}
+		}},
+	{name: "learner may not create", op: "persona.create", as: "learner", body: `{"personas":[{"name":"X"}]}`, status: 403},
+	{name: "empty list", op: "persona.create", as: "editor", body: `{"personas":[]}`, status: 422},
+	{name: "first call with a key", op: "persona.create", as: "editor",
+		body: `{"personas":[{"name":"Once"}],"idempotency_key":"create-1"}`, status: 200, capture: map[string]string{"once": "results.0.persona_id"}},
+	{name: "replay with the same key and body", op: "persona.create", as: "editor",
+		body: `{"personas":[{"name":"Once"}],"idempotency_key":"create-1"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if id := pathValue(b, "results.0.persona_id"); id == nil {
+				t.Error("replay lost the persona id")
+			}
+		}},
+	{name: "same key, other body", op: "persona.create", as: "editor",
+		body: `{"personas":[{"name":"Twice"}],"idempotency_key":"create-1"}`, status: 409},
+
+	{name: "learner reads a sales persona", op: "persona.get", as: "learner", body: `{"persona_id":"{{salesPersona}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["can_edit"] != false || b["can_delete"] != false {
+				t.Errorf("a learner can edit or delete: %v", b)
+			}
+		}},
+	{name: "editor reads the shared persona, cannot edit it", op: "persona.get", as: "editor", body: `{"persona_id":"{{shared}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["can_edit"] != false {
+				t.Error("only level 0 may edit a shared persona")
+			}
+		}},
+	{name: "other department", op: "persona.get", as: "learner", body: `{"persona_id":"{{supportPersona}}"}`, status: 403},
+	{name: "no such persona", op: "persona.get", as: "admin", body: `{"persona_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+	{name: "not a uuid", op: "persona.get", as: "admin", body: `{"persona_id":"nope"}`, status: 422},
+
+	{name: "editor renames", op: "persona.update", as: "editor",
+		body: `{"personas":[{"id":"{{eve}}","name":"Eve II","department_ids":["{{sales}}"]},{"id":"{{shared}}","name":"Mine"},{"id":"00000000-0000-4000-8000-000000000000","name":"Ghost"}]}`,
+		status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			want := []string{"updated", "you may not change this persona", "persona not found"}
+			for i, r := range b["results"].([]any) {
+				if got := r.(map[string]any)["message"]; got != want[i] {
+					t.Errorf("item %d: %v, want %q", i, got, want[i])
+				}
+			}
+		}},
+	{name: "editor cannot share a persona with everyone", op: "persona.update", as: "editor",
+		body: `{"personas":[{"id":"{{eve}}","department_ids":[]}]}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "results.0.success") != false {
+				t.Error("a level 1 editor made a persona shared")
+			}
+		}},
+	{name: "learner may not update", op: "persona.update", as: "learner", body: `{"personas":[{"id":"{{eve}}","name":"Hack"}]}`, status: 403},
+
+	{name: "learner searches within scope", op: "persona.search", as: "learner", body: `{}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			for _, row := range b["personas"].([]any) {
+				if row.(map[string]any)["name"] == "Support Stan" {
+					t.Error("a sales learner sees a support persona")
+				}
+			}
+		}},
+	{name: "admin filters and pages", op: "persona.search", as: "admin",
+		body: `{"search":"s","filter_department_ids":["{{sales}}"],"page_size":1,"page_offset":1}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if len(b["personas"].([]any)) != 1 || b["total_count"].(float64) < 2 {
+				t.Errorf("page: %v", b)
+			}
+		}},
+	{name: "page too large", op: "persona.search", as: "admin", body: `{"page_size":500}`, status: 422},
+
+	{name: "editor duplicates", op: "persona.duplicate", as: "editor", body: `{"persona_id":"{{salesPersona}}"}`, status: 200,
+		capture: map[string]string{"copy": "persona_id"}},
+	{name: "duplicate out of scope", op: "persona.duplicate", as: "editor", body: `{"persona_id":"{{supportPersona}}"}`, status: 403},
+	{name: "duplicate missing", op: "persona.duplicate", as: "editor", body: `{"persona_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+
+	{name: "editor deletes", op: "persona.delete", as: "editor", body: `{"persona_ids":["{{copy}}","{{shared}}"]}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "results.0.success") != true || pathValue(b, "results.1.success") != false {
+				t.Errorf("delete results: %v", b)
+			}
+		}},
+	{name: "deleted persona is gone", op: "persona.get", as: "editor", body: `{"persona_id":"{{copy}}"}`, status: 404},
+	{name: "learner may not delete", op: "persona.delete", as: "learner", body: `{"persona_ids":["{{salesPersona}}"]}`, status: 403},
+
+	{name: "editor saves a draft", op: "persona.draft", as: "editor",
+		body:   `{"persona_id":"{{salesPersona}}","form_state":{"name":"Sue, angrier","department_ids":["{{sales}}"]}}`,
+		status: 200, capture: map[string]string{"draft": "draft.id"}},
+	{name: "draft names an unknown department", op: "persona.draft", as: "editor",
+		body: `{"form_state":{"department_ids":["00000000-0000-4000-8000-000000000000"]}}`, status: 422},
+	{name: "draft of an out-of-scope persona", op: "persona.draft", as: "editor",
+		body: `{"persona_id":"{{supportPersona}}","form_state":{}}`, status: 403},
+	{name: "get with a draft", op: "persona.get", as: "editor", body: `{"persona_id":"{{salesPersona}}","draft_id":"{{draft}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "draft.form_state.name") != "Sue, angrier" {
+				t.Errorf("draft: %v", b["draft"])
+			}
+		}},
+	{name: "someone else's draft", op: "persona.get", as: "admin", body: `{"persona_id":"{{salesPersona}}","draft_id":"{{draft}}"}`, status: 404},
+
+	{name: "editor lists drafts", op: "persona.drafts", as: "editor", body: `{"search":"ANGRIER"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["total_count"] != float64(1) {
+				t.Errorf("drafts: %v", b)
+			}
+		}},
+	{name: "drafts with a bad date", op: "persona.drafts", as: "editor", body: `{"date_from":"yesterday"}`, status: 422},
+
+	{name: "editor exports", op: "persona.export", as: "editor", body: `{}`, status: 200, capture: map[string]string{"file": "file_id"}},
+	{name: "export one missing persona", op: "persona.export", as: "editor", body: `{"persona_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+
+	{name: "editor opens a group", op: "persona.group", as: "editor", body: `{"name":"session one"}`, status: 200,
+		capture: map[string]string{"group": "group_id"}},
+	{name: "and gets it back within the window", op: "persona.group", as: "editor", body: `{}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["reused"] != true || b["name"] != "session one" {
+				t.Errorf("group: %v", b)
+			}
+		}},
+	{name: "someone else's group", op: "persona.group", as: "admin", body: `{"group_id":"{{group}}"}`, status: 404},
+
+	{name: "learner reports a bug", op: "persona.problem", as: "learner", body: `{"type":"bug","message":"Sue repeats herself","persona_id":"{{salesPersona}}"}`, status: 200},
+	{name: "unknown report type", op: "persona.problem", as: "learner", body: `{"type":"rant","message":"x"}`, status: 422},
+	{name: "report on an out-of-scope persona", op: "persona.problem", as: "learner", body: `{"type":"bug","message":"x","persona_id":"{{supportPersona}}"}`, status: 403},
+
+	{name: "learner starts an attempt", op: "attempt.start", as: "learner", body: `{"persona_id":"{{salesPersona}}"}`, status: 200,
+		capture: map[string]string{"chat": "chat_id", "attempt": "attempt_id"}},
+	{name: "attempt out of scope", op: "attempt.start", as: "learner", body: `{"persona_id":"{{supportPersona}}"}`, status: 403},
+	{name: "attempt on a missing persona", op: "attempt.start", as: "learner", body: `{"persona_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+
+	{name: "editor refreshes the counts", op: "persona.refresh", as: "editor", body: `{}`, status: 200},
+	{name: "refresh out of scope", op: "persona.refresh", as: "editor", body: `{"persona_id":"{{supportPersona}}"}`, status: 403},
+	{name: "refreshed count shows", op: "persona.get", as: "learner", body: `{"persona_id":"{{salesPersona}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "persona.attempt_count") != float64(1) {
+				t.Errorf("attempt_count: %v", pathValue(b, "persona.attempt_count"))
+			}
+		}},
+
+	{name: "learner writes", op: "attempt.chat_message", as: "learner", body: `{"chat_id":"{{chat}}","text":"Hello Sue","idempotency_key":"m1"}`, status: 200,
+		capture: map[string]string{"m1": "message.id"}},
+	{name: "a retried message is stored once", op: "attempt.chat_message", as: "learner", body: `{"chat_id":"{{chat}}","text":"Hello Sue","idempotency_key":"m1"}`, status: 200},
+	{name: "a reply to the first message", op: "attempt.chat_message", as: "learner", body: `{"chat_id":"{{chat}}","text":"Still there?","parent_message_id":"{{m1}}"}`, status: 200},
+	{name: "someone else's chat", op: "attempt.chat_message", as: "learner", body: `{"chat_id":"{{outsiderChat}}","text":"hi"}`, status: 403},
+	{name: "no such chat", op: "attempt.chat_message", as: "learner", body: `{"chat_id":"00000000-0000-4000-8000-000000000000","text":"hi"}`, status: 404},
+	{name: "empty text", op: "attempt.chat_message", as: "learner", body: `{"chat_id":"{{chat}}","text":""}`, status: 422},
+
+	{name: "learner reads the chat", op: "attempt.chat_get", as: "learner", body: `{"chat_id":"{{chat}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			ms := b["messages"].([]any)
+			if len(ms) != 2 || pathValue(b, "messages.1.seq") != float64(2) || pathValue(b, "messages.1.parent_message_id") != pathValue(b, "messages.0.id") {
+				t.Errorf("messages: %v", ms)
+			}
+		}},
+	{name: "an editor may not read a learner's chat", op: "attempt.chat_get", as: "editor", body: `{"chat_id":"{{chat}}"}`, status: 403},
+	{name: "level 0 may", op: "attempt.chat_get", as: "admin", body: `{"chat_id":"{{chat}}"}`, status: 200},
+	{name: "no such chat to read", op: "attempt.chat_get", as: "learner", body: `{"chat_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+
+	// profile and system
+	{name: "learner's context", op: "profile.context", as: "learner", body: `{}`, status: 200,
+		capture: map[string]string{"learnerSession": "session_id"},
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "role.name") != "learner" || pathValue(b, "departments.0.name") != "sales" {
+				t.Errorf("context: %v", b)
+			}
+		}},
+	{name: "health", op: "system.health", as: "learner", body: `{}`, status: 200},
+	{name: "own session", op: "system.session", as: "learner", body: `{}`, status: 200},
+	{name: "another's session", op: "system.session", as: "editor", body: `{"session_id":"{{learnerSession}}"}`, status: 403},
+	{name: "level 0 reads any session", op: "system.session", as: "admin", body: `{"session_id":"{{learnerSession}}"}`, status: 200},
+	{name: "no such session", op: "system.session", as: "admin", body: `{"session_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+	{name: "editor downloads the export", op: "system.file_download", as: "editor", body: `{"file_id":"{{file}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			csv, _ := base64.StdEncoding.DecodeString(b["content"].(string))
+			if !strings.HasPrefix(string(csv), "id,name,description") || !strings.Contains(string(csv), "Eve II") {
+				t.Errorf("export: %q", csv)
+			}
+		}},
+	{name: "someone else's file", op: "system.file_download", as: "learner", body: `{"file_id":"{{file}}"}`, status: 403},
+	{name: "no such file", op: "system.file_download", as: "editor", body: `{"file_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+}
+
+// genericScenarios adds, for every operation, a malformed body, a body breaking the schema
+// and (over HTTP) a call without a token.
+func genericScenarios() []scenario {
+	var out []scenario
+	for _, op := range gen.Operations {
+		out = append(out,
+			scenario{name: "malformed JSON", op: op.ID, as: "admin", body: `{"broken": `, status: 400},
+			scenario{name: "empty body", op: op.ID, as: "admin", body: ``, status: 400},
+			scenario{name: "not an object", op: op.ID, as: "admin", body: `[1,2]`, status: 422},
+			scenario{name: "unexpected property", op: op.ID, as: "admin", body: `{"no_such_field":true}`, status: 422},
+		)
+	}
+	return out
+}
+
+func TestParityHTTPAndSocketIO(t *testing.T) {
+	checkCoverage(t)
+	table := append(append([]scenario(nil), scenarios...), genericScenarios()...)
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			// One server per transport, seeded alike; every row runs on both.
+			viaHTTP := newSide(t, d, false)
+			viaSocket := newSide(t, d, true)
+			for _, sc := range table {
+				t.Run(sc.op+"/"+sc.name, func(t *testing.T) {
+					hs, hb := viaHTTP.call(t, sc)
+					ss, sb := viaSocket.call(t, sc)
+					if hs != sc.status || ss != sc.status {
+						t.Fatalf("status: HTTP %d, socket.io %d, want %d\nHTTP: %s\nsocket.io: %s", hs, ss, sc.status, hb, sb)
+					}
+					hn, sn := viaHTTP.normalize(t, hb), viaSocket.normalize(t, sb)
+					if !reflect.DeepEqual(hn, sn) {
+						t.Fatalf("bodies differ\nHTTP:      %s\nsocket.io: %s", mustJSON(hn), mustJSON(sn))
+					}
+					viaHTTP.validate(t, sc, hb)
+					for name, path := range sc.capture {
+						viaHTTP.capture(t, name, hb, path)
+						viaSocket.capture(t, name, sb, path)
+					}
+					if sc.check != nil {
+						var m map[string]any
+						_ = json.Unmarshal(hb, &m)
+						sc.check(t, m)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestUnauthenticatedCalls: over HTTP every operation but the public ones answers 401
+// without a token; over socket.io no socket gets that far (the handshake is refused).
+func TestUnauthenticatedCalls(t *testing.T) {
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	for _, op := range gen.Operations {
+		res := env.Post(t, "", op.Path, `{}`)
+		want := http.StatusUnauthorized
+		if op.Public {
+			want = http.StatusOK
+		}
+		if res.Status != want {
+			t.Errorf("%s without a token: %d, want %d: %s", op.ID, res.Status, want, res.Body)
+		}
+		if want == http.StatusUnauthorized {
+			if p := res.JSON(t); p["status"] != float64(401) || res.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s: 401 is not a problem document: %s", op.ID, res.Body)
+			}
+		}
+		if res := env.Post(t, "glow_not-a-token", op.Path, `{}`); res.Status != http.StatusUnauthorized {
+			t.Errorf("%s with a bad token: %d, want 401", op.ID, res.Status)
+		}
+	}
+	for _, token := range []string{"", "glow_not-a-token"} {
+		if _, err := env.DialErr(t, token); err == nil || err.Error() != "unauthorized" {
+			t.Errorf("socket.io handshake with token %q: %v, want unauthorized", token, err)
+		}
+	}
+}
+
+// checkCoverage fails when an operation of the spec has no successful scenario.
+func checkCoverage(t *testing.T) {
+	covered := map[string]bool{}
+	for _, sc := range scenarios {
+		if _, ok := gen.OperationByID(sc.op); !ok {
+			t.Errorf("scenario %q names unknown operation %q", sc.name, sc.op)
+		}
+		if sc.status == http.StatusOK {
+			covered[sc.op] = true
+		}
+	}
+	for _, op := range gen.Operations {
+		if !covered[op.ID] {
+			t.Errorf("operation %s has no successful parity scenario", op.ID)
+		}
+	}
+}
+
+// side is one server and how the suite calls it: HTTP, or socket.io with one socket per actor.
+type side struct {
+	env     *testserver.Env
+	tokens  map[string]string
+	sockets map[string]*testserver.Client
+	names   map[string]string // fixture name → id
+}
+
+func newSide(t *testing.T, d testdb.Dialect, socketIO bool) *side {
+	env := testserver.Start(t, d, nil)
+	s := &side{env: env, names: map[string]string{}, tokens: map[string]string{
+		"admin":    env.Admin,
+		"editor":   env.Token(t, "editor", "editor", "sales"),
+		"learner":  env.Token(t, "learner", "learner", "sales"),
+		"outsider": env.Token(t, "outsider", "editor", "support"),
+	}}
+	s.names["sales"] = env.Department(t, "sales").String()
+	s.names["support"] = env.Department(t, "support").String()
+
+	// The same starting records on every side, made over HTTP.
+	res := env.Post(t, env.Admin, "/persona/create", fmt.Sprintf(`{"personas":[
+		{"name":"Shared Sam","description":"talks to everyone"},
+		{"name":"Sales Sue","description":"a tough buyer","department_ids":[%q]},
+		{"name":"Support Stan","description":"an angry caller","department_ids":[%q]}]}`, s.names["sales"], s.names["support"]))
+	for i, name := range []string{"shared", "salesPersona", "supportPersona"} {
+		s.capture(t, name, res.Body, fmt.Sprintf("results.%d.persona_id", i))
+	}
+	res = env.Post(t, s.tokens["outsider"], "/attempt/start", fmt.Sprintf(`{"persona_id":%q}`, s.names["supportPersona"]))
+	s.capture(t, "outsiderChat", res.Body, "chat_id")
+
+	if socketIO {
+		s.sockets = map[string]*testserver.Client{}
+		for actor, token := range s.tokens {
+			s.sockets[actor] = env.Dial(t, token)
+		}
+	}
+	return s
+}
+
+var placeholder = regexp.MustCompile(`\{\{(\w+)\}\}`)
+
+func (s *side) call(t *testing.T, sc scenario) (int, []byte) {
+	t.Helper()
+	body := placeholder.ReplaceAllStringFunc(sc.body, func(m string) string {
+		name := m[2 : len(m)-2]
+		id, ok := s.names[name]
+		if !ok {
+			t.Fatalf("body refers to {{%s}}, which no earlier scenario captured", name)
+		}
+		return id
+	})
+	op, _ := gen.OperationByID(sc.op)
+	if s.sockets == nil {
+		res := s.env.Post(t, s.tokens[sc.as], op.Path, body)
+		return res.Status, res.Body
+	}
+	var arg any = body // not JSON: sent as text, which the server reads as JSON text
+	var decoded any
+	if err := json.Unmarshal([]byte(body), &decoded); err == nil {
+		arg = decoded
+	}
+	if body == "" {
+		arg = nil // no argument at all
+	}
+	return s.sockets[sc.as].Call(t, sc.op, arg)
+}
+
+func (s *side) capture(t *testing.T, name string, body []byte, path string) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("capture %s: %v: %s", name, err, body)
+	}
+	v, ok := pathValue(m, path).(string)
+	if !ok {
+		t.Fatalf("capture %s: no string at %s in %s", name, path, body)
+	}
+	s.names[name] = v
+}
+
+// validate checks the body against the spec: the operation's response schema, or Problem.
+func (s *side) validate(t *testing.T, sc scenario, body []byte) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("body is not JSON: %s", body)
+	}
+	c := s.env.Server.Dispatch.Contract()
+	errs := c.ValidateSchema("Problem", v)
+	if sc.status == http.StatusOK {
+		errs = c.ValidateResponse(sc.op, v)
+	}
+	if errs != nil {
+		t.Fatalf("body breaks the spec: %+v\n%s", errs, body)
+	}
+}
+
+var (
+	uuidPattern  = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	timePattern  = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$`)
+	inTextUUID   = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	inTextTime   = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)|\d{8}T\d{6}Z`)
+	volatileKeys = map[string]bool{"uptime_seconds": true}
+)
+
+// normalize decodes a body and replaces what legitimately differs between two servers: ids
+// of the fixture become their names, other ids and times become placeholders, and an
+// exported file's content is compared as normalized text.
+func (s *side) normalize(t *testing.T, body []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("body is not JSON: %s", body)
+	}
+	byID := map[string]string{}
+	for name, id := range s.names {
+		byID[id] = "<" + name + ">"
+	}
+	text := func(str string) string {
+		str = inTextUUID.ReplaceAllStringFunc(str, func(id string) string {
+			if n, ok := byID[id]; ok {
+				return n
+			}
+			return "<uuid>"
+		})
+		return inTextTime.ReplaceAllString(str, "<time>")
+	}
+	var walk func(key string, v any) any
+	walk = func(key string, v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			out := map[string]any{}
+			for k, e := range x {
+				out[k] = walk(k, e)
+			}
+			return out
+		case []any:
+			out := make([]any, len(x))
+			for i, e := range x {
+				out[i] = walk(key, e)
+			}
+			return out
+		case string:
+			switch {
+			case key == "content":
+				if raw, err := base64.StdEncoding.DecodeString(x); err == nil {
+					return text(string(raw))
+				}
+			case uuidPattern.MatchString(x):
+				if n, ok := byID[x]; ok {
+					return n
+				}
+				return "<uuid>"
+			case timePattern.MatchString(x):
+				return "<time>"
+			}
+			return text(x)
+		case float64:
+			if volatileKeys[key] {
+				return "<n>"
+			}
+		}
+		return v
+	}
+	return walk("", v)
+}
+
+// pathValue follows a dotted path ("results.0.persona_id") through decoded JSON.
+func pathValue(v any, path string) any {
+	for _, part := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[part]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(part, &i); err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
