@@ -78,7 +78,7 @@ var scenarios = []scenario{
 	{name: "not a uuid", op: "persona.get", as: "admin", body: `{"persona_id":"nope"}`, status: 422},
 
 	{name: "editor renames", op: "persona.update", as: "editor",
-		body: `{"personas":[{"id":"{{eve}}","name":"Eve II","department_ids":["{{sales}}"]},{"id":"{{shared}}","name":"Mine"},{"id":"00000000-0000-4000-8000-000000000000","name":"Ghost"}]}`,
+		body:   `{"personas":[{"id":"{{eve}}","name":"Eve II","department_ids":["{{sales}}"]},{"id":"{{shared}}","name":"Mine"},{"id":"00000000-0000-4000-8000-000000000000","name":"Ghost"}]}`,
 		status: 200,
 		check: func(t *testing.T, b map[string]any) {
 			want := []string{"updated", "you may not change this persona", "persona not found"}

@@ -69,14 +69,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 // errUsage reports a command line that was wrong; the flag package has printed why.
 var errUsage = errors.New("usage")
 
+// parse parses flags that may come before, between or after the positional arguments
+// (glow token revoke TOKEN --data-dir x). The positional arguments end up in fs.Args().
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
 		}
-		return errUsage
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func serve(args []string, stdout, stderr io.Writer) error {

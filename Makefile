@@ -1,0 +1,44 @@
+# glow — the two commands that matter: `make run` and `make test`.
+
+GO ?= go
+BIN := bin/glow
+
+.PHONY: build run test generate check-generated lint bench node-deps clean
+
+## build: compile the glow binary into bin/
+build:
+	$(GO) build -o $(BIN) ./cmd/glow
+
+## run: build and start the server on the embedded database (./data)
+run: build
+	./$(BIN) serve
+
+## test: every suite, on SQLite and on a throwaway PostgreSQL cluster, with the Node clients
+test: node-deps
+	./scripts/with-postgres.sh ./scripts/test.sh
+
+## generate: regenerate gen/ from openapi.yaml
+generate:
+	$(GO) generate .
+
+## check-generated: fail when gen/ does not match openapi.yaml
+check-generated: generate
+	@if [ -n "$$(git status --porcelain -- gen/)" ]; then \
+		git status --short -- gen/; \
+		echo "gen/ is stale: run make generate and commit the result" >&2; exit 1; \
+	fi
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## node-deps: install the Node test clients (socket.io-client)
+node-deps: test/node/node_modules/.installed
+
+test/node/node_modules/.installed: test/node/package.json test/node/package-lock.json
+	npm ci --prefix test/node --no-audit --no-fund
+	touch $@
+
+clean:
+	rm -rf bin
