@@ -89,14 +89,26 @@ func (s *Service) PersonaCreate(ctx context.Context, in *gen.PersonaCreateReques
 	if err != nil {
 		return nil, err
 	}
-	out := &gen.PersonaCreateResponse{Results: make([]gen.PersonaResult, len(in.Personas)), IdempotencyKey: in.IdempotencyKey}
-	for i, item := range in.Personas {
-		out.Results[i], err = s.createPersona(ctx, id, i, item)
-		if err != nil {
+	results, err := eachItem(in.Personas, func(i int, item gen.PersonaInput) (gen.PersonaResult, error) {
+		return s.createPersona(ctx, id, i, item)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gen.PersonaCreateResponse{Results: results, IdempotencyKey: in.IdempotencyKey}, nil
+}
+
+// eachItem answers a bulk request item by item. A failed item is a result; an error (the
+// database failing, say) fails the whole call.
+func eachItem[T any](items []T, fn func(i int, item T) (gen.PersonaResult, error)) ([]gen.PersonaResult, error) {
+	results := make([]gen.PersonaResult, len(items))
+	for i, item := range items {
+		var err error
+		if results[i], err = fn(i, item); err != nil {
 			return nil, err
 		}
 	}
-	return out, nil
+	return results, nil
 }
 
 func (s *Service) createPersona(ctx context.Context, id *auth.Identity, i int, item gen.PersonaInput) (gen.PersonaResult, error) {
@@ -169,14 +181,13 @@ func (s *Service) PersonaUpdate(ctx context.Context, in *gen.PersonaUpdateReques
 	if err != nil {
 		return nil, err
 	}
-	out := &gen.PersonaUpdateResponse{Results: make([]gen.PersonaResult, len(in.Personas)), IdempotencyKey: in.IdempotencyKey}
-	for i, patch := range in.Personas {
-		out.Results[i], err = s.updatePersona(ctx, id, i, patch)
-		if err != nil {
-			return nil, err
-		}
+	results, err := eachItem(in.Personas, func(i int, patch gen.PersonaPatch) (gen.PersonaResult, error) {
+		return s.updatePersona(ctx, id, i, patch)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &gen.PersonaUpdateResponse{Results: results, IdempotencyKey: in.IdempotencyKey}, nil
 }
 
 func (s *Service) updatePersona(ctx context.Context, id *auth.Identity, i int, patch gen.PersonaPatch) (gen.PersonaResult, error) {
@@ -229,31 +240,36 @@ func (s *Service) PersonaDelete(ctx context.Context, in *gen.PersonaDeleteReques
 	if err != nil {
 		return nil, err
 	}
-	out := &gen.PersonaDeleteResponse{Results: make([]gen.PersonaResult, len(in.PersonaIds)), IdempotencyKey: in.IdempotencyKey}
-	for i, personaID := range in.PersonaIds {
-		err := s.store.Tx(ctx, func(q store.Q) error {
-			p, err := q.PersonaByID(ctx, personaID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				out.Results[i] = failed(i, &personaID, "persona not found")
-				return nil
-			case err != nil:
-				return err
-			case !canManage(id, p.DepartmentIDs):
-				out.Results[i] = failed(i, &personaID, "you may not delete this persona")
-				return nil
-			}
-			if err := q.DeletePersona(ctx, personaID); err != nil {
-				return err
-			}
-			out.Results[i] = gen.PersonaResult{Index: i, Success: true, PersonaId: &personaID, Message: "deleted"}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	results, err := eachItem(in.PersonaIds, func(i int, personaID uuid.UUID) (gen.PersonaResult, error) {
+		return s.deletePersona(ctx, id, i, personaID)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &gen.PersonaDeleteResponse{Results: results, IdempotencyKey: in.IdempotencyKey}, nil
+}
+
+func (s *Service) deletePersona(ctx context.Context, id *auth.Identity, i int, personaID uuid.UUID) (gen.PersonaResult, error) {
+	var res gen.PersonaResult
+	err := s.store.Tx(ctx, func(q store.Q) error {
+		p, err := q.PersonaByID(ctx, personaID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			res = failed(i, &personaID, "persona not found")
+			return nil
+		case err != nil:
+			return err
+		case !canManage(id, p.DepartmentIDs):
+			res = failed(i, &personaID, "you may not delete this persona")
+			return nil
+		}
+		if err := q.DeletePersona(ctx, personaID); err != nil {
+			return err
+		}
+		res = gen.PersonaResult{Index: i, Success: true, PersonaId: &personaID, Message: "deleted"}
+		return nil
+	})
+	return res, err
 }
 
 // PersonaSearch returns a page of the personas in the caller's scope.

@@ -69,36 +69,9 @@ func tokenCreate(args []string, stdout, stderr io.Writer) error {
 		return errors.New("token create needs --profile and --role")
 	}
 	ctx := context.Background()
-	var tok string
-	var t store.Token
+	var issued auth.Issued
 	err = st.Tx(ctx, func(q store.Q) error {
-		p, err := q.ProfileByName(ctx, *profile)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			if p, err = q.CreateProfile(ctx, *profile, *role); err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "created profile %q with role %s\n", p.Name, p.Role)
-		case err != nil:
-			return err
-		case p.Role != *role:
-			if err := q.SetProfileRole(ctx, p.ID, *role); err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "changed the role of profile %q from %s to %s\n", p.Name, p.Role, *role)
-		}
-		for _, name := range departments {
-			d, err := q.EnsureDepartment(ctx, strings.TrimSpace(name))
-			if err != nil {
-				return err
-			}
-			if err := q.AddProfileDepartment(ctx, p.ID, d.ID); err != nil {
-				return err
-			}
-		}
-		var hash string
-		tok, hash = auth.NewToken()
-		t, err = q.CreateToken(ctx, p.ID, hash, *label)
+		issued, err = auth.Issue(ctx, q, *profile, *role, *label, departments...)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -107,8 +80,14 @@ func tokenCreate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "token for profile %q, session %s\n", *profile, t.ID)
-	fmt.Fprintln(stdout, tok)
+	switch {
+	case issued.CreatedProfile:
+		fmt.Fprintf(stderr, "created profile %q with role %s\n", issued.Profile.Name, issued.Profile.Role)
+	case issued.PreviousRole != "":
+		fmt.Fprintf(stderr, "changed the role of profile %q from %s to %s\n", issued.Profile.Name, issued.PreviousRole, issued.Profile.Role)
+	}
+	fmt.Fprintf(stderr, "token for profile %q, session %s\n", issued.Profile.Name, issued.Session.ID)
+	fmt.Fprintln(stdout, issued.Token)
 	return nil
 }
 

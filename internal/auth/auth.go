@@ -170,3 +170,49 @@ func (r *Resolver) touch(ctx context.Context, tokenID uuid.UUID) {
 	r.mu.Unlock()
 	_ = r.store.Q().TouchToken(ctx, tokenID, now)
 }
+
+// Issued is what Issue did.
+type Issued struct {
+	Token          string        // the new token, shown once
+	Session        store.Token   // its stored row
+	Profile        store.Profile // the profile, with its role now
+	CreatedProfile bool
+	PreviousRole   string // the role the profile had before, when Issue changed it
+}
+
+// Issue creates a token for the named profile. A missing profile is created with role; an
+// existing one is given role. The profile is added to the departments, which are created as
+// needed. Run it inside a transaction.
+func Issue(ctx context.Context, q store.Q, profile, role, label string, departments ...string) (Issued, error) {
+	var out Issued
+	p, err := q.ProfileByName(ctx, profile)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if p, err = q.CreateProfile(ctx, profile, role); err != nil {
+			return out, err
+		}
+		out.CreatedProfile = true
+	case err != nil:
+		return out, err
+	case p.Role != role:
+		if err := q.SetProfileRole(ctx, p.ID, role); err != nil {
+			return out, err
+		}
+		out.PreviousRole, p.Role = p.Role, role
+	}
+	for _, name := range departments {
+		d, err := q.EnsureDepartment(ctx, strings.TrimSpace(name))
+		if err != nil {
+			return out, err
+		}
+		if err := q.AddProfileDepartment(ctx, p.ID, d.ID); err != nil {
+			return out, err
+		}
+	}
+	token, hash := NewToken()
+	if out.Session, err = q.CreateToken(ctx, p.ID, hash, label); err != nil {
+		return out, err
+	}
+	out.Token, out.Profile = token, p
+	return out, nil
+}

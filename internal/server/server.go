@@ -77,16 +77,9 @@ func bootstrap(ctx context.Context, st *store.Store) (string, error) {
 		if err != nil || n > 0 {
 			return err
 		}
-		p, err := q.CreateProfile(ctx, "admin", "admin")
-		if err != nil {
-			return err
-		}
-		t, hash := auth.NewToken()
-		if _, err := q.CreateToken(ctx, p.ID, hash, "created by the first glow serve"); err != nil {
-			return err
-		}
-		token = t
-		return nil
+		issued, err := auth.Issue(ctx, q, "admin", "admin", "created by the first glow serve")
+		token = issued.Token
+		return err
 	})
 	if errors.Is(err, store.ErrDuplicate) { // another server bootstrapped first
 		return "", nil

@@ -90,32 +90,15 @@ func Start(t testing.TB, d testdb.Dialect, opts *server.Options) *Env {
 func (e *Env) Token(t testing.TB, profile, role string, departments ...string) string {
 	t.Helper()
 	ctx := context.Background()
-	var tok string
-	err := e.Server.Store.Tx(ctx, func(q store.Q) error {
-		p, err := q.ProfileByName(ctx, profile)
-		if err != nil {
-			if p, err = q.CreateProfile(ctx, profile, role); err != nil {
-				return err
-			}
-		}
-		for _, name := range departments {
-			d, err := q.EnsureDepartment(ctx, name)
-			if err != nil {
-				return err
-			}
-			if err := q.AddProfileDepartment(ctx, p.ID, d.ID); err != nil {
-				return err
-			}
-		}
-		var hash string
-		tok, hash = auth.NewToken()
-		_, err = q.CreateToken(ctx, p.ID, hash, "test")
+	var issued auth.Issued
+	err := e.Server.Store.Tx(ctx, func(q store.Q) (err error) {
+		issued, err = auth.Issue(ctx, q, profile, role, "test", departments...)
 		return err
 	})
 	if err != nil {
 		t.Fatalf("create token for %s: %v", profile, err)
 	}
-	return tok
+	return issued.Token
 }
 
 // Department returns the id of a department, creating it if needed.
