@@ -93,29 +93,49 @@ func ParseBearer(value string) (string, bool) {
 // ErrUnauthorized is returned for unknown and revoked tokens.
 var ErrUnauthorized = errors.New("unknown or revoked token")
 
-// Resolver turns tokens into identities.
+// Resolver turns tokens into identities. It keeps a resolved identity for a short while, so
+// that a busy client does not cost a database round trip per request; Forget drops the
+// identities of a revoked session at once.
 type Resolver struct {
 	store *store.Store
+	ttl   time.Duration
 
-	mu      sync.Mutex
-	touched map[uuid.UUID]time.Time // when each token's last_used_at was last written
+	mu        sync.Mutex
+	cache     map[string]cachedIdentity // by token hash
+	bySession map[uuid.UUID]string      // session → token hash, for Forget
+	touched   map[uuid.UUID]time.Time   // when each token's last_used_at was last written
 }
 
-// NewResolver returns a resolver reading from s.
-func NewResolver(s *store.Store) *Resolver {
-	return &Resolver{store: s, touched: map[uuid.UUID]time.Time{}}
+type cachedIdentity struct {
+	id    *Identity
+	until time.Time
+}
+
+// NewResolver returns a resolver reading from s that keeps identities for ttl (0: never).
+func NewResolver(s *store.Store, ttl time.Duration) *Resolver {
+	return &Resolver{store: s, ttl: ttl, cache: map[string]cachedIdentity{},
+		bySession: map[uuid.UUID]string{}, touched: map[uuid.UUID]time.Time{}}
 }
 
 // touchEvery bounds how often a token's last_used_at is written.
 const touchEvery = time.Minute
 
-// Resolve returns the identity of a token, or ErrUnauthorized.
+// Resolve returns the identity of a token, or ErrUnauthorized. The identity is shared:
+// callers must not change it.
 func (r *Resolver) Resolve(ctx context.Context, token string) (*Identity, error) {
 	if !strings.HasPrefix(token, TokenPrefix) {
 		return nil, ErrUnauthorized
 	}
+	hash := HashToken(token)
+	now := time.Now()
+	r.mu.Lock()
+	c, ok := r.cache[hash]
+	r.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.id, nil
+	}
 	q := r.store.Q()
-	t, err := q.TokenByHash(ctx, HashToken(token))
+	t, err := q.TokenByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && t.RevokedAt != nil) {
 		return nil, ErrUnauthorized
 	}
@@ -126,8 +146,45 @@ func (r *Resolver) Resolve(ctx context.Context, token string) (*Identity, error)
 	if err != nil {
 		return nil, err
 	}
+	if r.ttl > 0 {
+		r.mu.Lock()
+		if len(r.cache) >= maxCached {
+			r.sweep(now)
+		}
+		r.cache[hash] = cachedIdentity{id: id, until: now.Add(r.ttl)}
+		r.bySession[id.SessionID] = hash
+		r.mu.Unlock()
+	}
 	r.touch(ctx, t.ID)
 	return id, nil
+}
+
+// maxCached bounds the cache; past it, expired entries are swept before adding one.
+const maxCached = 10000
+
+// sweep drops expired entries, or everything when none has expired. r.mu is held.
+func (r *Resolver) sweep(now time.Time) {
+	for hash, c := range r.cache {
+		if now.After(c.until) {
+			delete(r.cache, hash)
+			delete(r.bySession, c.id.SessionID)
+		}
+	}
+	if len(r.cache) >= maxCached {
+		clear(r.cache)
+		clear(r.bySession)
+	}
+}
+
+// Forget drops the cached identity of a session, when its token is revoked.
+func (r *Resolver) Forget(sessionID uuid.UUID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if hash, ok := r.bySession[sessionID]; ok {
+		delete(r.cache, hash)
+		delete(r.bySession, sessionID)
+	}
+	delete(r.touched, sessionID)
 }
 
 func (r *Resolver) identity(ctx context.Context, q store.Q, t store.Token) (*Identity, error) {

@@ -24,6 +24,7 @@ type Options struct {
 	SocketMaxCalls  int
 	ShutdownTimeout time.Duration
 	RevocationPoll  time.Duration
+	TokenCacheTTL   time.Duration // how long a resolved token is trusted without the database
 
 	envErrs []string // GLOW_* variables that could not be parsed
 }
@@ -34,6 +35,9 @@ func (o *Options) defaults() {
 	}
 	if o.RevocationPoll <= 0 {
 		o.RevocationPoll = 500 * time.Millisecond
+	}
+	if o.TokenCacheTTL <= 0 {
+		o.TokenCacheTTL = 10 * time.Second
 	}
 }
 

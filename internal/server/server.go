@@ -33,9 +33,10 @@ type Server struct {
 	// AdminToken is set when New found an empty database and created the first admin.
 	AdminToken string
 
-	handler http.Handler
-	log     *slog.Logger
-	opts    Options
+	handler  http.Handler
+	resolver *auth.Resolver
+	log      *slog.Logger
+	opts     Options
 }
 
 // New opens the database (migrating it) and assembles the server. On an empty database it
@@ -57,7 +58,8 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	}
 	svc := handlers.New(st, contract.Version())
 	s.Dispatch = dispatch.New(contract, svc, st, s.Hub, log, dispatch.Options{CallTimeout: opts.CallTimeout})
-	resolver := auth.NewResolver(st)
+	s.resolver = auth.NewResolver(st, opts.TokenCacheTTL)
+	resolver := s.resolver
 	mux := http.NewServeMux()
 	s.API = api.Mount(mux, s.Dispatch, resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes})
 	s.WS = ws.New(s.Dispatch, resolver, s.Hub, log, ws.Options{
@@ -133,9 +135,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
-// watchRevocations disconnects the sockets of revoked tokens. Tokens may be revoked by
-// another process (glow token revoke), so the database is polled; Revoke is idempotent, so
-// a token seen on several polls is harmless.
+// watchRevocations forgets the cached identities of revoked tokens and disconnects their
+// sockets. Tokens may be revoked by another process (glow token revoke), so the database is
+// polled; both steps are idempotent, so a token seen on several polls is harmless.
 func (s *Server) watchRevocations(ctx context.Context) {
 	t := time.NewTicker(s.opts.RevocationPoll)
 	defer t.Stop()
@@ -154,6 +156,7 @@ func (s *Server) watchRevocations(ctx context.Context) {
 			continue
 		}
 		for _, id := range ids {
+			s.resolver.Forget(id)
 			if n := s.WS.Revoke(id); n > 0 {
 				s.log.Info("disconnected the sockets of a revoked token", "session", id, "sockets", n)
 			}
