@@ -1,0 +1,151 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/glowhq/glow/internal/testdb"
+	"github.com/glowhq/glow/store"
+)
+
+func TestRunsRoundTrip(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			q := d.Open(t).Q()
+			p, _ := q.CreateProfile(ctx, "ada", "editor")
+			model, err := q.DefaultModel(ctx)
+			if err != nil || model.Name != "glow-local" || !model.IsDefault {
+				t.Fatalf("seeded default model: %+v %v", model, err)
+			}
+			now := store.Now()
+			subject := store.NewID()
+			r := store.Run{ID: store.NewID(), Artifact: "persona", Kind: "persona_draft", Topic: "run/x", ProfileID: p.ID,
+				SubjectID: &subject, ModelID: &model.ID, Status: store.RunQueued, Input: []byte(`{"instructions":"Be Bob"}`),
+				CreatedAt: now, UpdatedAt: now}
+			if err := q.InsertRun(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			got, err := q.RunByID(ctx, r.ID)
+			if err != nil || got.Status != store.RunQueued || string(got.Input) != `{"instructions":"Be Bob"}` || got.Result != nil || got.Error != nil {
+				t.Fatalf("RunByID: %+v %v", got, err)
+			}
+			if active, err := q.ActiveRunOn(ctx, subject, "persona_draft"); err != nil || active.ID != r.ID {
+				t.Fatalf("ActiveRunOn: %+v %v", active, err)
+			}
+			if err := q.SaveRunOutput(ctx, r.ID, "Name: Bob", 7, 40); err != nil {
+				t.Fatal(err)
+			}
+			got, _ = q.RunByID(ctx, r.ID)
+			got.Status, got.Result, got.FinishedAt = store.RunCompleted, []byte(`{"draft_id":"d"}`), &now
+			if err := q.UpdateRun(ctx, got); err != nil {
+				t.Fatal(err)
+			}
+			got, _ = q.RunByID(ctx, r.ID)
+			if got.Output != "Name: Bob" || got.OutputSeq != 7 || got.Progress != 40 || string(got.Result) != `{"draft_id":"d"}` || !store.RunFinished(got.Status) {
+				t.Fatalf("after update: %+v", got)
+			}
+			if _, err := q.ActiveRunOn(ctx, subject, "persona_draft"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("finished run still active: %v", err)
+			}
+			if rs, err := q.RunsWithStatus(ctx, store.RunQueued, store.RunRunning); err != nil || len(rs) != 0 {
+				t.Fatalf("RunsWithStatus: %v %v", rs, err)
+			}
+			rs, total, err := q.ListRuns(ctx, store.RunFilter{ProfileID: p.ID, Artifact: "persona", Text: "BOB"}, 10, 0)
+			if err != nil || total != 1 || len(rs) != 1 {
+				t.Fatalf("ListRuns: %d %v", total, err)
+			}
+		})
+	}
+}
+
+func TestProvidersAndModels(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			q := d.Open(t).Q()
+			now := store.Now()
+			prov := store.Provider{ID: store.NewID(), Name: "ollama", Kind: store.ProviderOpenAI, BaseURL: "http://127.0.0.1:11434/v1", CreatedAt: now, UpdatedAt: now}
+			if err := q.InsertProvider(ctx, prov); err != nil {
+				t.Fatal(err)
+			}
+			delay := 5
+			m := store.Model{ID: store.NewID(), ProviderID: prov.ID, Name: "llama3", Label: "Llama 3", IsDefault: true, TokenDelayMS: &delay, CreatedAt: now, UpdatedAt: now}
+			if err := q.InsertModel(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			def, err := q.DefaultModel(ctx)
+			if err != nil || def.ID != m.ID || def.TokenDelayMS == nil || *def.TokenDelayMS != 5 {
+				t.Fatalf("the new default: %+v %v", def, err)
+			}
+			ms, total, err := q.SearchModels(ctx, nil, "", 10, 0)
+			if err != nil || total != 2 {
+				t.Fatalf("models: %d %v", total, err)
+			}
+			defaults := 0
+			for _, x := range ms {
+				if x.IsDefault {
+					defaults++
+				}
+			}
+			if defaults != 1 {
+				t.Fatalf("%d default models", defaults)
+			}
+			if _, total, _ := q.SearchModels(ctx, &prov.ID, "LLAMA", 10, 0); total != 1 {
+				t.Fatalf("models of the provider matching llama: %d", total)
+			}
+			if err := q.DeleteProvider(ctx, prov.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.ModelByID(ctx, m.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("model of a deleted provider: %v", err)
+			}
+			if _, err := q.DefaultModel(ctx); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("no default is left after deleting it: %v", err)
+			}
+			if _, total, _ := q.SearchProviders(ctx, "", 10, 0); total != 1 {
+				t.Fatalf("providers after delete: %d", total)
+			}
+		})
+	}
+}
+
+func TestPresenceSearch(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			q := d.Open(t).Q()
+			ada, _ := q.CreateProfile(ctx, "ada", "learner")
+			bob, _ := q.CreateProfile(ctx, "bob", "learner")
+			sales, _ := q.EnsureDepartment(ctx, "sales")
+			_ = q.AddProfileDepartment(ctx, ada.ID, sales.ID)
+			at := store.Now().Add(-time.Minute)
+			add := func(p uuid.UUID, state string, n int) {
+				at = at.Add(time.Second)
+				if err := q.InsertActivity(ctx, store.Activity{ID: store.NewID(), ProfileID: p, State: state, Sockets: n, CreatedAt: at}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add(ada.ID, store.Active, 1)
+			add(bob.ID, store.Active, 2)
+			add(ada.ID, store.Inactive, 0)
+			ps, total, err := q.SearchPresence(ctx, store.PresenceFilter{}, 10, 0)
+			if err != nil || total != 2 || ps[0].ProfileName != "ada" || ps[0].State != store.Inactive || ps[1].Sockets != 2 {
+				t.Fatalf("presence: %+v %d %v", ps, total, err)
+			}
+			if _, total, _ := q.SearchPresence(ctx, store.PresenceFilter{State: store.Active}, 10, 0); total != 1 {
+				t.Fatalf("active: %d", total)
+			}
+			if ps, _, _ := q.SearchPresence(ctx, store.PresenceFilter{DepartmentIDs: []uuid.UUID{sales.ID}}, 10, 0); len(ps) != 1 || ps[0].ProfileName != "ada" {
+				t.Fatalf("in sales: %+v", ps)
+			}
+			if as, _ := q.ProfileActivity(ctx, ada.ID, 10); len(as) != 2 || as[0].State != store.Inactive {
+				t.Fatalf("ada's history: %+v", as)
+			}
+		})
+	}
+}
