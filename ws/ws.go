@@ -145,6 +145,7 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	sock.OnAny(func(args ...any) { s.onEvent(c, args) })
 	_ = sock.On("disconnect", func(...any) { s.forget(sock, c) })
 	s.track(sock, c)
+	watchConn(sock, func() { s.forget(sock, c) }) // fault E
 	next(nil)
 }
 
@@ -196,8 +197,10 @@ func (s *Server) onEvent(c *conn, args []any) {
 		return
 	}
 	go func() {
-		defer func() { <-c.slots }()
 		res := s.dispatch.Do(c.ctx, op, body, dispatch.SocketIO)
+		// Free the slot before acking: a client may send its next call as soon as it has
+		// the ack, and must not be refused for a slot this call still held.
+		<-c.slots
 		reply(ack, res.Status, res.Body)
 	}()
 }

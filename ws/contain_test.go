@@ -1,0 +1,1279 @@
+package ws_test
+
+// The tests of contain.go: one or more per fault of socket.io v3.0.2 that glow contains (see
+// docs/SOCKETIO.md). Each fails if its fault comes back — after a library upgrade, or if the
+// containment were removed — and most prove it: they switch the containment off for a few
+// hundred cycles (ws.SetContainment, a test hook) and assert the fault is then observed.
+//
+// The leak tests measure this process, which hosts the server, while a separate Node process
+// (test/node/cycles.mjs, the official socket.io-client) makes the connections, so that no
+// client goroutine, socket or allocation is counted. They need node on PATH and
+// `npm ci --prefix test/node` (they skip without, unless GLOW_TEST_REQUIRE_NODE=1, as in CI).
+//
+// Under -race (or -short) the cycle counts are cut (see scaled); the full-size runs are the
+// plain `go test ./ws/`.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/queue"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	glow "github.com/glowhq/glow"
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/handlers"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/dispatch"
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/testdb"
+	"github.com/glowhq/glow/internal/testserver"
+	"github.com/glowhq/glow/store"
+	"github.com/glowhq/glow/ws"
+)
+
+// ---------------------------------------------------------------------------------------
+// A1, A2 (and D1): no growth across connect/close cycles
+
+// TestContainA1A2WebsocketCycles2000 is the acceptance test of the leak fix: "no goroutine or
+// heap growth after 2 000 socket connect/close cycles". Exactly 2 000 websocket connections
+// are opened and closed by the client, after a warm-up; the server must then hold no more
+// goroutines, sockets or heap than before, within the bounds of cycleBounds.
+func TestContainA1A2WebsocketCycles2000(t *testing.T) {
+	node := needNode(t)
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	r := measureCycles(t, env.Server.WS, func(n int) cyclesResult {
+		return node.cycles(t, env.URL, env.Admin, "websocket", n, nil)
+	}, scaled(2000, 300))
+	r.assertNoFailures(t)
+	r.assertBounds(t, cycleBounds(r.cycles, r.d1()))
+}
+
+// TestContainA1A2CyclesAcrossTransports runs the same measurement for every other way a
+// connection ends: long-polling, polling upgraded to websocket, server-side kicks (Revoke of
+// the session; a connection the server closes at once, which also meets fault E's race now
+// and then) and refused handshakes. After every run the server must hold no connection, no
+// socket and no session (waitIdle).
+func TestContainA1A2CyclesAcrossTransports(t *testing.T) {
+	node := needNode(t)
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	srv := env.Server.WS
+	session := sessionOf(t, env.Server.Store, env.Admin)
+	revoke := func() { srv.Revoke(session) }
+	closeConns := func() { srv.CloseConnections() }
+
+	for _, tc := range []struct {
+		name, mode string
+		cycles     int
+		kick       func()
+	}{
+		{"polling", "polling", 2000, nil},
+		{"upgrade", "upgrade", 1000, nil},
+		{"kick-revoke-websocket", "kick", 1000, revoke},
+		{"kick-revoke-polling", "kick-polling", 500, revoke},
+		{"kick-close-websocket", "kick", 1000, closeConns},
+		{"refused", "refused", 1000, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := measureCycles(t, srv, func(n int) cyclesResult {
+				return node.cycles(t, env.URL, env.Admin, tc.mode, n, tc.kick)
+			}, scaled(tc.cycles, 150))
+			if tc.mode == "upgrade" {
+				r.allowFailures(t, "no upgrade", r.cycles/100+1, "an upgrade probe the server never answered (fault F, not contained)")
+			}
+			r.assertNoFailures(t)
+			r.assertBounds(t, cycleBounds(r.cycles, r.d1()))
+		})
+	}
+}
+
+// TestContainD1PollingServerCloses measures fault D1, which glow cannot contain: when the
+// server closes a long-polling connection (here: a disconnect that closes the connection),
+// the library's utils.Timer.Stop sometimes misses its goroutine, which then waits forever.
+// The goroutines of the library's timers are counted apart; their growth must stay within a
+// documented rate, and everything else must not grow at all.
+func TestContainD1PollingServerCloses(t *testing.T) {
+	node := needNode(t)
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	srv := env.Server.WS
+	r := measureCycles(t, srv, func(n int) cyclesResult {
+		return node.cycles(t, env.URL, env.Admin, "kick-polling", n, func() { srv.DisconnectAll(true) })
+	}, scaled(1000, 150))
+	// The library's Disconnect(true) closes a polling connection before what it queued (the
+	// CONNECT ack, the DISCONNECT) is written, and may leave the pending poll unanswered: the
+	// client then learns nothing until its ping timeout (fault D). glow never uses it; here
+	// it is only the way to make D1 measurable.
+	r.allowFailures(t, "timeout (", r.cycles/50+1, "a client never told of the immediate close (fault D, Disconnect(true))")
+	r.assertNoFailures(t)
+
+	b := cycleBounds(r.cycles, r.d1())
+	// D1: the library's own figure is 5–9 % of polling closes; it measured 2–5 % here. 15 %
+	// is far above that and far below what A1 would cost (every connection). Under -race,
+	// whose slow goroutine start-up widens D1's window, about half the closes leak (measured
+	// 49 %): there only the other bounds hold, and at most one timer per connection.
+	b.timers = r.cycles * 15 / 100
+	if raceEnabled() {
+		b.timers = r.cycles
+	}
+	r.assertBounds(t, b)
+	t.Logf("D1: %d of %d polling connections closed by the server left a timer goroutine (%.1f %%)",
+		r.d1(), r.cycles, 100*float64(r.d1())/float64(r.cycles))
+}
+
+// TestContainA1NegativeControl shows that the leak tests detect A1: with its containment off,
+// every connection the client closes leaves a goroutine and, until the garbage collector
+// happens to finalize it, an open socket; with it on, nothing.
+func TestContainA1NegativeControl(t *testing.T) {
+	node := needNode(t)
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	srv := env.Server.WS
+	n := scaled(200, 100)
+
+	// The leaked sockets are closed by their finalizers once collected: keep the collector
+	// off while counting them, so that only an explicit close (the containment) closes them.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+
+	for _, mode := range []string{"websocket", "polling", "refused"} {
+		t.Run(mode, func(t *testing.T) {
+			run := func(contained bool) cycleRun {
+				defer ws.SetContainment("A1", contained)()
+				return measureCycles(t, srv, func(n int) cyclesResult {
+					return node.cycles(t, env.URL, env.Admin, mode, n, nil)
+				}, n)
+			}
+			off := run(false)
+			off.assertNoFailures(t)
+			grew := off.after.other() - off.base.other()
+			if grew < n*9/10 {
+				t.Errorf("A1 off: %d goroutines more after %d %s cycles, want about %d (one per connection): the leak test no longer sees fault A1", grew, n, mode, n)
+			}
+			fds := off.after.socketFDs - off.base.socketFDs
+			if mode != "polling" && fds < n*9/10 { // a polling transport owns no socket
+				t.Errorf("A1 off: %d sockets more after %d %s cycles, want about %d", fds, n, mode, n)
+			}
+			t.Logf("A1 off, %d %s cycles: %+d goroutines, %+d sockets, %+d KB heap", n, mode, grew, fds, off.heapGrowth()/1024)
+
+			on := run(true)
+			on.assertNoFailures(t)
+			on.assertBounds(t, cycleBounds(on.cycles, on.d1()))
+		})
+	}
+}
+
+// TestContainA2NegativeControl shows that the leak tests detect A2: with the finalizers of the
+// library's queues left in place (A1 still contained), every closed connection keeps about
+// 19 KB of heap (two queues) forever; with them cleared, nothing.
+func TestContainA2NegativeControl(t *testing.T) {
+	node := needNode(t)
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	srv := env.Server.WS
+	n := scaled(500, 200)
+	run := func(contained bool) cycleRun {
+		defer ws.SetContainment("A2", contained)()
+		return measureCycles(t, srv, func(n int) cyclesResult {
+			return node.cycles(t, env.URL, env.Admin, "websocket", n, nil)
+		}, n)
+	}
+	off := run(false)
+	off.assertNoFailures(t)
+	perCycle := off.heapGrowth() / int64(n)
+	if perCycle < 12<<10 {
+		t.Errorf("A2 off: %d B of heap kept per closed connection, want ≥ 12 KB (two queues of ~9.5 KB): the leak test no longer sees fault A2", perCycle)
+	}
+	t.Logf("A2 off, %d websocket cycles: %+d KB heap (%d B per connection), %+d goroutines",
+		n, off.heapGrowth()/1024, perCycle, off.after.goroutines-off.base.goroutines)
+
+	on := run(true)
+	on.assertNoFailures(t)
+	on.assertBounds(t, cycleBounds(on.cycles, on.d1()))
+}
+
+// TestContainA2ForgetQueueReachesLibraryQueues checks the reflection A2 depends on: the
+// unexported writeQueue of fresh websocket, polling and JSONP transports and the taskQueue of
+// a server socket must be found (the test fails loudly when the library renames or retypes
+// them), and clearing their finalizers must be what lets the garbage collector free them.
+func TestContainA2ForgetQueueReachesLibraryQueues(t *testing.T) {
+	if err := ws.ForgetQueue(struct{ writeQueue int }{}, "writeQueue"); err == nil || !strings.Contains(err.Error(), "writeQueue") {
+		t.Fatalf("forgetQueue on a value without the queue: err = %v, want an error naming the field", err)
+	}
+
+	node := needNode(t)
+	for _, contained := range []bool{true, false} {
+		t.Run(fmt.Sprintf("contained=%v", contained), func(t *testing.T) {
+			restore := ws.SetContainment("A2", contained)
+			defer restore()
+
+			q := &queueProbe{}
+			url, _ := bareServer(t, []engine.TransportCtor{
+				ws.Contained(&transportProbe{TransportCtor: engine.Polling, q: q}, q.containmentError),
+				ws.Contained(&transportProbe{TransportCtor: engine.WebSocket, q: q}, q.containmentError),
+			}, func(s *socket.Socket, next func(*socket.ExtendedError)) {
+				if err := ws.ForgetQueue(s, "taskQueue"); err != nil {
+					q.containmentError(err)
+				}
+				q.record("server socket", fmt.Sprintf("%T", s), ws.QueueIn(s, "taskQueue"))
+				next(nil)
+			})
+
+			n := scaled(100, 30)
+			for _, mode := range []string{"websocket", "polling"} {
+				if r := node.cycles(t, url, "unused", mode, n, nil); r.Failed > 0 {
+					t.Fatalf("%s cycles: %+v", mode, r)
+				}
+			}
+			jsonpHandshake(t, url)
+
+			seen := q.kinds()
+			for _, kind := range []string{"websocket", "polling", "jsonp", "server socket"} {
+				if seen[kind] == 0 {
+					t.Errorf("no %s queue was recorded (kinds seen: %v)", kind, seen)
+				}
+			}
+			if errs := q.errors(); len(errs) > 0 {
+				t.Fatalf("the A2 containment could not reach a queue — the library changed, look at fault A2 again:\n%s", strings.Join(errs, "\n"))
+			}
+
+			// Every recorded queue belongs to a closed connection now. Cleared, they are
+			// collected; with their finalizers, none ever is (a cleanup runs only once the
+			// object is unreachable without a finalizer).
+			total := q.total()
+			wait := 5 * time.Second
+			if !contained {
+				wait = time.Second // nothing will be freed; the contained run frees all in ~0.1 s
+			}
+			freed := q.waitFreed(total, wait)
+			if contained {
+				// A few connections may still be held by a timer goroutine of fault D1.
+				if freed < total*95/100 {
+					t.Errorf("A2 contained: %d of %d closed queues were freed, want all", freed, total)
+				}
+			} else if freed != 0 {
+				t.Errorf("A2 off: %d of %d queues with their finalizer were freed, want none: has the library fixed fault A2? Then forgetQueue can go", freed, total)
+			}
+			t.Logf("A2 contained=%v: %d of %d closed queues freed (%v)", contained, freed, total, seen)
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// B: the first CONNECT is never lost
+
+// TestContainBNodeDialsNeverLoseConnect dials the real server thousands of times with the
+// official client (websocket, no reconnection, 2 s per dial) and counts the dials whose
+// engine.io connection opened but whose CONNECT was never answered: there must be none. It
+// then measures the same with a faster client (the test's own, which answers OPEN within
+// microseconds), with the gate on (asserted: none lost) and off (reported only: the race is
+// real but too rare to assert on; TestContainBGateHoldsOpenUntilSocketIOListens proves the
+// gate deterministically).
+func TestContainBNodeDialsNeverLoseConnect(t *testing.T) {
+	node := needNode(t)
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	n := scaled(3000, 400)
+
+	r := node.dials(t, env.URL, env.Admin, n)
+	if r.Failed > 0 {
+		t.Errorf("%d of %d Node dials failed: %v", r.Failed, r.Dials, r.Failures)
+	}
+	t.Logf("Node, gate on: %d dials, %d failed (%v) in %d ms", r.Dials, r.Failed, r.Failures, r.MS)
+
+	fast := rawDials(t, env.URL, env.Admin, n, 20, time.Second)
+	if fast.lost > 0 || fast.other > 0 {
+		t.Errorf("fast client, gate on: %d of %d CONNECTs lost, %d other failures", fast.lost, n, fast.other)
+	}
+	t.Logf("fast client, gate on: %d dials, %d lost", n, fast.lost)
+
+	restore := ws.SetContainment("B", false)
+	off := rawDials(t, env.URL, env.Admin, n, 20, time.Second)
+	restore()
+	t.Logf("fast client, gate OFF: %d dials, %d CONNECTs lost (not asserted: the race is real but rare)", n, off.lost)
+}
+
+// TestContainBGateHoldsOpenUntilSocketIOListens widens the race of fault B on purpose: the
+// transport sleeps right after sending OPEN, before the engine tells socket.io about the new
+// connection, so a client answering OPEN at once always finds nobody listening. Without the
+// gate nearly every CONNECT is lost; with it (the OPEN is only sent once socket.io listens),
+// none is.
+func TestContainBGateHoldsOpenUntilSocketIOListens(t *testing.T) {
+	for _, gate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gate=%v", gate), func(t *testing.T) {
+			defer ws.SetContainment("B", gate)()
+			url, _ := bareServer(t, []engine.TransportCtor{
+				ws.Contained(&slowOpen{TransportCtor: engine.WebSocket, delay: 20 * time.Millisecond}, func(err error) { t.Error(err) }),
+			}, func(_ *socket.Socket, next func(*socket.ExtendedError)) { next(nil) })
+			n := 40
+			if gate {
+				n = 200
+			}
+			r := rawDials(t, url, "unused", n, 20, 500*time.Millisecond)
+			switch {
+			case r.other > 0:
+				t.Errorf("%d dials failed for another reason", r.other)
+			case gate && r.lost > 0:
+				t.Errorf("gate on: %d of %d CONNECTs lost, want none", r.lost, n)
+			case !gate && r.lost < n*9/10:
+				t.Errorf("gate off: %d of %d CONNECTs lost, want nearly all: the test no longer widens the race of fault B", r.lost, n)
+			}
+			t.Logf("gate=%v: %d of %d CONNECTs lost", gate, r.lost, n)
+		})
+	}
+}
+
+// slowOpen wraps a transport constructor: its transports sleep after sending OPEN.
+type slowOpen struct {
+	engine.TransportCtor
+	delay time.Duration
+}
+
+func (s *slowOpen) New(ctx *types.HttpContext) transports.Transport {
+	return &slowOpenTransport{Transport: s.TransportCtor.New(ctx), delay: s.delay}
+}
+
+type slowOpenTransport struct {
+	transports.Transport
+	delay time.Duration
+}
+
+func (t *slowOpenTransport) Send(packets []*packet.Packet) {
+	t.Transport.Send(packets)
+	if len(packets) > 0 && packets[0].Type == packet.OPEN {
+		time.Sleep(t.delay)
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// E: a connection closing while its socket connects
+
+// TestContainEConnectionClosedWhileConnecting closes connections at the two moments fault E
+// is about, on purpose, on a server whose middleware keeps books the way glow's does (an entry
+// per socket, dropped on "disconnect"):
+//
+//   - ack: the transport closes as it sends the CONNECT ack, i.e. after the library marked the
+//     socket connected and before it registered it with the connection. Uncontained, every
+//     such socket stays connected in its namespace forever.
+//   - middleware: the connection closes while the middleware runs. Uncontained, the library
+//     drops the socket without a "disconnect" event, so the books keep it forever.
+//
+// The real server meets the same race, rarely, when a connection is closed right as its
+// socket connects (TestContainA1A2CyclesAcrossTransports/kick-close-websocket).
+func TestContainEConnectionClosedWhileConnecting(t *testing.T) {
+	for _, when := range []string{"ack", "middleware"} {
+		for _, contained := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/contained=%v", when, contained), func(t *testing.T) {
+				defer ws.SetContainment("E", contained)()
+				var mu sync.Mutex
+				books := map[*socket.Socket]bool{}
+				forget := func(s *socket.Socket) {
+					mu.Lock()
+					delete(books, s)
+					mu.Unlock()
+				}
+				url, sio := bareServer(t, []engine.TransportCtor{
+					ws.Contained(&closeOnAck{TransportCtor: engine.WebSocket, on: when == "ack"}, func(err error) { t.Error(err) }),
+				}, func(s *socket.Socket, next func(*socket.ExtendedError)) {
+					_ = s.On("disconnect", func(...any) { forget(s) })
+					mu.Lock()
+					books[s] = true
+					mu.Unlock()
+					ws.WatchConn(s, func() { forget(s) })
+					if when == "middleware" {
+						s.Conn().Close(true)
+					}
+					next(nil)
+				})
+				n := 30
+				rawDials(t, url, "unused", n, 10, 300*time.Millisecond)
+
+				// Let the library and the containment finish with every connection (contained,
+				// that takes a few milliseconds; uncontained, nothing changes after that).
+				wait := time.Second
+				if contained {
+					wait = 3 * time.Second
+				}
+				deadline := time.Now().Add(wait)
+				var ghosts, kept int
+				for {
+					ghosts = sio.Of("/", nil).Sockets().Len()
+					mu.Lock()
+					kept = len(books)
+					mu.Unlock()
+					if (ghosts == 0 && kept == 0) || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				t.Logf("%s, E contained=%v: %d connections closed; %d sockets still connected, %d still in the books", when, contained, n, ghosts, kept)
+				switch {
+				case contained && (ghosts > 0 || kept > 0):
+					t.Errorf("E contained: %d sockets still connected and %d in the books, want none", ghosts, kept)
+				case !contained && when == "ack" && ghosts < n*9/10:
+					t.Errorf("E off: %d of %d sockets left connected, want nearly all: the test no longer reproduces fault E", ghosts, n)
+				case !contained && when == "middleware" && kept < n*9/10:
+					t.Errorf("E off: %d of %d sockets left in the books, want nearly all: the test no longer reproduces fault E", kept, n)
+				}
+			})
+		}
+	}
+}
+
+// closeOnAck wraps a transport constructor: with on, its transports close themselves while
+// sending their first socket.io packet (the CONNECT ack), as a client going away at that
+// moment would make them.
+type closeOnAck struct {
+	engine.TransportCtor
+	on bool
+}
+
+func (c *closeOnAck) New(ctx *types.HttpContext) transports.Transport {
+	t := c.TransportCtor.New(ctx)
+	if !c.on {
+		return t
+	}
+	return &closeOnAckTransport{Transport: t}
+}
+
+type closeOnAckTransport struct {
+	transports.Transport
+	once sync.Once
+}
+
+func (t *closeOnAckTransport) Send(packets []*packet.Packet) {
+	t.Transport.Send(packets)
+	for _, p := range packets {
+		if p.Type == packet.MESSAGE {
+			t.once.Do(func() {
+				closed := make(chan struct{})
+				_ = t.Once("close", func(...any) { close(closed) })
+				go t.Close()
+				<-closed // the connection is closed before the library registers the socket
+			})
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// C: a socket's calls run concurrently, and boundedly
+
+// TestContainCSlowCallsDoNotBlockTheSocket runs a server whose system.health sleeps 200 ms.
+// On one socket, 20 parallel slow calls must all succeed in far less than the 4 s they would
+// take one at a time, and a fast call made meanwhile must not wait for them. Beyond
+// Options.MaxCalls the socket's calls are refused at once with 429, while another socket is
+// unaffected, and the slots come back when calls end.
+func TestContainCSlowCallsDoNotBlockTheSocket(t *testing.T) {
+	node := needNode(t)
+	const maxCalls, delay = 24, 200 * time.Millisecond
+	h, url, token, logs := slowServer(t, delay, maxCalls)
+
+	out := node.run(t, "dials-calls.mjs", map[string]string{
+		"GLOW_URL": url, "GLOW_TOKEN": token,
+		"CALLS_SLOW": "system.health", "CALLS_FAST": "profile.context",
+		"CALLS_PARALLEL": "20", "CALLS_OVER": "30", "CALLS_SEQUENCE": "0",
+		"CALLS_PHASES": "parallel,over,after",
+	}, time.Minute)
+	var rep callsReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("dials-calls.mjs: %v\n%s", err, out)
+	}
+	t.Logf("report: %s", bytes.TrimSpace(out))
+
+	// Timing bounds are loose, for slow CI machines and -race; the fault they catch is a
+	// factor of 20 (4 s) or blocks the fast call for the slow calls' 200 ms at least.
+	slowest, fastest := 2*time.Second, 150*time.Millisecond
+	if raceEnabled() {
+		slowest, fastest = 3*time.Second, 400*time.Millisecond
+	}
+	p := rep.Parallel
+	if p.Slow["200"] != 20 {
+		t.Errorf("20 parallel slow calls: statuses %v, want 20 × 200", p.Slow)
+	}
+	if ms(p.AllMS) > slowest {
+		t.Errorf("20 parallel 200 ms calls took %d ms, want < %s (one at a time: 4 s)", p.AllMS, slowest)
+	}
+	if !p.Fast.is(200) || ms(p.Fast.MS) > fastest {
+		t.Errorf("fast call during the slow ones: status %s after %d ms, want 200 within %s", p.Fast.Status, p.Fast.MS, fastest)
+	}
+
+	o := rep.Over
+	if o.Slow["200"] != maxCalls || o.Slow["429"] != 30-maxCalls {
+		t.Errorf("30 parallel slow calls with MaxCalls %d: statuses %v, want %d × 200 and %d × 429", maxCalls, o.Slow, maxCalls, 30-maxCalls)
+	}
+	if ms(o.RefusedMS) > fastest {
+		t.Errorf("calls beyond the limit were refused after %d ms, want at once (< %s)", o.RefusedMS, fastest)
+	}
+	if !o.FastA.is(429) {
+		t.Errorf("a call on the full socket: status %s, want 429", o.FastA.Status)
+	}
+	if !o.FastB.is(200) || ms(o.FastB.MS) > fastest {
+		t.Errorf("a call on another socket meanwhile: status %s after %d ms, want 200 within %s", o.FastB.Status, o.FastB.MS, fastest)
+	}
+	if !rep.After.is(200) {
+		t.Errorf("a call once the others ended: status %s, want 200 (slots not given back?)", rep.After.Status)
+	}
+	if peak := h.peak.Load(); peak != maxCalls {
+		t.Errorf("at most %d slow handlers ran at once, want exactly MaxCalls = %d", peak, maxCalls)
+	}
+	if s := logs.String(); strings.Contains(s, "socket.io containment") {
+		t.Errorf("the server logged a containment error:\n%s", s)
+	}
+}
+
+// TestContainCAckedCallFreesItsSlot checks the promise of the 429 answer ("wait for their
+// acks"): a client that keeps exactly MaxCalls calls running, sending the next one as soon as
+// an ack arrives, is never refused.
+func TestContainCAckedCallFreesItsSlot(t *testing.T) {
+	node := needNode(t)
+	_, url, token, _ := slowServer(t, 0, 1)
+	n := scaled(2000, 300)
+	out := node.run(t, "dials-calls.mjs", map[string]string{
+		"GLOW_URL": url, "GLOW_TOKEN": token,
+		"CALLS_SLOW": "system.health", "CALLS_FAST": "profile.context",
+		"CALLS_PARALLEL": "0", "CALLS_OVER": "0", "CALLS_SEQUENCE": strconv.Itoa(n),
+		"CALLS_PHASES": "sequence",
+	}, time.Minute)
+	var rep callsReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("dials-calls.mjs: %v\n%s", err, out)
+	}
+	if got := rep.Sequence.Statuses["200"]; got != n {
+		t.Errorf("%d calls one after the other with MaxCalls 1: statuses %v, want %d × 200", n, rep.Sequence.Statuses, n)
+	}
+}
+
+type callsReport struct {
+	Parallel struct {
+		Slow  map[string]int `json:"slow"`
+		AllMS int            `json:"allMs"`
+		Fast  callResult     `json:"fast"`
+	} `json:"parallel"`
+	Over struct {
+		Slow      map[string]int `json:"slow"`
+		RefusedMS int            `json:"refusedMaxMs"`
+		FastA     callResult     `json:"fastA"`
+		FastB     callResult     `json:"fastB"`
+	} `json:"over"`
+	After    callResult `json:"after"`
+	Sequence struct {
+		Statuses map[string]int `json:"statuses"`
+	} `json:"sequence"`
+}
+
+type callResult struct {
+	Status json.RawMessage `json:"status"` // a number, or "timeout"
+	MS     int             `json:"ms"`
+}
+
+func (c callResult) is(status int) bool { return string(c.Status) == strconv.Itoa(status) }
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// slowHandlers is the real service, but system.health sleeps first; it records how many
+// run at once.
+type slowHandlers struct {
+	*handlers.Service
+	delay         time.Duration
+	running, peak atomic.Int64
+}
+
+func (h *slowHandlers) SystemHealth(ctx context.Context, in *gen.SystemHealthRequest) (*gen.SystemHealthResponse, error) {
+	n := h.running.Add(1)
+	defer h.running.Add(-1)
+	for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
+	}
+	select {
+	case <-time.After(h.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return h.Service.SystemHealth(ctx, in)
+}
+
+// slowServer serves socket.io with the real dispatcher over slowHandlers on a free port of
+// 127.0.0.1, and returns an admin token and the server's log.
+func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers, string, string, *syncBuffer) {
+	t.Helper()
+	st := testdb.Dialects(t)[0].Open(t)
+	contract, err := dispatch.NewContract(glow.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	hub := &events.Hub{}
+	h := &slowHandlers{Service: handlers.New(st, contract.Version()), delay: delay}
+	d := dispatch.New(contract, h, st, hub, log, dispatch.Options{CallTimeout: 30 * time.Second})
+	srv := ws.New(d, auth.NewResolver(st, 0), hub, log, ws.Options{MaxCalls: maxCalls})
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", srv.Handler())
+	ts := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+
+	ctx := context.Background()
+	p, err := st.Q().CreateProfile(ctx, "slow-"+uuid.NewString()[:8], "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, hash := auth.NewToken()
+	if _, err := st.Q().CreateToken(ctx, p.ID, hash, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return h, ts.URL, token, logs
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// ---------------------------------------------------------------------------------------
+// Measuring the server process
+
+// procSample is what the leak tests measure in this process, which hosts the server.
+type procSample struct {
+	goroutines int            // all goroutines, from a full stack dump
+	timers     int            // those running a timer of the library (utils.SetTimeout/SetInterval)
+	groups     map[string]int // goroutines by what they run and who started them, for messages
+	socketFDs  int            // open sockets (/proc/self/fd), counted before any forced collection
+	heapAlloc  uint64         // runtime.MemStats after two runtime.GC, when collected
+	heapInuse  uint64
+}
+
+// other counts the goroutines that are not the library's timers (those are fault D1's).
+func (s procSample) other() int { return s.goroutines - s.timers }
+
+var stackBuf []byte
+
+// sample measures the process. With collect it first runs the garbage collector twice (for
+// the heap figures); the sockets are counted before that either way.
+func sample(collect bool) procSample {
+	s := procSample{socketFDs: countSocketFDs(), groups: map[string]int{}}
+	for {
+		if len(stackBuf) == 0 {
+			stackBuf = make([]byte, 4<<20)
+		}
+		n := runtime.Stack(stackBuf, true)
+		if n < len(stackBuf) {
+			// The first goroutine is the caller's own, whose stack differs from call to call.
+			for _, g := range strings.Split(string(stackBuf[:n]), "\n\n")[1:] {
+				s.goroutines++
+				if strings.Contains(g, "/pkg/utils.SetTimeout.func") || strings.Contains(g, "/pkg/utils.SetInterval.func") {
+					s.timers++
+				}
+				s.groups[goroutineGroup(g)]++
+			}
+			break
+		}
+		stackBuf = make([]byte, 2*len(stackBuf))
+	}
+	if collect {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		s.heapAlloc, s.heapInuse = m.HeapAlloc, m.HeapInuse
+	}
+	return s
+}
+
+// goroutineGroup names a goroutine by its function frames (without arguments) and creator.
+func goroutineGroup(stack string) string {
+	var frames []string
+	creator := ""
+	for _, line := range strings.Split(stack, "\n")[1:] {
+		switch {
+		case strings.HasPrefix(line, "created by "):
+			creator, _, _ = strings.Cut(strings.TrimPrefix(line, "created by "), " in goroutine")
+		case line != "" && !strings.HasPrefix(line, "\t"):
+			fn, _, _ := strings.Cut(line, "(0x")
+			fn = strings.TrimSuffix(strings.TrimSuffix(fn, "(...)"), "()")
+			if !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "sync.") && !strings.HasPrefix(fn, "internal/") {
+				frames = append(frames, fn)
+			}
+		}
+	}
+	if len(frames) > 2 {
+		frames = frames[:2]
+	}
+	return strings.Join(frames, " ← ") + " (started by " + creator + ")"
+}
+
+// countSocketFDs counts this process's open sockets; -1 where /proc is not there.
+func countSocketFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// bounds are the growths a leak test tolerates.
+type bounds struct {
+	other     int   // goroutines that are not library timers
+	timers    int   // library timer goroutines (fault D1)
+	socketFDs int   // open sockets
+	heapAlloc int64 // bytes
+	heapInuse int64 // bytes
+}
+
+// cycleBounds are the tolerances of n connect/close cycles of which d1 left a timer
+// goroutine (fault D1, measured apart), and why:
+//
+//   - other goroutines: 2. After the clients are gone and the server has forgotten every
+//     connection, nothing a connection started may remain; the slack covers a goroutine of
+//     the test's own bookkeeping. A1 would leave one per connection (n).
+//   - timer goroutines: 3 + 0.5 % of n. Fault D1 (utils.Timer.Stop missing its goroutine),
+//     which glow cannot contain, leaves one in ~0.1 % of connections here (0–3 in 2 000;
+//     the library's own figure for connect timeouts is ~1 in 500). Under -race, goroutines
+//     start several times slower, which is exactly D1's window: 3 + 5 % of n there.
+//   - sockets: 0. Every socket the cycles opened is closed once the clients are gone; A1
+//     would keep one per websocket connection until the collector finalizes it.
+//   - heap (HeapAlloc after GC): 512 B per cycle (at least 512 KB) plus 64 KB per D1
+//     goroutine (which keeps its connection's objects). Measured: ~50 KB per 1 000 cycles.
+//     A2 keeps ~19 KB per connection, A1 ~10 KB: 20–40 times the bound.
+//   - HeapInuse, which moves by whole spans: 2 KB per cycle (at least 2 MB) plus 160 KB per
+//     D1 goroutine. Measured: up to ~900 KB per 2 000 cycles, and ~110 KB per D1 goroutine.
+func cycleBounds(n, d1 int) bounds {
+	return bounds{
+		other:     2,
+		timers:    3 + n/map[bool]int{false: 200, true: 20}[raceEnabled()],
+		socketFDs: 0,
+		heapAlloc: max(512<<10, int64(n)*512) + int64(d1)*64<<10,
+		heapInuse: max(2<<20, int64(n)*2<<10) + int64(d1)*160<<10,
+	}
+}
+
+// cycleRun is one measured run of cycles.
+type cycleRun struct {
+	cycles      int
+	base, after procSample
+	result      cyclesResult
+	tolerated   int // failures allowFailures accepted
+}
+
+func (r cycleRun) d1() int           { return max(0, r.after.timers-r.base.timers) }
+func (r cycleRun) heapGrowth() int64 { return int64(r.after.heapAlloc) - int64(r.base.heapAlloc) }
+
+// allowFailures drops up to limit failures whose reason starts with prefix from the
+// result, logging them with why they are tolerated.
+func (r *cycleRun) allowFailures(t *testing.T, prefix string, limit int, why string) {
+	t.Helper()
+	for reason, n := range r.result.Failures {
+		if strings.HasPrefix(reason, prefix) {
+			if n > limit {
+				t.Errorf("%d cycles failed with %q, want at most %d (%s)", n, reason, limit, why)
+			}
+			t.Logf("tolerated: %d of %d cycles failed with %q: %s", n, r.cycles, reason, why)
+			delete(r.result.Failures, reason)
+			r.result.Failed -= n
+			r.tolerated += n
+		}
+	}
+}
+
+func (r cycleRun) assertNoFailures(t *testing.T) {
+	t.Helper()
+	if r.result.Failed > 0 || r.result.OK+r.result.Failed+r.tolerated != r.cycles {
+		t.Errorf("%d of %d %s cycles failed: %v", r.result.Failed, r.cycles, r.result.Mode, r.result.Failures)
+	}
+}
+
+func (r cycleRun) assertBounds(t *testing.T, b bounds) {
+	t.Helper()
+	grew := func(what string, got int64, limit int64, unit string) {
+		if got > limit {
+			t.Errorf("after %d %s cycles: %s grew by %d%s, want at most %d%s", r.cycles, r.result.Mode, what, got, unit, limit, unit)
+		}
+	}
+	grew("goroutines (other than library timers)", int64(r.after.other()-r.base.other()), int64(b.other), "")
+	grew("library timer goroutines (fault D1)", int64(r.after.timers-r.base.timers), int64(b.timers), "")
+	if r.base.socketFDs >= 0 {
+		grew("open sockets", int64(r.after.socketFDs-r.base.socketFDs), int64(b.socketFDs), "")
+	}
+	grew("HeapAlloc", r.heapGrowth(), b.heapAlloc, " B")
+	grew("HeapInuse", int64(r.after.heapInuse)-int64(r.base.heapInuse), b.heapInuse, " B")
+	if t.Failed() {
+		t.Logf("goroutines that appeared:\n%s", groupGrowth(r.base, r.after))
+	}
+}
+
+// groupGrowth lists the goroutine groups that grew, largest first.
+func groupGrowth(base, after procSample) string {
+	var lines []string
+	for g, n := range after.groups {
+		if d := n - base.groups[g]; d > 0 {
+			lines = append(lines, fmt.Sprintf("%6d  %s", d, g))
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(lines)))
+	if len(lines) > 15 {
+		lines = lines[:15]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// measureCycles warms the server up with a tenth of the cycles (pools, maps and caches
+// reach their working size), measures it, runs n cycles, waits for the server to let go of
+// every connection, and measures again.
+func measureCycles(t *testing.T, srv *ws.Server, drive func(n int) cyclesResult, n int) cycleRun {
+	t.Helper()
+	if w := drive(max(n/10, 20)); w.Failed > w.OK/10 {
+		t.Fatalf("warm-up failed: %+v", w)
+	}
+	waitIdle(t, srv)
+	// Sockets are counted before each collection; collect once first, so that sockets only a
+	// finalizer closes (A1 off) are gone from the baseline.
+	sample(true)
+	time.Sleep(50 * time.Millisecond)
+	base := sample(true)
+	start := time.Now()
+	r := cycleRun{cycles: n, base: base, result: drive(n)}
+	elapsed := time.Since(start)
+	waitIdle(t, srv)
+	r.after = settle(base, cycleBounds(n, 0), 5*time.Second)
+	t.Logf("%d %s cycles in %s (client: %d ms): goroutines %+d (library timers %+d), sockets %+d, HeapAlloc %+d KB, HeapInuse %+d KB",
+		n, r.result.Mode, elapsed.Round(time.Millisecond), r.result.MS,
+		r.after.goroutines-base.goroutines, r.after.timers-base.timers, r.after.socketFDs-base.socketFDs,
+		r.heapGrowth()/1024, (int64(r.after.heapInuse)-int64(base.heapInuse))/1024)
+	return r
+}
+
+// waitIdle waits until the server holds no connection, no socket and no session.
+func waitIdle(t *testing.T, srv *ws.Server) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for srv.EngineClients() > 0 || srv.Sockets() > 0 || srv.Sessions() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("15 s after the clients left, the server still holds %d engine.io connections, %d sockets and sockets of %d sessions",
+				srv.EngineClients(), srv.Sockets(), srv.Sessions())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settle waits until the goroutines other than timers and the sockets are back within b of
+// base — connections end asynchronously — or have not moved for a second (a leak), at most
+// wait, and returns a full sample. Sockets are counted without forcing a collection, so that
+// a socket only a finalizer would close still counts.
+func settle(base procSample, b bounds, wait time.Duration) procSample {
+	deadline := time.Now().Add(wait)
+	last, since := sample(false), time.Now()
+	for time.Now().Before(deadline) {
+		if last.other()-base.other() <= b.other && last.socketFDs-base.socketFDs <= b.socketFDs {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+		s := sample(false)
+		if s.other() != last.other() || s.socketFDs != last.socketFDs {
+			since = time.Now()
+		} else if time.Since(since) > time.Second {
+			break
+		}
+		last = s
+	}
+	return sample(true)
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients
+
+// nodeRunner runs the scripts of test/node.
+type nodeRunner struct{ node, dir string }
+
+// needNode finds node and the installed socket.io-client. Like the other Node suites it
+// skips without them, unless GLOW_TEST_REQUIRE_NODE=1 (CI), which makes that a failure.
+func needNode(t *testing.T) nodeRunner {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "test", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, missing := exec.LookPath("node")
+	if missing == nil {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client", "package.json")); err != nil {
+			missing = errors.New("test/node/node_modules is missing: run `npm ci --prefix test/node`")
+		}
+	}
+	if missing != nil {
+		if os.Getenv("GLOW_TEST_REQUIRE_NODE") == "1" {
+			t.Fatalf("GLOW_TEST_REQUIRE_NODE=1 but %v", missing)
+		}
+		t.Skipf("skipping: these tests drive the server with the Node socket.io-client: %v (GLOW_TEST_REQUIRE_NODE=1 makes this a failure)", missing)
+	}
+	return nodeRunner{node: node, dir: dir}
+}
+
+// run runs a script with environment variables and returns its stdout; a script that
+// breaks (exit status 2, or killed at the timeout) fails the test.
+func (nr nodeRunner) run(t *testing.T, script string, env map[string]string, timeout time.Duration) []byte {
+	t.Helper()
+	out, code := nr.exec(t, script, env, timeout, nil)
+	if code != 0 {
+		t.Fatalf("%s: exit status %d\n%s", script, code, out)
+	}
+	return out
+}
+
+// exec runs a script (killed after timeout); while it runs, during (if set) is called every
+// 2 ms. It starts no goroutine that outlives it, so that the leak tests count none.
+func (nr nodeRunner) exec(t *testing.T, script string, env map[string]string, timeout time.Duration, during func()) ([]byte, int) {
+	t.Helper()
+	cmd := exec.Command(nr.node, filepath.Join(nr.dir, script))
+	cmd.Dir = nr.dir
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", script, err)
+	}
+	var killed atomic.Bool
+	kill := time.AfterFunc(timeout, func() {
+		killed.Store(true)
+		_ = cmd.Process.Kill()
+	})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if during != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					during()
+				}
+			}
+		}()
+	}
+	err := cmd.Wait()
+	kill.Stop()
+	close(done)
+	wg.Wait()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.Bytes(), 0
+	case errors.As(err, &exit) && !killed.Load():
+		if stderr.Len() > 0 {
+			t.Logf("%s stderr:\n%s", script, stderr.String())
+		}
+		return stdout.Bytes(), exit.ExitCode()
+	default:
+		t.Fatalf("%s: %v (killed after %s: %v)\nstdout:\n%s\nstderr:\n%s", script, err, timeout, killed.Load(), stdout.String(), stderr.String())
+		return nil, -1
+	}
+}
+
+// cyclesResult is the summary test/node/cycles.mjs prints.
+type cyclesResult struct {
+	Mode     string         `json:"mode"`
+	Cycles   int            `json:"cycles"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Failures map[string]int `json:"failures"`
+	MS       int            `json:"ms"`
+}
+
+// cycles runs n connect/close cycles of a mode of test/node/cycles.mjs; kick, when set, is
+// called every 2 ms while the script runs (the kick modes wait for it).
+func (nr nodeRunner) cycles(t *testing.T, url, token, mode string, n int, kick func()) cyclesResult {
+	t.Helper()
+	out, code := nr.exec(t, "cycles.mjs", map[string]string{
+		"GLOW_URL": url, "GLOW_TOKEN": token, "CYCLES_MODE": mode, "CYCLES_COUNT": strconv.Itoa(n),
+	}, 3*time.Minute, kick)
+	var r cyclesResult
+	if err := json.Unmarshal(lastLine(out), &r); err != nil || code > 1 {
+		t.Fatalf("cycles.mjs %s: exit status %d, %v\n%s", mode, code, err, out)
+	}
+	return r
+}
+
+// dialsResult is the summary test/node/dials.mjs prints.
+type dialsResult struct {
+	Dials    int            `json:"dials"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Failures map[string]int `json:"failures"`
+	MS       int            `json:"ms"`
+}
+
+func (nr nodeRunner) dials(t *testing.T, url, token string, n int) dialsResult {
+	t.Helper()
+	out, code := nr.exec(t, "dials.mjs", map[string]string{
+		"GLOW_URL": url, "GLOW_TOKEN": token, "DIALS_COUNT": strconv.Itoa(n),
+		"DIALS_WORKERS": "20", "DIALS_TIMEOUT_MS": "2000",
+	}, 3*time.Minute, nil)
+	var r dialsResult
+	if err := json.Unmarshal(lastLine(out), &r); err != nil || code > 1 {
+		t.Fatalf("dials.mjs: exit status %d, %v\n%s", code, err, out)
+	}
+	return r
+}
+
+func lastLine(out []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	return lines[len(lines)-1]
+}
+
+// rawResult counts the outcomes of rawDials.
+type rawResult struct{ ok, lost, other int }
+
+// rawDials makes n socket.io connections over a bare websocket, workers at a time: each reads
+// OPEN, answers CONNECT at once (far faster than the Node client, which widens fault B's
+// window) and waits up to wait for the CONNECT ack; none is "lost".
+func rawDials(t *testing.T, baseURL, token string, n, workers int, wait time.Duration) rawResult {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(baseURL, "http") + "/socket.io/?EIO=4&transport=websocket"
+	connect := []byte(`40{"token":"Bearer ` + token + `"}`)
+	var ok, lost, other, next atomic.Int64
+	dial := func() {
+		c, _, err := websocket.DefaultDialer.Dial(u, nil)
+		if err != nil {
+			other.Add(1)
+			return
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := c.ReadMessage(); err != nil || len(msg) == 0 || msg[0] != '0' {
+			other.Add(1)
+			return
+		}
+		if err := c.WriteMessage(websocket.TextMessage, connect); err != nil {
+			other.Add(1)
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		for {
+			_, msg, err := c.ReadMessage()
+			switch {
+			case err != nil:
+				lost.Add(1)
+				return
+			case bytes.HasPrefix(msg, []byte("40")):
+				ok.Add(1)
+				return
+			case bytes.HasPrefix(msg, []byte("44")):
+				other.Add(1)
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				dial()
+			}
+		}()
+	}
+	wg.Wait()
+	return rawResult{ok: int(ok.Load()), lost: int(lost.Load()), other: int(other.Load())}
+}
+
+// jsonpHandshake opens (and leaves to the server's timeouts) one JSONP polling connection.
+func jsonpHandshake(t *testing.T, baseURL string) {
+	t.Helper()
+	res, err := http.Get(baseURL + "/socket.io/?EIO=4&transport=polling&j=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("___eio[0]")) {
+		t.Fatalf("JSONP handshake: %d %s", res.StatusCode, body)
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+// bareServer serves a socket.io server built like ws.New — the given transports, the gate's
+// release registered after ServeHandler — with one namespace middleware, on a free port of
+// 127.0.0.1.
+func bareServer(t *testing.T, ctors []engine.TransportCtor, mw socket.NamespaceMiddleware) (string, *socket.Server) {
+	t.Helper()
+	so := socket.DefaultServerOptions()
+	so.SetServeClient(false)
+	so.SetConnectTimeout(2 * time.Second)
+	so.SetTransports(types.NewSet(ctors...))
+	sio := socket.NewServer(nil, so)
+	h := sio.ServeHandler(nil)
+	_ = sio.Engine().On("connection", ws.ReleaseHandshake)
+	sio.Of("/", nil).Use(mw)
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", h)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		sio.Close(nil)
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	return ts.URL, sio
+}
+
+// transportProbe wraps a stock transport constructor and records each transport's queue.
+type transportProbe struct {
+	engine.TransportCtor
+	q *queueProbe
+}
+
+func (p *transportProbe) New(ctx *types.HttpContext) transports.Transport {
+	tr := p.TransportCtor.New(ctx)
+	kind := tr.Name()
+	if ctx.Query().Has("j") {
+		kind = "jsonp"
+	}
+	p.q.record(kind, fmt.Sprintf("%T", tr), ws.QueueIn(tr, "writeQueue"))
+	return tr
+}
+
+// queueProbe records the queues the A2 containment must reach, and notices when they are
+// freed.
+type queueProbe struct {
+	mu    sync.Mutex
+	seen  map[string]int
+	errs  []string
+	n     int
+	freed atomic.Int64
+}
+
+func (q *queueProbe) record(kind, typ string, qu *queue.Queue) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.seen == nil {
+		q.seen = map[string]int{}
+	}
+	if qu == nil {
+		q.errs = append(q.errs, fmt.Sprintf("%s (%s): no queue found", kind, typ))
+		return
+	}
+	q.seen[kind]++
+	if kind == "jsonp" {
+		return // left open by jsonpHandshake: it is not freed during the test
+	}
+	q.n++
+	runtime.AddCleanup(qu, func(freed *atomic.Int64) { freed.Add(1) }, &q.freed)
+}
+
+func (q *queueProbe) containmentError(err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.errs = append(q.errs, err.Error())
+}
+
+func (q *queueProbe) kinds() map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range q.seen {
+		out[k] = v
+	}
+	return out
+}
+
+func (q *queueProbe) errors() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.errs...)
+}
+
+func (q *queueProbe) total() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// waitFreed collects garbage until want queues were freed or wait has passed.
+func (q *queueProbe) waitFreed(want int, wait time.Duration) int {
+	deadline := time.Now().Add(wait)
+	for {
+		runtime.GC()
+		if n := int(q.freed.Load()); n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sessionOf returns the session (token row) id of a token.
+func sessionOf(t *testing.T, st *store.Store, token string) uuid.UUID {
+	t.Helper()
+	tok, err := st.Q().TokenByHash(context.Background(), auth.HashToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.ID
+}
+
+// scaled is n, or short when the race detector is on or -short is set: the race detector
+// makes every cycle several times slower.
+func scaled(n, short int) int {
+	if raceEnabled() || testing.Short() {
+		return min(n, short)
+	}
+	return n
+}
+
+var raceEnabled = sync.OnceValue(func() bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" {
+				return s.Value == "true"
+			}
+		}
+	}
+	return false
+})

@@ -1,0 +1,66 @@
+package ws
+
+// Test hooks for contain_test.go: what the external test package needs to reach the
+// containments of contain.go, and to switch them off for a negative control.
+
+import (
+	"reflect"
+	"sync/atomic"
+
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/queue"
+)
+
+// SetContainment switches the containment of one fault — "A1", "A2", "B" or "E" (see
+// contain.go) — and returns a function that restores the previous setting. Only a test that
+// owns every server running at the time may call it, and it must restore the setting before
+// it ends.
+func SetContainment(fault string, on bool) (restore func()) {
+	sw := map[string]*atomic.Bool{"A1": &containFaults.a1, "A2": &containFaults.a2, "B": &containFaults.b, "E": &containFaults.e}[fault]
+	if sw == nil {
+		panic("ws.SetContainment: no fault " + fault)
+	}
+	was := sw.Swap(on)
+	return func() { sw.Store(was) }
+}
+
+// ForgetQueue is forgetQueue: it clears the finalizer of obj's queue in field.
+func ForgetQueue(obj any, field string) error { return forgetQueue(obj, field) }
+
+// QueueIn returns the *queue.Queue that forgetQueue would reach in obj's field, or nil.
+func QueueIn(obj any, field string) *queue.Queue { return findQueue(reflect.ValueOf(obj), field, 0) }
+
+// Contained wraps a stock transport constructor the way New does.
+func Contained(ctor engine.TransportCtor, onQueueError func(error)) engine.TransportCtor {
+	return &contained{TransportCtor: ctor, onQueueError: onQueueError}
+}
+
+// ReleaseHandshake is the engine "connection" listener that opens a handshake's gate.
+func ReleaseHandshake(args ...any) { releaseHandshake(args...) }
+
+// DisconnectAll disconnects every socket of s with the library's Disconnect(closeConn): with
+// closeConn, the connection is closed at once as well.
+func (s *Server) DisconnectAll(closeConn bool) { s.io.DisconnectSockets(closeConn) }
+
+// CloseConnections closes the engine.io connection of every socket of s from the server
+// side, at once and without a word to the client (as Revoke does after its grace period).
+func (s *Server) CloseConnections() {
+	s.io.Of("/", nil).Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+		sock.Conn().Close(true)
+		return true
+	})
+}
+
+// EngineClients counts the engine.io connections s holds.
+func (s *Server) EngineClients() uint64 { return s.io.Engine().ClientsCount() }
+
+// Sessions counts the sessions (tokens) glow tracks sockets for.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// WatchConn is watchConn (fault E).
+func WatchConn(sock *socket.Socket, onClose func()) { watchConn(sock, onClose) }
