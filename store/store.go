@@ -100,6 +100,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // write lock when they begin (_txlock=immediate), so two writers queue on busy_timeout
 // instead of failing half-way; times are stored as sortable UTC text.
 func sqliteDSN(path string) string {
+	// The DSN is a URI: a path with %, ? or # must escape them.
+	path = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
 	return "file:" + path +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"

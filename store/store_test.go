@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -274,4 +276,18 @@ func equalIDs(a, b []uuid.UUID) bool {
 		}
 	}
 	return true
+}
+
+// TestSQLitePathWithURICharacters: the data directory may contain characters that mean
+// something in a URI; the database must still be created exactly there.
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	s, err := store.Open(context.Background(), store.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "glow.db")); err != nil {
+		t.Fatalf("the database is not in the data directory: %v", err)
+	}
 }
