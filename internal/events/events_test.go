@@ -1,0 +1,151 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/testdb"
+)
+
+func startLog(t *testing.T, d testdb.Dialect) *events.Log {
+	t.Helper()
+	l := events.New(d.Open(t), slog.New(slog.NewTextHandler(io.Discard, nil)), events.Options{BatchSize: 16})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l
+}
+
+func ev(topic string, n int) events.Event {
+	return events.Event{Topic: topic, Name: "test.tick", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
+}
+
+func TestPublishNumbersStoresAndDeliversInOrder(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			l := startLog(t, d)
+			var mu sync.Mutex
+			var got []events.Event
+			l.Subscribe(func(batch []events.Event) {
+				mu.Lock()
+				got = append(got, batch...)
+				mu.Unlock()
+			})
+			for i := 1; i <= 40; i++ {
+				l.Publish(ev([]string{"a", "b"}[i%2], i))
+			}
+			l.Sync()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != 40 {
+				t.Fatalf("delivered %d events, want 40", len(got))
+			}
+			next := map[string]int64{"a": 1, "b": 1}
+			for i, e := range got {
+				if e.Seq != next[e.Topic] || string(e.Data) != fmt.Sprintf(`{"n":%d}`, i+1) {
+					t.Fatalf("event %d: %s #%d %s", i, e.Topic, e.Seq, e.Data)
+				}
+				next[e.Topic]++
+			}
+			var p map[string]any
+			if err := json.Unmarshal(got[0].Payload(), &p); err != nil || p["topic"] != "b" || p["seq"] != float64(1) || p["n"] != float64(1) {
+				t.Fatalf("payload %s: %v", got[0].Payload(), err)
+			}
+		})
+	}
+}
+
+// TestAttachHasNoGapAndNoDuplicate replays a topic from a number while another goroutine
+// keeps publishing to it, and checks that replay plus live delivery is exactly the rest of
+// the topic, in order.
+func TestAttachHasNoGapAndNoDuplicate(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			l := startLog(t, d)
+			for i := 1; i <= 50; i++ {
+				l.Publish(ev("t", i))
+			}
+			l.Sync()
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			published := 50
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					published++
+					l.Publish(ev("t", published))
+					time.Sleep(100 * time.Microsecond)
+				}
+			}()
+			time.Sleep(20 * time.Millisecond)
+
+			var seen []int64
+			var li *events.Listener
+			r, err := l.Attach(context.Background(), "t", 20,
+				func(e events.Event) { seen = append(seen, e.Seq) },
+				func() { li = l.Listen("t", 100000) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Unlisten(li)
+			time.Sleep(20 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			l.Sync()
+			if r.Since != 20 || r.Replayed != len(seen) || r.Last != seen[len(seen)-1] || r.Truncated {
+				t.Fatalf("replay report %+v after %d events", r, len(seen))
+			}
+			for drained := false; !drained; {
+				select {
+				case e := <-li.C:
+					seen = append(seen, e.Seq)
+				default:
+					drained = true
+				}
+			}
+			if len(seen) != published-20 {
+				t.Fatalf("saw %d events, want %d (%d published)", len(seen), published-20, published)
+			}
+			for i, seq := range seen {
+				if seq != int64(21+i) {
+					t.Fatalf("position %d has #%d: gap or duplicate at the seam (replayed %d)", i, seq, r.Replayed)
+				}
+			}
+		})
+	}
+}
+
+func TestSlowListenerIsCutOff(t *testing.T) {
+	l := startLog(t, testdb.Dialects(t)[0])
+	var li *events.Listener
+	if _, err := l.Attach(context.Background(), "slow", 0, func(events.Event) {}, func() { li = l.Listen("slow", 2) }); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlisten(li)
+	for i := 1; i <= 5; i++ {
+		l.Publish(ev("slow", i))
+	}
+	l.Sync()
+	select {
+	case <-li.Lost:
+	default:
+		t.Fatal("a listener 3 events behind a buffer of 2 was not cut off")
+	}
+	if len(li.C) != 2 {
+		t.Fatalf("buffered %d events", len(li.C))
+	}
+}
