@@ -72,6 +72,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// SQLite takes one writer at a time; a handful of connections serve concurrent
 		// readers while busy_timeout queues the writers.
 		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8) // reopening a connection re-runs the pragmas and rereads the schema
 		s.db = db
 	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
 		s.dialect = Postgres

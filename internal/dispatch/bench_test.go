@@ -1,0 +1,64 @@
+package dispatch_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	glow "github.com/glowhq/glow"
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/handlers"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/dispatch"
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/testdb"
+	"github.com/glowhq/glow/store"
+)
+
+// BenchmarkDispatch measures one in-process Dispatcher.Do of an operation with the real
+// handlers on SQLite, for a caller resolved from a token as the transports do it: parse,
+// authorize, validate, decode, call, encode, and publish the two lifecycle events to a hub
+// with one subscriber that drops them. No transport, no token lookup per call.
+func BenchmarkDispatch(b *testing.B) {
+	contract, err := dispatch.NewContract(glow.Spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := testdb.Dialects(b)[0].Open(b)
+	ctx := context.Background()
+	var token string
+	if err := st.Tx(ctx, func(q store.Q) error {
+		issued, err := auth.Issue(ctx, q, "bench", "learner", "bench")
+		token = issued.Token
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	id, err := auth.NewResolver(st, 0).Resolve(ctx, token) // 0: no cache
+	if err != nil {
+		b.Fatal(err)
+	}
+	hub := &events.Hub{}
+	hub.Subscribe(func(events.Event) {})
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	d := dispatch.New(contract, handlers.New(st, contract.Version()), st, hub, log, dispatch.Options{})
+	callerCtx := auth.NewContext(ctx, id)
+
+	for _, name := range []string{"profile.context", "system.health"} {
+		o, ok := gen.OperationByID(name)
+		if !ok {
+			b.Fatalf("no operation %s", name)
+		}
+		body := []byte(`{}`)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if res := d.Do(callerCtx, o, body, dispatch.SocketIO); res.Status != http.StatusOK {
+					b.Fatalf("%s: %d %s", name, res.Status, res.Body)
+				}
+			}
+		})
+	}
+}

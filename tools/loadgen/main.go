@@ -1,0 +1,413 @@
+// Command loadgen measures glow under load: the same operation over HTTP and over
+// socket.io, with N concurrent clients each keeping K calls in flight, for a fixed time
+// per step after a warm-up. It reports calls per second, latency percentiles, errors and
+// the server's CPU time per call, and can write the results as Markdown.
+//
+// By default it starts its own server on a new SQLite database in a temporary directory,
+// listening on a free port of 127.0.0.1, as a separate process (this binary re-executed),
+// so that the server's CPU time is read from /proc/<pid>/stat apart from the load
+// generator's. -inprocess runs the server in this process instead; -url and -token target
+// a running server.
+//
+//	go run ./tools/loadgen -clients 1,10,100 -duration 10s -out docs/BENCHMARKS.md
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/glowhq/glow/gen"
+)
+
+// Bounds on the flags, so that no run is unbounded by accident.
+const (
+	maxClients  = 1000
+	maxInFlight = 64
+	maxSteps    = 30
+	maxDuration = 5 * time.Minute
+	maxWarmup   = time.Minute
+)
+
+type config struct {
+	Clients    []int
+	Shared     []int // client counts of the socketio-shared steps
+	InFlight   int
+	Duration   time.Duration
+	Warmup     time.Duration
+	Timeout    time.Duration
+	Op         string
+	Body       string
+	Transports []string
+	Role       string
+	Out        string
+	InProcess  bool
+	ServerLog  string
+	Profile    string
+
+	URL, Token           string
+	DataDir, DatabaseURL string
+	PID                  int
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == childCommand {
+		os.Exit(childMain(os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once
+
+	results, env, err := bench(ctx, cfg, stdout, stderr)
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "loadgen: interrupted; no report written")
+		printResults(stdout, results, cfg.InProcess)
+		return 130
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return 1
+	}
+	printResults(stdout, results, cfg.InProcess)
+	if cfg.Out != "" {
+		md := renderMarkdown(report{Machine: env.machine, Mode: env.mode, Code: codeVersion(), Command: commandLine(args),
+			Date: time.Now(), Config: cfg, Results: results})
+		if err := os.WriteFile(cfg.Out, md, 0o644); err != nil {
+			fmt.Fprintf(stderr, "loadgen: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "loadgen: wrote %s\n", cfg.Out)
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	clients := fs.String("clients", "1,10,100", fmt.Sprintf("concurrent clients per step, comma-separated (each 1–%d)", maxClients))
+	shared := fs.String("shared-clients", "", "client counts of the socketio-shared steps (default: those of -clients)")
+	fs.IntVar(&cfg.InFlight, "inflight", 1, fmt.Sprintf("calls each client keeps in flight (1–%d)", maxInFlight))
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per step")
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured time before each step's window")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "longest a call (or a connect) may take before it counts as an error")
+	fs.StringVar(&cfg.Op, "op", "profile.context", "operation to call: its operationId (socket.io event); HTTP posts to its path")
+	fs.StringVar(&cfg.Body, "body", "{}", "JSON request body")
+	transports := fs.String("transports", "http,socketio", "transports to measure, in order: http, socketio, socketio-shared (every client on one profile: the push fan-out)")
+	fs.StringVar(&cfg.Role, "role", "learner", "role of the clients' profiles")
+	fs.StringVar(&cfg.Out, "out", "", "write a Markdown report to this file (replacing it)")
+	fs.BoolVar(&cfg.InProcess, "inprocess", false, "run the server in this process (CPU figures then count both)")
+	fs.StringVar(&cfg.ServerLog, "server-log", "warn", "log level of the started server")
+	fs.StringVar(&cfg.Profile, "cpuprofile", "", "write a CPU profile of the started server, over the whole run, to this file (go tool pprof)")
+	fs.StringVar(&cfg.URL, "url", "", "target a running server at this base URL (http://host:port) instead of starting one")
+	fs.StringVar(&cfg.Token, "token", "", "with -url: a token of the running server")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "with -url: the server's SQLite directory, to give each client its own profile and token")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "with -url: the server's PostgreSQL URL, for the same")
+	fs.IntVar(&cfg.PID, "pid", 0, "with -url: the server's process id, to measure its CPU time")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: go run ./tools/loadgen [flags]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if cfg.Clients, err = parseCounts(*clients); err != nil {
+		return cfg, fmt.Errorf("-clients: %w", err)
+	}
+	cfg.Shared = cfg.Clients
+	if *shared != "" {
+		if cfg.Shared, err = parseCounts(*shared); err != nil {
+			return cfg, fmt.Errorf("-shared-clients: %w", err)
+		}
+	}
+	for _, s := range strings.Split(*transports, ",") {
+		s = strings.TrimSpace(s)
+		if _, ok := transportTitles[s]; !ok {
+			return cfg, fmt.Errorf("-transports: unknown transport %q (http, socketio, socketio-shared)", s)
+		}
+		cfg.Transports = append(cfg.Transports, s)
+	}
+	switch {
+	case cfg.InFlight < 1 || cfg.InFlight > maxInFlight:
+		return cfg, fmt.Errorf("-inflight must be from 1 to %d", maxInFlight)
+	case cfg.Duration < time.Second || cfg.Duration > maxDuration:
+		return cfg, fmt.Errorf("-duration must be from 1s to %s", maxDuration)
+	case cfg.Warmup < 0 || cfg.Warmup > maxWarmup:
+		return cfg, fmt.Errorf("-warmup must be from 0 to %s", maxWarmup)
+	case cfg.Timeout < 100*time.Millisecond || cfg.Timeout > time.Minute:
+		return cfg, errors.New("-timeout must be from 100ms to 1m")
+	case cfg.steps() > maxSteps:
+		return cfg, fmt.Errorf("at most %d steps (clients × transports)", maxSteps)
+	case !json.Valid([]byte(cfg.Body)):
+		return cfg, errors.New("-body is not valid JSON")
+	case cfg.URL == "" && (cfg.Token != "" || cfg.DataDir != "" || cfg.DatabaseURL != "" || cfg.PID != 0):
+		return cfg, errors.New("-token, -data-dir, -database-url and -pid go with -url")
+	case cfg.URL != "" && cfg.Token == "":
+		return cfg, errors.New("-url needs -token")
+	case cfg.URL != "" && cfg.Profile != "":
+		return cfg, errors.New("-cpuprofile profiles a server loadgen starts, not one at -url")
+	case cfg.URL != "" && cfg.InProcess:
+		return cfg, errors.New("-inprocess starts a server; -url targets one: pick one")
+	}
+	if _, ok := gen.OperationByID(cfg.Op); !ok {
+		return cfg, fmt.Errorf("-op: no operation %q in openapi.yaml", cfg.Op)
+	}
+	return cfg, nil
+}
+
+// runEnv is where a run happened.
+type runEnv struct {
+	machine machine
+	mode    string // how the server ran
+}
+
+func parseCounts(list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > maxClients {
+			return nil, fmt.Errorf("%q is not a number of clients from 1 to %d", s, maxClients)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// clientsOf lists the client counts of a transport's steps.
+func (c config) clientsOf(transport string) []int {
+	if transport == transportSIOShare {
+		return c.Shared
+	}
+	return c.Clients
+}
+
+// steps counts the steps of a run.
+func (c config) steps() int {
+	n := 0
+	for _, tr := range c.Transports {
+		n += len(c.clientsOf(tr))
+	}
+	return n
+}
+
+// bench starts or finds the server, checks both transports once, and runs every step.
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result, runEnv, error) {
+	m := runEnv{machine: describeMachine()}
+	maxN := 0
+	for _, tr := range cfg.Transports {
+		for _, n := range cfg.clientsOf(tr) {
+			maxN = max(maxN, n)
+		}
+	}
+	steps := cfg.steps()
+	fmt.Fprintf(stderr, "loadgen: %d steps of %s warm-up + %s, about %s in all\n",
+		steps, cfg.Warmup, cfg.Duration, time.Duration(steps)*(cfg.Warmup+cfg.Duration+time.Second))
+
+	tgt, err := startTarget(ctx, cfg, maxN)
+	if err != nil {
+		return nil, m, err
+	}
+	defer func() {
+		if err := tgt.stop(); err != nil {
+			fmt.Fprintf(stderr, "loadgen: stop the server: %v\n", err)
+		}
+	}()
+	m.mode = tgt.Mode
+	fmt.Fprintf(stderr, "loadgen: server %s, %s\n", tgt.URL, tgt.Mode)
+	if tgt.pid > 0 {
+		fmt.Fprintf(stderr, "loadgen: server pid %d\n", tgt.pid)
+	}
+	op, _ := gen.OperationByID(cfg.Op)
+	if err := preflight(ctx, tgt, cfg, op.Path, stderr); err != nil {
+		return nil, m, fmt.Errorf("preflight: %w", err)
+	}
+
+	var results []result
+	for _, tr := range cfg.Transports {
+		for _, n := range cfg.clientsOf(tr) {
+			step := stepConfig{Transport: tr, Clients: n, InFlight: cfg.InFlight, Warmup: cfg.Warmup,
+				Duration: cfg.Duration, Timeout: cfg.Timeout, Op: cfg.Op, Path: op.Path, Body: []byte(cfg.Body)}
+			res, err := runStep(ctx, tgt, step)
+			if ctx.Err() != nil {
+				return results, m, ctx.Err()
+			}
+			if err != nil {
+				return results, m, fmt.Errorf("%s with %d clients: %w", tr, n, err)
+			}
+			results = append(results, res)
+			printStep(stdout, res, tgt.inProcess)
+			// Let the server finish closing the step's connections before the next one.
+			select {
+			case <-ctx.Done():
+				return results, m, ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return results, m, nil
+}
+
+func startTarget(ctx context.Context, cfg config, clients int) (*target, error) {
+	if cfg.URL != "" {
+		return external(ctx, cfg.URL, cfg.Token, cfg.DataDir, cfg.DatabaseURL, cfg.PID, clients, cfg.Role)
+	}
+	dir, err := os.MkdirTemp("", "glow-loadgen-")
+	if err != nil {
+		return nil, err
+	}
+	scfg := serverConfig{Clients: clients, Role: cfg.Role, MaxCalls: max(16, cfg.InFlight), LogLevel: cfg.ServerLog}
+	if cfg.Profile != "" {
+		if scfg.Profile, err = filepath.Abs(cfg.Profile); err != nil {
+			return nil, err
+		}
+	}
+	var tgt *target
+	if cfg.InProcess {
+		tgt, err = startInProcess(dir, scfg)
+	} else {
+		tgt, err = startChild(dir, scfg)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := tgt.stop
+	tgt.stop = func() error {
+		defer os.RemoveAll(dir)
+		return stop()
+	}
+	return tgt, nil
+}
+
+// preflight makes one call per transport and checks that both answer 200 with the same
+// body, and that socket.io pushes the call's lifecycle events.
+func preflight(ctx context.Context, tgt *target, cfg config, path string, stderr io.Writer) error {
+	tokens, _ := clientTokens(tgt, 1, false)
+	var httpBody, sioBody json.RawMessage
+	for _, tr := range cfg.Transports {
+		switch tr {
+		case transportHTTP:
+			if httpBody != nil {
+				continue
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, tgt.URL+path, bytes.NewReader([]byte(cfg.Body)))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tokens[0])
+			res, err := (&http.Client{Timeout: cfg.Timeout}).Do(req)
+			if err != nil {
+				return err
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				return err
+			}
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("POST %s answered %d: %s", path, res.StatusCode, truncate(body, 300))
+			}
+			httpBody = body
+		case transportSIO, transportSIOShare:
+			if sioBody != nil {
+				continue
+			}
+			wsURL, err := socketURL(tgt.URL)
+			if err != nil {
+				return err
+			}
+			c, err := dialSIO(ctx, wsURL, tokens[0], cfg.Timeout)
+			if err != nil {
+				return err
+			}
+			args, err := c.Call(ctx, cfg.Op, []byte(cfg.Body), cfg.Timeout)
+			if err != nil {
+				c.Close()
+				return err
+			}
+			status, body, err := decodeAck(args)
+			if err != nil {
+				c.Close()
+				return err
+			}
+			if status != http.StatusOK {
+				c.Close()
+				return fmt.Errorf("%s answered %d: %s", cfg.Op, status, truncate(body, 300))
+			}
+			sioBody = body
+			deadline := time.Now().Add(time.Second)
+			for c.pushes.Load() < 2 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			fmt.Fprintf(stderr, "loadgen: socket.io call acked 200; %d pushed events for it (lifecycle .started/.completed)\n", c.pushes.Load())
+			c.Close()
+		}
+	}
+	if httpBody != nil && sioBody != nil {
+		var a, b any
+		_ = json.Unmarshal(httpBody, &a)
+		_ = json.Unmarshal(sioBody, &b)
+		if !reflect.DeepEqual(a, b) {
+			return fmt.Errorf("HTTP and socket.io answered different bodies:\n%s\n%s", httpBody, sioBody)
+		}
+		fmt.Fprintf(stderr, "loadgen: HTTP and socket.io answer %s with the same body (%d bytes)\n", cfg.Op, len(httpBody))
+	}
+	return nil
+}
+
+// commandLine is the command that reproduces this run.
+func commandLine(args []string) string {
+	parts := []string{"go", "run", "./tools/loadgen"}
+	redact := false
+	for _, a := range args {
+		switch {
+		case redact:
+			a, redact = "<token>", false
+		case a == "-token" || a == "--token":
+			redact = true
+		case strings.HasPrefix(a, "-token=") || strings.HasPrefix(a, "--token="):
+			a = a[:strings.IndexByte(a, '=')+1] + "<token>"
+		}
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./,=:+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
