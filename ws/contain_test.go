@@ -628,10 +628,13 @@ func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers,
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	hub := &events.Hub{}
+	evs := events.New(st, log, events.Options{})
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	evDone := make(chan struct{})
+	go func() { evs.Run(evCtx); close(evDone) }()
 	h := &slowHandlers{Service: handlers.New(st, contract.Version()), delay: delay}
-	d := dispatch.New(contract, h, st, hub, log, dispatch.Options{CallTimeout: 30 * time.Second})
-	srv := ws.New(d, auth.NewResolver(st, 0), hub, log, ws.Options{MaxCalls: maxCalls})
+	d := dispatch.New(contract, h, st, evs, log, dispatch.Options{CallTimeout: 30 * time.Second})
+	srv := ws.New(d, auth.NewResolver(st, 0), evs, log, ws.Options{MaxCalls: maxCalls})
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", srv.Handler())
 	ts := httptest.NewServer(mux)
@@ -639,6 +642,8 @@ func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers,
 		srv.Close()
 		ts.CloseClientConnections()
 		ts.Close()
+		stopEvents()
+		<-evDone
 	})
 
 	ctx := context.Background()

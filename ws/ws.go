@@ -90,7 +90,7 @@ type conn struct {
 }
 
 // New builds the transport. Events published on hub reach the sockets in their topic's room.
-func New(d *dispatch.Dispatcher, r Resolver, hub *events.Hub, log *slog.Logger, opts Options) *Server {
+func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, log *slog.Logger, opts Options) *Server {
 	opts.defaults()
 	s := &Server{dispatch: d, resolver: r, log: log, opts: opts, sessions: map[uuid.UUID]map[*socket.Socket]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -113,7 +113,7 @@ func New(d *dispatch.Dispatcher, r Resolver, hub *events.Hub, log *slog.Logger, 
 	_ = s.io.Engine().On("connection", releaseHandshake)
 
 	s.io.Of("/", nil).Use(s.authenticate)
-	hub.Subscribe(s.deliver)
+	evs.Subscribe(s.deliver)
 	return s
 }
 
@@ -237,22 +237,22 @@ func replyProblem(ack socket.Ack, p *problem.Problem) {
 	reply(ack, p.Status, body)
 }
 
-// deliver sends a published event to the sockets of its topic's room.
-func (s *Server) deliver(ev events.Event) {
-	if room, ok := roomOf(ev.Topic); ok {
-		_ = s.io.To(socket.Room(room)).Emit(ev.Name, json.RawMessage(ev.Data))
+// deliver sends stored events to the rooms of their topics, in order. Each socket gets an
+// event once, even when it is in several of its rooms.
+func (s *Server) deliver(batch []events.Event) {
+	for _, ev := range batch {
+		rooms := []socket.Room{socket.Room(roomOf(ev.Topic))}
+		for _, t := range ev.Also {
+			rooms = append(rooms, socket.Room(roomOf(t)))
+		}
+		_ = s.io.To(rooms...).Emit(ev.Name, ev.Payload())
 	}
 }
 
-func profileRoom(id uuid.UUID) string { return "profile:" + id.String() }
+func profileRoom(id uuid.UUID) string { return roomOf(events.ProfileTopic(id)) }
 
-// roomOf maps an event topic to the room of the sockets that receive it.
-func roomOf(topic string) (string, bool) {
-	if rest, ok := strings.CutPrefix(topic, "profile/"); ok {
-		return "profile:" + rest, true
-	}
-	return "", false
-}
+// roomOf names the room of a topic's live audience: "profile/<id>" is "profile:<id>".
+func roomOf(topic string) string { return strings.Replace(topic, "/", ":", 1) }
 
 func (s *Server) track(sock *socket.Socket, c *conn) {
 	s.mu.Lock()

@@ -58,20 +58,20 @@ type Dispatcher struct {
 	contract *Contract
 	handlers gen.Handlers
 	store    *store.Store
-	hub      *events.Hub
+	events   *events.Log
 	log      *slog.Logger
 	opts     Options
 }
 
 // New returns a dispatcher calling h.
-func New(c *Contract, h gen.Handlers, s *store.Store, hub *events.Hub, log *slog.Logger, opts Options) *Dispatcher {
+func New(c *Contract, h gen.Handlers, s *store.Store, ev *events.Log, log *slog.Logger, opts Options) *Dispatcher {
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 60 * time.Second
 	}
 	if opts.IdempotencyStale <= 0 {
 		opts.IdempotencyStale = 5 * time.Minute
 	}
-	return &Dispatcher{contract: c, handlers: h, store: s, hub: hub, log: log, opts: opts}
+	return &Dispatcher{contract: c, handlers: h, store: s, events: ev, log: log, opts: opts}
 }
 
 // Contract is the spec the dispatcher validates with.
@@ -307,5 +307,5 @@ func (c *call) emit(suffix string, payload any) {
 		c.d.log.Error("encode lifecycle event", "op", c.op.ID, "err", err)
 		return
 	}
-	c.d.hub.Publish(events.Event{Topic: events.ProfileTopic(c.id.ProfileID), Name: c.op.ID + suffix, Data: data})
+	c.d.events.Publish(events.Event{Topic: events.ProfileTopic(c.id.ProfileID), Name: c.op.ID + suffix, Data: data})
 }

@@ -38,10 +38,11 @@ func (f *fakeHandlers) PersonaProblem(ctx context.Context, in *gen.PersonaProble
 }
 
 type rig struct {
-	d      *dispatch.Dispatcher
-	log    *bytes.Buffer
-	events chan events.Event
-	ctx    context.Context // carries an admin identity
+	d        *dispatch.Dispatcher
+	eventLog *events.Log
+	log      *bytes.Buffer
+	events   chan events.Event
+	ctx      context.Context // carries an admin identity
 }
 
 func newRig(t *testing.T, h gen.Handlers) *rig {
@@ -56,10 +57,18 @@ func newRig(t *testing.T, h gen.Handlers) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{log: &bytes.Buffer{}, events: make(chan events.Event, 100)}
-	hub := &events.Hub{}
-	hub.Subscribe(func(ev events.Event) { r.events <- ev })
 	logger := slog.New(slog.NewTextHandler(r.log, nil))
-	r.d = dispatch.New(c, h, st, hub, logger, dispatch.Options{CallTimeout: time.Second})
+	r.eventLog = events.New(st, logger, events.Options{})
+	r.eventLog.Subscribe(func(batch []events.Event) {
+		for _, ev := range batch {
+			r.events <- ev
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.eventLog.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r.d = dispatch.New(c, h, st, r.eventLog, logger, dispatch.Options{CallTimeout: time.Second})
 	r.ctx = auth.NewContext(context.Background(), &auth.Identity{
 		ProfileID: p.ID, ProfileName: "admin", Role: "admin",
 		Permissions: []store.Permission{{Artifact: "*", Operation: "*"}},
@@ -158,6 +167,7 @@ func TestLifecycleEvents(t *testing.T) {
 	}
 	// Without an identity there is nobody to tell: a public call emits nothing.
 	r.d.Do(context.Background(), op(t, "system.health"), []byte(`{}`), dispatch.HTTP)
+	r.eventLog.Sync()
 	select {
 	case ev := <-r.events:
 		t.Fatalf("anonymous call emitted %s", ev.Name)

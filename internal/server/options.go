@@ -25,6 +25,7 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	RevocationPoll  time.Duration
 	TokenCacheTTL   time.Duration // how long a resolved token is trusted without the database
+	EventRetention  time.Duration
 
 	envErrs []string // GLOW_* variables that could not be parsed
 }
@@ -59,6 +60,7 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.PingInterval, "ping-interval", o.envDuration("GLOW_PING_INTERVAL", 25*time.Second), "socket.io heartbeat interval (GLOW_PING_INTERVAL)")
 	fs.DurationVar(&o.PingTimeout, "ping-timeout", o.envDuration("GLOW_PING_TIMEOUT", 20*time.Second), "how long a socket.io client may take to answer a ping (GLOW_PING_TIMEOUT)")
 	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", 16)), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
+	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", 7*24*time.Hour), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
 }
 

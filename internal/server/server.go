@@ -25,7 +25,7 @@ import (
 // Server is an assembled glow.
 type Server struct {
 	Store    *store.Store
-	Hub      *events.Hub
+	Events   *events.Log
 	Dispatch *dispatch.Dispatcher
 	API      *api.API
 	WS       *ws.Server
@@ -51,18 +51,18 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Store: st, Hub: &events.Hub{}, log: log, opts: opts}
+	s := &Server{Store: st, Events: events.New(st, log, events.Options{Retention: opts.EventRetention}), log: log, opts: opts}
 	if s.AdminToken, err = bootstrap(ctx, st); err != nil {
 		st.Close()
 		return nil, err
 	}
 	svc := handlers.New(st, contract.Version())
-	s.Dispatch = dispatch.New(contract, svc, st, s.Hub, log, dispatch.Options{CallTimeout: opts.CallTimeout})
+	s.Dispatch = dispatch.New(contract, svc, st, s.Events, log, dispatch.Options{CallTimeout: opts.CallTimeout})
 	s.resolver = auth.NewResolver(st, opts.TokenCacheTTL)
 	resolver := s.resolver
 	mux := http.NewServeMux()
 	s.API = api.Mount(mux, s.Dispatch, resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes})
-	s.WS = ws.New(s.Dispatch, resolver, s.Hub, log, ws.Options{
+	s.WS = ws.New(s.Dispatch, resolver, s.Events, log, ws.Options{
 		PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout,
 		MaxMessageBytes: opts.MaxBodyBytes, MaxCalls: opts.SocketMaxCalls,
 	})
@@ -98,6 +98,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Serve serves on l until ctx ends, then shuts down gracefully and closes the database.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	defer s.Store.Close()
+	// The event log outlives the transports: what is published while they drain is stored.
+	logCtx, stopLog := context.WithCancel(context.Background())
+	logDone := make(chan struct{})
+	go func() { s.Events.Run(logCtx); close(logDone) }()
+	defer func() { stopLog(); <-logDone }()
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
 	hs := &http.Server{
