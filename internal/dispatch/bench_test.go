@@ -19,8 +19,8 @@ import (
 
 // BenchmarkDispatch measures one in-process Dispatcher.Do of an operation with the real
 // handlers on SQLite, for a caller resolved from a token as the transports do it: parse,
-// authorize, validate, decode, call, encode, and publish the two lifecycle events to a hub
-// with one subscriber that drops them. No transport, no token lookup per call.
+// authorize, validate, decode, call, encode, and publish the two lifecycle events to the
+// event log, which stores them (its writer runs beside). No transport, no token lookup.
 func BenchmarkDispatch(b *testing.B) {
 	contract, err := dispatch.NewContract(glow.Spec)
 	if err != nil {
@@ -40,10 +40,12 @@ func BenchmarkDispatch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hub := &events.Hub{}
-	hub.Subscribe(func(events.Event) {})
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	d := dispatch.New(contract, handlers.New(st, contract.Version()), st, hub, log, dispatch.Options{})
+	evs := events.New(st, log, events.Options{})
+	evCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go evs.Run(evCtx)
+	d := dispatch.New(contract, handlers.New(st, contract.Version()), st, evs, log, dispatch.Options{})
 	callerCtx := auth.NewContext(ctx, id)
 
 	for _, name := range []string{"profile.context", "system.health"} {
