@@ -71,6 +71,15 @@ func (q Q) EventsAfter(ctx context.Context, topic string, since int64, limit int
 	return evs, err
 }
 
+// EventsFrom returns up to limit events of a topic stored at or after t and numbered above
+// after, in order.
+func (q Q) EventsFrom(ctx context.Context, topic string, t time.Time, after int64, limit int) ([]Event, error) {
+	var evs []Event
+	err := q.sel(ctx, &evs, `SELECT topic, seq, name, data, created_at FROM events
+		WHERE topic = ? AND created_at >= ? AND seq > ? ORDER BY seq LIMIT ?`, topic, t, after, limit)
+	return evs, err
+}
+
 // TopicBounds returns the first kept and the last number of a topic (0, 0 for a topic
 // without events). The first is above 1 once retention has removed older events.
 func (q Q) TopicBounds(ctx context.Context, topic string) (first, last int64, err error) {

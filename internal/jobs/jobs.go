@@ -1,0 +1,550 @@
+// Package jobs runs generation runs: durable jobs that stream a model's text as events. A
+// run is a row (queued, running, paused, interrupted, completed, failed, stopped) that a
+// bounded pool of workers executes; its text goes out delta by delta as
+// <artifact>.generate.text.progress events on the run's topic, and its result is stored
+// before <artifact>.generate.completed. Runs can be paused, resumed, stopped, and can park
+// with a question until answered. After a restart, a run the server was generating is
+// resumed (when its model is deterministic, continuing after the last delta sent) or failed
+// with the reason; none is left "running" forever.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/llm"
+	"github.com/glowhq/glow/internal/problem"
+	"github.com/glowhq/glow/store"
+)
+
+// Kind is what a kind of run does around the model: build its request, and deliver its
+// text. Kinds are registered by the handlers, which own the domain.
+type Kind interface {
+	// Prepare builds the model request for a run. A non-empty question instead parks the
+	// run in interrupted until it is answered (run.Answer then holds the answer).
+	Prepare(ctx context.Context, q store.Q, run store.Run) (req llm.Request, question string, err error)
+	// Deliver stores what the run produced, inside the transaction that completes the run,
+	// and returns the run's result.
+	Deliver(ctx context.Context, q store.Q, run store.Run, text string) (result map[string]any, err error)
+}
+
+// Options tunes a Runner.
+type Options struct {
+	Workers    int           // runs generating at once (default 8)
+	LocalDelay time.Duration // the pace of local models that set none (default 30ms)
+}
+
+// Runner executes runs.
+type Runner struct {
+	store  *store.Store
+	events *events.Log
+	log    *slog.Logger
+	opts   Options
+	kinds  map[string]Kind
+	slots  chan struct{}
+
+	ctx    context.Context // the runner's life; every run's context derives from it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	live    map[uuid.UUID]*job        // runs this node is executing (waiting, running, paused)
+	subject map[uuid.UUID][]uuid.UUID // subject → its runs in order; the first one runs, so a chat gets one reply at a time
+	changed chan struct{}        // closed and replaced at every state change (Watch)
+
+	tokens atomic.Int64
+}
+
+// New returns a runner. Register the kinds, then Start it.
+func New(st *store.Store, ev *events.Log, log *slog.Logger, opts Options) *Runner {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.LocalDelay < 0 {
+		opts.LocalDelay = 0
+	} else if opts.LocalDelay == 0 {
+		opts.LocalDelay = 30 * time.Millisecond
+	}
+	r := &Runner{store: st, events: ev, log: log, opts: opts, kinds: map[string]Kind{},
+		slots: make(chan struct{}, opts.Workers), live: map[uuid.UUID]*job{}, subject: map[uuid.UUID][]uuid.UUID{},
+		changed: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r
+}
+
+// Register adds a kind of run.
+func (r *Runner) Register(name string, k Kind) { r.kinds[name] = k }
+
+// job is a run this node executes.
+type job struct {
+	id      uuid.UUID
+	subject *uuid.UUID
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when its goroutine ends
+
+	holding bool // holds a worker slot (touched by the job's goroutine only)
+
+	mu      sync.Mutex
+	paused  bool
+	resume  chan struct{} // closed when a pause ends
+	stopped bool
+}
+
+func (j *job) wasStopped() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.stopped
+}
+
+// Tokens counts the completion tokens generated since start.
+func (r *Runner) Tokens() int64 { return r.tokens.Load() }
+
+// Changed returns a channel closed at the next change of any run's state on this node.
+func (r *Runner) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+func (r *Runner) notify() {
+	r.mu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// Start recovers the runs a previous process left unfinished, then accepts new ones:
+// queued runs are executed; runs that were running are resumed when their model is
+// deterministic and failed otherwise.
+func (r *Runner) Start(ctx context.Context) error {
+	runs, err := r.store.Q().RunsWithStatus(ctx, store.RunQueued, store.RunRunning)
+	if err != nil {
+		return fmt.Errorf("recover runs: %w", err)
+	}
+	for _, run := range runs {
+		if run.Status == store.RunRunning {
+			gen, _, err := r.generator(ctx, run.ModelID)
+			if d, ok := gen.(interface{ Deterministic() bool }); err != nil || !ok || !d.Deterministic() {
+				r.fail(ctx, run, "the server restarted while the model was generating; start a new generation")
+				continue
+			}
+		}
+		r.execute(run)
+	}
+	return nil
+}
+
+// Close cancels every run in progress (they stay "running" in the database, to be recovered
+// by the next Start) and waits for their goroutines.
+func (r *Runner) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// Submit stores a new queued run and starts executing it.
+func (r *Runner) Submit(ctx context.Context, q store.Q, run store.Run) (store.Run, error) {
+	if _, ok := r.kinds[run.Kind]; !ok {
+		return run, fmt.Errorf("no kind of run %q", run.Kind)
+	}
+	now := store.Now()
+	run.ID, run.Status, run.CreatedAt, run.UpdatedAt = store.NewID(), store.RunQueued, now, now
+	if run.Topic == "" {
+		run.Topic = events.RunTopic(run.ID)
+	}
+	if err := q.InsertRun(ctx, run); err != nil {
+		return run, err
+	}
+	return run, nil
+}
+
+// Execute starts executing a stored queued run: call it once the transaction that
+// submitted it has committed. Runs on one subject execute one at a time, in the order they
+// were given to Execute.
+func (r *Runner) Execute(run store.Run) { r.execute(run) }
+
+func (r *Runner) execute(run store.Run) {
+	id := run.ID
+	j := &job{id: id, subject: run.SubjectID, done: make(chan struct{})}
+	j.ctx, j.cancel = context.WithCancel(r.ctx)
+	r.mu.Lock()
+	if _, ok := r.live[id]; ok {
+		r.mu.Unlock()
+		return
+	}
+	r.live[id] = j
+	if j.subject != nil {
+		r.subject[*j.subject] = append(r.subject[*j.subject], id)
+	}
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(j.done)
+		defer func() {
+			r.mu.Lock()
+			delete(r.live, id)
+			if j.subject != nil {
+				queue := r.subject[*j.subject]
+				for i, other := range queue {
+					if other == id {
+						queue = append(queue[:i:i], queue[i+1:]...)
+						break
+					}
+				}
+				if len(queue) == 0 {
+					delete(r.subject, *j.subject)
+				} else {
+					r.subject[*j.subject] = queue
+				}
+			}
+			r.mu.Unlock()
+			j.cancel()
+			r.notify()
+		}()
+		if err := r.run(j); err != nil && r.ctx.Err() == nil {
+			r.log.Error("run failed to execute", "run", id, "err", err)
+		}
+	}()
+}
+
+// acquire waits for the run's turn on its subject and for a worker slot.
+func (r *Runner) acquire(j *job) error {
+	if j.holding {
+		return nil
+	}
+	for {
+		if j.subject != nil {
+			r.mu.Lock()
+			first := r.subject[*j.subject][0] == j.id
+			ch := r.changed
+			r.mu.Unlock()
+			if !first {
+				select {
+				case <-ch:
+					continue
+				case <-j.ctx.Done():
+					return j.ctx.Err()
+				}
+			}
+		}
+		select {
+		case r.slots <- struct{}{}:
+			j.holding = true
+			return nil
+		case <-j.ctx.Done():
+			return j.ctx.Err()
+		}
+	}
+}
+
+func (r *Runner) release(j *job) {
+	if j.holding {
+		<-r.slots
+		j.holding = false
+	}
+}
+
+// waitIfPaused blocks while the run is paused, giving its worker slot back meanwhile. It
+// returns the job's context error when the run is stopped (or the runner closes).
+func (r *Runner) waitIfPaused(j *job) error {
+	j.mu.Lock()
+	paused, resume := j.paused, j.resume
+	j.mu.Unlock()
+	if !paused {
+		return j.ctx.Err()
+	}
+	r.release(j)
+	select {
+	case <-resume:
+	case <-j.ctx.Done():
+		return j.ctx.Err()
+	}
+	return r.acquire(j)
+}
+
+// run executes one run to its end (or until it parks).
+func (r *Runner) run(j *job) error {
+	ctx := j.ctx
+	run, err := r.store.Q().RunByID(ctx, j.id)
+	if err != nil {
+		return err
+	}
+	if store.RunFinished(run.Status) || run.Status == store.RunInterrupted {
+		return nil
+	}
+	if run.Status == store.RunPaused {
+		j.mu.Lock()
+		j.paused, j.resume = true, make(chan struct{})
+		j.mu.Unlock()
+	}
+	defer r.release(j)
+	if err := r.acquire(j); err != nil {
+		return r.cancelled(j, run, "")
+	}
+	if err := r.waitIfPaused(j); err != nil {
+		return r.cancelled(j, run, "")
+	}
+	// Reload: the run may have changed while it waited.
+	if run, err = r.store.Q().RunByID(ctx, j.id); err != nil {
+		return err
+	}
+	if store.RunFinished(run.Status) {
+		return nil
+	}
+	kind := r.kinds[run.Kind]
+	if kind == nil {
+		r.fail(ctx, run, fmt.Sprintf("this server cannot run %q runs", run.Kind))
+		return nil
+	}
+
+	req, question, err := kind.Prepare(ctx, r.store.Q(), run)
+	if err != nil {
+		r.fail(ctx, run, reason(err))
+		return nil
+	}
+	if question != "" {
+		run.Status, run.Question, run.UpdatedAt = store.RunInterrupted, &question, store.Now()
+		if err := r.save(ctx, j, &run); err != nil {
+			return err
+		}
+		r.publishState(run, "interrupted")
+		return nil
+	}
+	gen, model, err := r.generator(ctx, run.ModelID)
+	if err != nil {
+		r.fail(ctx, run, reason(err))
+		return nil
+	}
+	req.Model = model.Name
+
+	// What a previous process already sent of this run's text (after a restart).
+	sent, err := r.sentText(ctx, run)
+	if err != nil {
+		return err
+	}
+	resumed := run.Status == store.RunRunning
+	now := store.Now()
+	run.Status, run.ModelID, run.UpdatedAt = store.RunRunning, &model.ID, now
+	if run.StartedAt == nil {
+		run.StartedAt = &now
+	}
+	if err := r.save(ctx, j, &run); err != nil {
+		return err
+	}
+	run.Status = store.RunRunning // what the events and the rest of the run go by
+	r.notify()
+	started := map[string]any{"run_id": run.ID, "artifact": run.Artifact, "kind": run.Kind}
+	if run.SubjectID != nil {
+		started["subject_id"] = run.SubjectID
+	}
+	if resumed {
+		started["resumed"] = true
+	}
+	r.publish(run, "generate.started", started)
+
+	var text strings.Builder
+	expected := max(req.MaxTokens, 120)
+	tokens, lastPct := 0, 0
+	if sent != "" {
+		if d, ok := gen.(interface{ Deterministic() bool }); !ok || !d.Deterministic() {
+			r.fail(ctx, run, "the server restarted while the model was generating; start a new generation")
+			return nil
+		}
+	}
+	usage, err := gen.Stream(ctx, req, func(delta string) error {
+		// The delta goes out under the job's lock, so that it is sent either before a
+		// pause's event or after the resume's, never between.
+		for {
+			j.mu.Lock()
+			if !j.paused {
+				break
+			}
+			j.mu.Unlock()
+			if err := r.waitIfPaused(j); err != nil {
+				return err
+			}
+		}
+		defer j.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		text.WriteString(delta)
+		tokens++
+		if text.Len() <= len(sent) { // already sent before the restart
+			return nil
+		}
+		if text.Len()-len(delta) < len(sent) { // a delta straddling the resume point
+			delta = text.String()[len(sent):]
+		}
+		r.tokens.Add(1)
+		r.publish(run, "generate.text.progress", map[string]any{"run_id": run.ID, "delta": delta})
+		if pct := min(99, tokens*100/expected); pct/10 > lastPct/10 {
+			lastPct = pct
+			r.publish(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": pct})
+		}
+		return nil
+	})
+	run.PromptTokens, run.CompletionTokens = usage.PromptTokens, usage.CompletionTokens
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return r.cancelled(j, run, text.String())
+	case err != nil:
+		r.fail(ctx, run, reason(err))
+		return nil
+	}
+	return r.complete(ctx, kind, run, text.String())
+}
+
+// cancelled ends a run whose context ended: stopped by its owner, or the runner closing
+// (the run then stays as it is, for the next Start).
+func (r *Runner) cancelled(j *job, run store.Run, text string) error {
+	if !j.wasStopped() {
+		return nil
+	}
+	return r.finishStopped(run, text)
+}
+
+func (r *Runner) complete(ctx context.Context, kind Kind, run store.Run, text string) error {
+	var result map[string]any
+	err := r.store.Tx(ctx, func(q store.Q) error {
+		var err error
+		if result, err = kind.Deliver(ctx, q, run, text); err != nil {
+			return err
+		}
+		b, err := json.Marshal(result)
+		if err != nil {
+			return err
+		}
+		now := store.Now()
+		run.Status, run.Progress, run.Output, run.Result, run.UpdatedAt, run.FinishedAt = store.RunCompleted, 100, text, b, now, &now
+		return q.UpdateRun(ctx, run)
+	})
+	if err != nil {
+		r.fail(ctx, run, reason(err))
+		return nil
+	}
+	r.publish(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": 100})
+	r.publish(run, "generate.completed", map[string]any{"run_id": run.ID, "text": text, "result": result,
+		"usage": map[string]int{"prompt_tokens": run.PromptTokens, "completion_tokens": run.CompletionTokens}})
+	return nil
+}
+
+// fail marks a run failed with a reason the caller may read.
+func (r *Runner) fail(ctx context.Context, run store.Run, why string) {
+	now := store.Now()
+	run.Status, run.Error, run.UpdatedAt, run.FinishedAt = store.RunFailed, &why, now, &now
+	if err := r.store.Q().UpdateRun(context.WithoutCancel(ctx), run); err != nil {
+		r.log.Error("mark run failed", "run", run.ID, "err", err)
+		return
+	}
+	r.publish(run, "generate.failed", map[string]any{"run_id": run.ID, "error": why})
+	r.notify()
+}
+
+func (r *Runner) finishStopped(run store.Run, text string) error {
+	now := store.Now()
+	if text == "" {
+		text = run.Output
+	}
+	run.Status, run.Output, run.UpdatedAt, run.FinishedAt = store.RunStopped, text, now, &now
+	if err := r.store.Q().UpdateRun(context.Background(), run); err != nil {
+		return err
+	}
+	r.publishState(run, "stopped")
+	return nil
+}
+
+// reason turns an error into what a run's caller is told: problems and model errors as
+// they are (they are written for users), anything else as a generic sentence.
+func reason(err error) string {
+	var p *problem.Problem
+	switch {
+	case errors.As(err, &p):
+		return p.Detail
+	case errors.Is(err, llm.ErrIncomplete), strings.HasPrefix(err.Error(), "model "):
+		return err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the model took too long"
+	}
+	return "the generation failed: " + err.Error()
+}
+
+func (r *Runner) publish(run store.Run, suffix string, payload map[string]any) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		r.log.Error("encode run event", "run", run.ID, "err", err)
+		return
+	}
+	r.events.Publish(events.Event{Topic: run.Topic, Name: run.Artifact + "." + suffix, Data: data,
+		Also: []string{events.ProfileTopic(run.ProfileID)}})
+}
+
+func (r *Runner) publishState(run store.Run, state string) {
+	payload := map[string]any{"run_id": run.ID, "status": run.Status}
+	if run.Question != nil && run.Status == store.RunInterrupted {
+		payload["question"] = *run.Question
+	}
+	r.publish(run, "generate."+state, payload)
+	r.notify()
+}
+
+// sentText is the text of the run's deltas already published (by a process that stopped
+// while the run was running).
+func (r *Runner) sentText(ctx context.Context, run store.Run) (string, error) {
+	if run.Status != store.RunRunning || run.StartedAt == nil {
+		return "", nil
+	}
+	return RunText(ctx, r.store.Q(), run)
+}
+
+// RunText rebuilds a run's text from its published deltas, and returns the number of the
+// last one. The event log is the record of what was sent.
+func RunText(ctx context.Context, q store.Q, run store.Run) (string, error) {
+	text, _, err := RunTextSeq(ctx, q, run)
+	return text, err
+}
+
+// RunTextSeq is RunText with the number of the last delta included.
+func RunTextSeq(ctx context.Context, q store.Q, run store.Run) (string, int64, error) {
+	if run.StartedAt == nil {
+		return "", 0, nil
+	}
+	name := run.Artifact + ".generate.text.progress"
+	id := run.ID.String()
+	var b strings.Builder
+	var last int64
+	for after := int64(0); ; {
+		evs, err := q.EventsFrom(ctx, run.Topic, *run.StartedAt, after, 500)
+		if err != nil {
+			return "", 0, err
+		}
+		for _, ev := range evs {
+			after = ev.Seq
+			if ev.Name != name {
+				continue
+			}
+			var d struct {
+				RunID string `json:"run_id"`
+				Delta string `json:"delta"`
+			}
+			if json.Unmarshal(ev.Data, &d) == nil && d.RunID == id {
+				b.WriteString(d.Delta)
+				last = ev.Seq
+			}
+		}
+		if len(evs) < 500 {
+			return b.String(), last, nil
+		}
+	}
+}
