@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -20,6 +21,7 @@ import (
 	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/dispatch"
+	"github.com/glowhq/glow/internal/events"
 	"github.com/glowhq/glow/internal/problem"
 )
 
@@ -32,6 +34,12 @@ type Resolver interface {
 type Options struct {
 	// MaxBodyBytes bounds a request body (default 1 MiB); larger bodies get 413.
 	MaxBodyBytes int64
+	// Events is the log the SSE streams read.
+	Events *events.Log
+	// AuthorizeTopic says whether the caller in ctx may follow a topic.
+	AuthorizeTopic func(ctx context.Context, topic string) error
+	// KeepAlive is the interval of the SSE keep-alive comments (default 15s).
+	KeepAlive time.Duration
 }
 
 // API serves the operations over HTTP.
@@ -48,6 +56,9 @@ func Mount(mux *http.ServeMux, d *dispatch.Dispatcher, r Resolver, log *slog.Log
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 15 * time.Second
+	}
 	contract := d.Contract()
 	cfg := huma.DefaultConfig(contract.Doc.Info.Title, contract.Version())
 	// glow serves openapi.yaml itself, and no huma-invented schema or docs paths.
@@ -62,6 +73,19 @@ func Mount(mux *http.ServeMux, d *dispatch.Dispatcher, r Resolver, log *slog.Log
 		a.huma.OpenAPI().AddOperation(hop)
 		a.huma.Adapter().Handle(hop, a.serve(op))
 		mux.HandleFunc(op.Path, methodNotAllowed) // any method but POST
+	}
+	for _, st := range gen.Streams {
+		hop := &huma.Operation{OperationID: st.ID, Method: http.MethodGet, Path: st.Path, Tags: []string{st.Artifact},
+			Summary: "Follow a topic over server-sent events",
+			Responses: map[string]*huma.Response{
+				"200":     {Description: "The stream.", Content: map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: "string"}}}},
+				"default": {Description: "A problem document.", Content: map[string]*huma.MediaType{"application/problem+json": {Schema: &huma.Schema{Ref: "#/components/schemas/Problem"}}}},
+			}}
+		a.huma.OpenAPI().AddOperation(hop)
+		a.huma.Adapter().Handle(hop, func(hc huma.Context) {
+			r, w := humago.Unwrap(hc)
+			a.stream(w, r, st)
+		})
 	}
 	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -116,25 +140,36 @@ func (a *API) serve(op *gen.Operation) func(huma.Context) {
 	}
 }
 
-func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) {
+// identify resolves the request's bearer token, if any, into the context. It answers the
+// request itself (and reports false) when the token is not usable.
+func (a *API) identify(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
 	ctx := r.Context()
-	if value := r.Header.Get("Authorization"); value != "" {
-		token, ok := auth.ParseBearer(value)
-		if !ok {
-			writeProblem(w, problem.Unauthorized(`the Authorization header must be "Bearer <token>"`))
-			return
-		}
-		id, err := a.resolver.Resolve(ctx, token)
-		if errors.Is(err, auth.ErrUnauthorized) {
-			writeProblem(w, problem.Unauthorized("unknown or revoked token"))
-			return
-		}
-		if err != nil {
-			a.log.Error("resolve token", "op", op.ID, "err", err)
-			writeProblem(w, problem.New(http.StatusInternalServerError, "the token could not be checked"))
-			return
-		}
-		ctx = auth.NewContext(ctx, id)
+	value := r.Header.Get("Authorization")
+	if value == "" {
+		return ctx, true
+	}
+	token, ok := auth.ParseBearer(value)
+	if !ok {
+		writeProblem(w, problem.Unauthorized(`the Authorization header must be "Bearer <token>"`))
+		return ctx, false
+	}
+	id, err := a.resolver.Resolve(ctx, token)
+	if errors.Is(err, auth.ErrUnauthorized) {
+		writeProblem(w, problem.Unauthorized("unknown or revoked token"))
+		return ctx, false
+	}
+	if err != nil {
+		a.log.Error("resolve token", "path", r.URL.Path, "err", err)
+		writeProblem(w, problem.New(http.StatusInternalServerError, "the token could not be checked"))
+		return ctx, false
+	}
+	return auth.NewContext(ctx, id), true
+}
+
+func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) {
+	ctx, ok := a.identify(w, r)
+	if !ok {
+		return
 	}
 	// The body is read as JSON whatever its Content-Type says (curl -d sends a form type).
 	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))

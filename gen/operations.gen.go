@@ -11,8 +11,30 @@ type Handlers interface {
 	AttemptChatGet(ctx context.Context, in *AttemptChatGetRequest) (*AttemptChatGetResponse, error)
 	// AttemptChatMessage serves POST /attempt/chat/message and the socket.io event attempt.chat_message: Send a chat message.
 	AttemptChatMessage(ctx context.Context, in *AttemptChatMessageRequest) (*AttemptChatMessageResponse, error)
+	// AttemptGenerate serves POST /attempt/generate and the socket.io event attempt.generate: Start a generation run.
+	AttemptGenerate(ctx context.Context, in *AttemptGenerateRequest) (*AttemptGenerateResponse, error)
+	// AttemptGenerations serves POST /attempt/generations and the socket.io event attempt.generations: List generation runs.
+	AttemptGenerations(ctx context.Context, in *AttemptGenerationsRequest) (*AttemptGenerationsResponse, error)
 	// AttemptStart serves POST /attempt/start and the socket.io event attempt.start: Start an attempt.
 	AttemptStart(ctx context.Context, in *AttemptStartRequest) (*AttemptStartResponse, error)
+	// AttemptWatch serves POST /attempt/watch and the socket.io event attempt.watch: Wait for runs to end.
+	AttemptWatch(ctx context.Context, in *AttemptWatchRequest) (*AttemptWatchResponse, error)
+	// ModelCreate serves POST /model/create and the socket.io event model.create: Add a model.
+	ModelCreate(ctx context.Context, in *ModelCreateRequest) (*ModelCreateResponse, error)
+	// ModelDelete serves POST /model/delete and the socket.io event model.delete: Remove a model.
+	ModelDelete(ctx context.Context, in *ModelDeleteRequest) (*ModelDeleteResponse, error)
+	// ModelGenerate serves POST /model/generate and the socket.io event model.generate: Start a generation run.
+	ModelGenerate(ctx context.Context, in *ModelGenerateRequest) (*ModelGenerateResponse, error)
+	// ModelGenerations serves POST /model/generations and the socket.io event model.generations: List generation runs.
+	ModelGenerations(ctx context.Context, in *ModelGenerationsRequest) (*ModelGenerationsResponse, error)
+	// ModelGet serves POST /model/get and the socket.io event model.get: Get one model.
+	ModelGet(ctx context.Context, in *ModelGetRequest) (*ModelGetResponse, error)
+	// ModelSearch serves POST /model/search and the socket.io event model.search: Search models.
+	ModelSearch(ctx context.Context, in *ModelSearchRequest) (*ModelSearchResponse, error)
+	// ModelUpdate serves POST /model/update and the socket.io event model.update: Change a model.
+	ModelUpdate(ctx context.Context, in *ModelUpdateRequest) (*ModelUpdateResponse, error)
+	// ModelWatch serves POST /model/watch and the socket.io event model.watch: Wait for runs to end.
+	ModelWatch(ctx context.Context, in *ModelWatchRequest) (*ModelWatchResponse, error)
 	// PersonaCreate serves POST /persona/create and the socket.io event persona.create: Create personas in bulk.
 	PersonaCreate(ctx context.Context, in *PersonaCreateRequest) (*PersonaCreateResponse, error)
 	// PersonaDelete serves POST /persona/delete and the socket.io event persona.delete: Delete personas in bulk.
@@ -25,6 +47,10 @@ type Handlers interface {
 	PersonaDuplicate(ctx context.Context, in *PersonaDuplicateRequest) (*PersonaDuplicateResponse, error)
 	// PersonaExport serves POST /persona/export and the socket.io event persona.export: Export personas to CSV.
 	PersonaExport(ctx context.Context, in *PersonaExportRequest) (*PersonaExportResponse, error)
+	// PersonaGenerate serves POST /persona/generate and the socket.io event persona.generate: Start a generation run.
+	PersonaGenerate(ctx context.Context, in *PersonaGenerateRequest) (*PersonaGenerateResponse, error)
+	// PersonaGenerations serves POST /persona/generations and the socket.io event persona.generations: List generation runs.
+	PersonaGenerations(ctx context.Context, in *PersonaGenerationsRequest) (*PersonaGenerationsResponse, error)
 	// PersonaGet serves POST /persona/get and the socket.io event persona.get: Get one persona.
 	PersonaGet(ctx context.Context, in *PersonaGetRequest) (*PersonaGetResponse, error)
 	// PersonaGroup serves POST /persona/group and the socket.io event persona.group: Resolve the caller's working group.
@@ -37,14 +63,62 @@ type Handlers interface {
 	PersonaSearch(ctx context.Context, in *PersonaSearchRequest) (*PersonaSearchResponse, error)
 	// PersonaUpdate serves POST /persona/update and the socket.io event persona.update: Update personas in bulk.
 	PersonaUpdate(ctx context.Context, in *PersonaUpdateRequest) (*PersonaUpdateResponse, error)
+	// PersonaWatch serves POST /persona/watch and the socket.io event persona.watch: Wait for runs to end.
+	PersonaWatch(ctx context.Context, in *PersonaWatchRequest) (*PersonaWatchResponse, error)
 	// ProfileContext serves POST /profile/context and the socket.io event profile.context: Who am I.
 	ProfileContext(ctx context.Context, in *ProfileContextRequest) (*ProfileContextResponse, error)
+	// ProfileGenerate serves POST /profile/generate and the socket.io event profile.generate: Start a generation run.
+	ProfileGenerate(ctx context.Context, in *ProfileGenerateRequest) (*ProfileGenerateResponse, error)
+	// ProfileGenerations serves POST /profile/generations and the socket.io event profile.generations: List generation runs.
+	ProfileGenerations(ctx context.Context, in *ProfileGenerationsRequest) (*ProfileGenerationsResponse, error)
+	// ProfileWatch serves POST /profile/watch and the socket.io event profile.watch: Wait for runs to end.
+	ProfileWatch(ctx context.Context, in *ProfileWatchRequest) (*ProfileWatchResponse, error)
+	// ProviderCreate serves POST /provider/create and the socket.io event provider.create: Add a provider.
+	ProviderCreate(ctx context.Context, in *ProviderCreateRequest) (*ProviderCreateResponse, error)
+	// ProviderDelete serves POST /provider/delete and the socket.io event provider.delete: Remove a provider.
+	ProviderDelete(ctx context.Context, in *ProviderDeleteRequest) (*ProviderDeleteResponse, error)
+	// ProviderGenerate serves POST /provider/generate and the socket.io event provider.generate: Start a generation run.
+	ProviderGenerate(ctx context.Context, in *ProviderGenerateRequest) (*ProviderGenerateResponse, error)
+	// ProviderGenerations serves POST /provider/generations and the socket.io event provider.generations: List generation runs.
+	ProviderGenerations(ctx context.Context, in *ProviderGenerationsRequest) (*ProviderGenerationsResponse, error)
+	// ProviderGet serves POST /provider/get and the socket.io event provider.get: Get one provider.
+	ProviderGet(ctx context.Context, in *ProviderGetRequest) (*ProviderGetResponse, error)
+	// ProviderSearch serves POST /provider/search and the socket.io event provider.search: Search providers.
+	ProviderSearch(ctx context.Context, in *ProviderSearchRequest) (*ProviderSearchResponse, error)
+	// ProviderUpdate serves POST /provider/update and the socket.io event provider.update: Change a provider.
+	ProviderUpdate(ctx context.Context, in *ProviderUpdateRequest) (*ProviderUpdateResponse, error)
+	// ProviderWatch serves POST /provider/watch and the socket.io event provider.watch: Wait for runs to end.
+	ProviderWatch(ctx context.Context, in *ProviderWatchRequest) (*ProviderWatchResponse, error)
+	// SystemActivity serves POST /system/activity and the socket.io event system.activity: Presence overview.
+	SystemActivity(ctx context.Context, in *SystemActivityRequest) (*SystemActivityResponse, error)
+	// SystemActivitySearch serves POST /system/activity/search and the socket.io event system.activity_search: Search presence.
+	SystemActivitySearch(ctx context.Context, in *SystemActivitySearchRequest) (*SystemActivitySearchResponse, error)
 	// SystemFileDownload serves POST /system/file/download and the socket.io event system.file_download: Download a stored file.
 	SystemFileDownload(ctx context.Context, in *SystemFileDownloadRequest) (*SystemFileDownloadResponse, error)
+	// SystemGenerate serves POST /system/generate and the socket.io event system.generate: Start a generation run.
+	SystemGenerate(ctx context.Context, in *SystemGenerateRequest) (*SystemGenerateResponse, error)
+	// SystemGenerations serves POST /system/generations and the socket.io event system.generations: List generation runs.
+	SystemGenerations(ctx context.Context, in *SystemGenerationsRequest) (*SystemGenerationsResponse, error)
 	// SystemHealth serves POST /system/health and the socket.io event system.health: Liveness and readiness.
 	SystemHealth(ctx context.Context, in *SystemHealthRequest) (*SystemHealthResponse, error)
+	// SystemRunAnswer serves POST /system/run/answer and the socket.io event system.run_answer: Answer a run's question.
+	SystemRunAnswer(ctx context.Context, in *SystemRunAnswerRequest) (*SystemRunAnswerResponse, error)
+	// SystemRunGet serves POST /system/run/get and the socket.io event system.run_get: Get a run.
+	SystemRunGet(ctx context.Context, in *SystemRunGetRequest) (*SystemRunGetResponse, error)
+	// SystemRunPause serves POST /system/run/pause and the socket.io event system.run_pause: Pause a run.
+	SystemRunPause(ctx context.Context, in *SystemRunPauseRequest) (*SystemRunPauseResponse, error)
+	// SystemRunResume serves POST /system/run/resume and the socket.io event system.run_resume: Resume a run.
+	SystemRunResume(ctx context.Context, in *SystemRunResumeRequest) (*SystemRunResumeResponse, error)
+	// SystemRunStop serves POST /system/run/stop and the socket.io event system.run_stop: Stop a run.
+	SystemRunStop(ctx context.Context, in *SystemRunStopRequest) (*SystemRunStopResponse, error)
 	// SystemSession serves POST /system/session and the socket.io event system.session: Describe a session.
 	SystemSession(ctx context.Context, in *SystemSessionRequest) (*SystemSessionResponse, error)
+	// SystemSubscribe serves POST /system/subscribe and the socket.io event system.subscribe: Follow topics on this socket.
+	SystemSubscribe(ctx context.Context, in *SystemSubscribeRequest) (*SystemSubscribeResponse, error)
+	// SystemUnsubscribe serves POST /system/unsubscribe and the socket.io event system.unsubscribe: Stop following topics.
+	SystemUnsubscribe(ctx context.Context, in *SystemUnsubscribeRequest) (*SystemUnsubscribeResponse, error)
+	// SystemWatch serves POST /system/watch and the socket.io event system.watch: Wait for runs to end.
+	SystemWatch(ctx context.Context, in *SystemWatchRequest) (*SystemWatchResponse, error)
 }
 
 // Operation describes one operation of openapi.yaml. The table below is at once the HTTP
@@ -111,6 +185,46 @@ var Operations = []Operation{
 		},
 	},
 	{
+		ID:             "attempt.generate",
+		Artifact:       "attempt",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/attempt/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "AttemptGenerateRequest",
+		ResponseSchema: "AttemptGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(AttemptGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AttemptGenerate(ctx, in.(*AttemptGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "attempt.generations",
+		Artifact:       "attempt",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/attempt/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "AttemptGenerationsRequest",
+		ResponseSchema: "AttemptGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(AttemptGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AttemptGenerations(ctx, in.(*AttemptGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
 		ID:             "attempt.start",
 		Artifact:       "attempt",
 		Name:           "start",
@@ -124,6 +238,186 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(AttemptStartRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptStart(ctx, in.(*AttemptStartRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "attempt.watch",
+		Artifact:       "attempt",
+		Name:           "watch",
+		Method:         "POST",
+		Path:           "/attempt/watch",
+		Summary:        "Wait for runs to end",
+		RequestSchema:  "AttemptWatchRequest",
+		ResponseSchema: "AttemptWatchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(AttemptWatchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AttemptWatch(ctx, in.(*AttemptWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.create",
+		Artifact:       "model",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/model/create",
+		Summary:        "Add a model",
+		RequestSchema:  "ModelCreateRequest",
+		ResponseSchema: "ModelCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ModelCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelCreate(ctx, in.(*ModelCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.delete",
+		Artifact:       "model",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/model/delete",
+		Summary:        "Remove a model",
+		RequestSchema:  "ModelDeleteRequest",
+		ResponseSchema: "ModelDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ModelDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelDelete(ctx, in.(*ModelDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.generate",
+		Artifact:       "model",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/model/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "ModelGenerateRequest",
+		ResponseSchema: "ModelGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ModelGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelGenerate(ctx, in.(*ModelGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.generations",
+		Artifact:       "model",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/model/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "ModelGenerationsRequest",
+		ResponseSchema: "ModelGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ModelGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelGenerations(ctx, in.(*ModelGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.get",
+		Artifact:       "model",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/model/get",
+		Summary:        "Get one model",
+		RequestSchema:  "ModelGetRequest",
+		ResponseSchema: "ModelGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ModelGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelGet(ctx, in.(*ModelGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.search",
+		Artifact:       "model",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/model/search",
+		Summary:        "Search models",
+		RequestSchema:  "ModelSearchRequest",
+		ResponseSchema: "ModelSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ModelSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelSearch(ctx, in.(*ModelSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.update",
+		Artifact:       "model",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/model/update",
+		Summary:        "Change a model",
+		RequestSchema:  "ModelUpdateRequest",
+		ResponseSchema: "ModelUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ModelUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelUpdate(ctx, in.(*ModelUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.watch",
+		Artifact:       "model",
+		Name:           "watch",
+		Method:         "POST",
+		Path:           "/model/watch",
+		Summary:        "Wait for runs to end",
+		RequestSchema:  "ModelWatchRequest",
+		ResponseSchema: "ModelWatchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ModelWatchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelWatch(ctx, in.(*ModelWatchRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -251,6 +545,46 @@ var Operations = []Operation{
 		},
 	},
 	{
+		ID:             "persona.generate",
+		Artifact:       "persona",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/persona/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "PersonaGenerateRequest",
+		ResponseSchema: "PersonaGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(PersonaGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.PersonaGenerate(ctx, in.(*PersonaGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "persona.generations",
+		Artifact:       "persona",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/persona/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "PersonaGenerationsRequest",
+		ResponseSchema: "PersonaGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(PersonaGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.PersonaGenerations(ctx, in.(*PersonaGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
 		ID:             "persona.get",
 		Artifact:       "persona",
 		Name:           "get",
@@ -371,6 +705,26 @@ var Operations = []Operation{
 		},
 	},
 	{
+		ID:             "persona.watch",
+		Artifact:       "persona",
+		Name:           "watch",
+		Method:         "POST",
+		Path:           "/persona/watch",
+		Summary:        "Wait for runs to end",
+		RequestSchema:  "PersonaWatchRequest",
+		ResponseSchema: "PersonaWatchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(PersonaWatchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.PersonaWatch(ctx, in.(*PersonaWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
 		ID:             "profile.context",
 		Artifact:       "profile",
 		Name:           "context",
@@ -384,6 +738,266 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(ProfileContextRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileContext(ctx, in.(*ProfileContextRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "profile.generate",
+		Artifact:       "profile",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/profile/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "ProfileGenerateRequest",
+		ResponseSchema: "ProfileGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ProfileGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProfileGenerate(ctx, in.(*ProfileGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "profile.generations",
+		Artifact:       "profile",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/profile/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "ProfileGenerationsRequest",
+		ResponseSchema: "ProfileGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ProfileGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProfileGenerations(ctx, in.(*ProfileGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "profile.watch",
+		Artifact:       "profile",
+		Name:           "watch",
+		Method:         "POST",
+		Path:           "/profile/watch",
+		Summary:        "Wait for runs to end",
+		RequestSchema:  "ProfileWatchRequest",
+		ResponseSchema: "ProfileWatchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ProfileWatchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProfileWatch(ctx, in.(*ProfileWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.create",
+		Artifact:       "provider",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/provider/create",
+		Summary:        "Add a provider",
+		RequestSchema:  "ProviderCreateRequest",
+		ResponseSchema: "ProviderCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ProviderCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderCreate(ctx, in.(*ProviderCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.delete",
+		Artifact:       "provider",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/provider/delete",
+		Summary:        "Remove a provider",
+		RequestSchema:  "ProviderDeleteRequest",
+		ResponseSchema: "ProviderDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ProviderDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderDelete(ctx, in.(*ProviderDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.generate",
+		Artifact:       "provider",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/provider/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "ProviderGenerateRequest",
+		ResponseSchema: "ProviderGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ProviderGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderGenerate(ctx, in.(*ProviderGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.generations",
+		Artifact:       "provider",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/provider/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "ProviderGenerationsRequest",
+		ResponseSchema: "ProviderGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ProviderGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderGenerations(ctx, in.(*ProviderGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.get",
+		Artifact:       "provider",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/provider/get",
+		Summary:        "Get one provider",
+		RequestSchema:  "ProviderGetRequest",
+		ResponseSchema: "ProviderGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ProviderGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderGet(ctx, in.(*ProviderGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.search",
+		Artifact:       "provider",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/provider/search",
+		Summary:        "Search providers",
+		RequestSchema:  "ProviderSearchRequest",
+		ResponseSchema: "ProviderSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ProviderSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderSearch(ctx, in.(*ProviderSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.update",
+		Artifact:       "provider",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/provider/update",
+		Summary:        "Change a provider",
+		RequestSchema:  "ProviderUpdateRequest",
+		ResponseSchema: "ProviderUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(ProviderUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderUpdate(ctx, in.(*ProviderUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.watch",
+		Artifact:       "provider",
+		Name:           "watch",
+		Method:         "POST",
+		Path:           "/provider/watch",
+		Summary:        "Wait for runs to end",
+		RequestSchema:  "ProviderWatchRequest",
+		ResponseSchema: "ProviderWatchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(ProviderWatchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderWatch(ctx, in.(*ProviderWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.activity",
+		Artifact:       "system",
+		Name:           "activity",
+		Method:         "POST",
+		Path:           "/system/activity",
+		Summary:        "Presence overview",
+		RequestSchema:  "SystemActivityRequest",
+		ResponseSchema: "SystemActivityResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemActivityRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemActivity(ctx, in.(*SystemActivityRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.activity_search",
+		Artifact:       "system",
+		Name:           "activity_search",
+		Method:         "POST",
+		Path:           "/system/activity/search",
+		Summary:        "Search presence",
+		RequestSchema:  "SystemActivitySearchRequest",
+		ResponseSchema: "SystemActivitySearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemActivitySearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemActivitySearch(ctx, in.(*SystemActivitySearchRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -411,6 +1025,46 @@ var Operations = []Operation{
 		},
 	},
 	{
+		ID:             "system.generate",
+		Artifact:       "system",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/system/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "SystemGenerateRequest",
+		ResponseSchema: "SystemGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		NewRequest:     func() any { return new(SystemGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemGenerate(ctx, in.(*SystemGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.generations",
+		Artifact:       "system",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/system/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "SystemGenerationsRequest",
+		ResponseSchema: "SystemGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemGenerations(ctx, in.(*SystemGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
 		ID:             "system.health",
 		Artifact:       "system",
 		Name:           "health",
@@ -424,6 +1078,106 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(SystemHealthRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemHealth(ctx, in.(*SystemHealthRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.run_answer",
+		Artifact:       "system",
+		Name:           "run_answer",
+		Method:         "POST",
+		Path:           "/system/run/answer",
+		Summary:        "Answer a run's question",
+		RequestSchema:  "SystemRunAnswerRequest",
+		ResponseSchema: "SystemRunAnswerResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemRunAnswerRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemRunAnswer(ctx, in.(*SystemRunAnswerRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.run_get",
+		Artifact:       "system",
+		Name:           "run_get",
+		Method:         "POST",
+		Path:           "/system/run/get",
+		Summary:        "Get a run",
+		RequestSchema:  "SystemRunGetRequest",
+		ResponseSchema: "SystemRunGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemRunGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemRunGet(ctx, in.(*SystemRunGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.run_pause",
+		Artifact:       "system",
+		Name:           "run_pause",
+		Method:         "POST",
+		Path:           "/system/run/pause",
+		Summary:        "Pause a run",
+		RequestSchema:  "SystemRunPauseRequest",
+		ResponseSchema: "SystemRunPauseResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemRunPauseRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemRunPause(ctx, in.(*SystemRunPauseRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.run_resume",
+		Artifact:       "system",
+		Name:           "run_resume",
+		Method:         "POST",
+		Path:           "/system/run/resume",
+		Summary:        "Resume a run",
+		RequestSchema:  "SystemRunResumeRequest",
+		ResponseSchema: "SystemRunResumeResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemRunResumeRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemRunResume(ctx, in.(*SystemRunResumeRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.run_stop",
+		Artifact:       "system",
+		Name:           "run_stop",
+		Method:         "POST",
+		Path:           "/system/run/stop",
+		Summary:        "Stop a run",
+		RequestSchema:  "SystemRunStopRequest",
+		ResponseSchema: "SystemRunStopResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemRunStopRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemRunStop(ctx, in.(*SystemRunStopRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -450,6 +1204,66 @@ var Operations = []Operation{
 			return out, nil
 		},
 	},
+	{
+		ID:             "system.subscribe",
+		Artifact:       "system",
+		Name:           "subscribe",
+		Method:         "POST",
+		Path:           "/system/subscribe",
+		Summary:        "Follow topics on this socket",
+		RequestSchema:  "SystemSubscribeRequest",
+		ResponseSchema: "SystemSubscribeResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemSubscribeRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemSubscribe(ctx, in.(*SystemSubscribeRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.unsubscribe",
+		Artifact:       "system",
+		Name:           "unsubscribe",
+		Method:         "POST",
+		Path:           "/system/unsubscribe",
+		Summary:        "Stop following topics",
+		RequestSchema:  "SystemUnsubscribeRequest",
+		ResponseSchema: "SystemUnsubscribeResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemUnsubscribeRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemUnsubscribe(ctx, in.(*SystemUnsubscribeRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.watch",
+		Artifact:       "system",
+		Name:           "watch",
+		Method:         "POST",
+		Path:           "/system/watch",
+		Summary:        "Wait for runs to end",
+		RequestSchema:  "SystemWatchRequest",
+		ResponseSchema: "SystemWatchResponse",
+		Public:         false,
+		Idempotent:     false,
+		NewRequest:     func() any { return new(SystemWatchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemWatch(ctx, in.(*SystemWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
 }
 
 var operationsByID = func() map[string]*Operation {
@@ -464,4 +1278,21 @@ var operationsByID = func() map[string]*Operation {
 func OperationByID(id string) (*Operation, bool) {
 	op, ok := operationsByID[id]
 	return op, ok
+}
+
+// Stream is a server-sent events endpoint of openapi.yaml, GET /<artifact>/stream.
+type Stream struct {
+	ID       string
+	Artifact string
+	Path     string
+}
+
+// Streams lists the SSE endpoints of openapi.yaml, sorted by ID.
+var Streams = []Stream{
+	{ID: "attempt.stream", Artifact: "attempt", Path: "/attempt/stream"},
+	{ID: "model.stream", Artifact: "model", Path: "/model/stream"},
+	{ID: "persona.stream", Artifact: "persona", Path: "/persona/stream"},
+	{ID: "profile.stream", Artifact: "profile", Path: "/profile/stream"},
+	{ID: "provider.stream", Artifact: "provider", Path: "/provider/stream"},
+	{ID: "system.stream", Artifact: "system", Path: "/system/stream"},
 }

@@ -27,6 +27,24 @@ func (e ChatRole) Valid() bool {
 	}
 }
 
+// Defines values for PresenceState.
+const (
+	PresenceStateActive   PresenceState = "active"
+	PresenceStateInactive PresenceState = "inactive"
+)
+
+// Valid indicates whether the value is a known member of the PresenceState enum.
+func (e PresenceState) Valid() bool {
+	switch e {
+	case PresenceStateActive:
+		return true
+	case PresenceStateInactive:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	ProblemTypeBug      ProblemType = "bug"
@@ -45,6 +63,96 @@ func (e ProblemType) Valid() bool {
 	case ProblemTypeOther:
 		return true
 	case ProblemTypeQuestion:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProviderKind.
+const (
+	ProviderKindLocal  ProviderKind = "local"
+	ProviderKindOpenai ProviderKind = "openai"
+)
+
+// Valid indicates whether the value is a known member of the ProviderKind enum.
+func (e ProviderKind) Valid() bool {
+	switch e {
+	case ProviderKindLocal:
+		return true
+	case ProviderKindOpenai:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RunKind.
+const (
+	RunKindChatReply    RunKind = "chat_reply"
+	RunKindPersonaDraft RunKind = "persona_draft"
+	RunKindText         RunKind = "text"
+)
+
+// Valid indicates whether the value is a known member of the RunKind enum.
+func (e RunKind) Valid() bool {
+	switch e {
+	case RunKindChatReply:
+		return true
+	case RunKindPersonaDraft:
+		return true
+	case RunKindText:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RunStatus.
+const (
+	RunStatusCompleted   RunStatus = "completed"
+	RunStatusFailed      RunStatus = "failed"
+	RunStatusInterrupted RunStatus = "interrupted"
+	RunStatusPaused      RunStatus = "paused"
+	RunStatusQueued      RunStatus = "queued"
+	RunStatusRunning     RunStatus = "running"
+	RunStatusStopped     RunStatus = "stopped"
+)
+
+// Valid indicates whether the value is a known member of the RunStatus enum.
+func (e RunStatus) Valid() bool {
+	switch e {
+	case RunStatusCompleted:
+		return true
+	case RunStatusFailed:
+		return true
+	case RunStatusInterrupted:
+		return true
+	case RunStatusPaused:
+		return true
+	case RunStatusQueued:
+		return true
+	case RunStatusRunning:
+		return true
+	case RunStatusStopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SystemActivitySearchRequestState.
+const (
+	SystemActivitySearchRequestStateActive   SystemActivitySearchRequestState = "active"
+	SystemActivitySearchRequestStateInactive SystemActivitySearchRequestState = "inactive"
+)
+
+// Valid indicates whether the value is a known member of the SystemActivitySearchRequestState enum.
+func (e SystemActivitySearchRequestState) Valid() bool {
+	switch e {
+	case SystemActivitySearchRequestStateActive:
+		return true
+	case SystemActivitySearchRequestStateInactive:
 		return true
 	default:
 		return false
@@ -112,8 +220,17 @@ type AttemptChatGetRequest struct {
 
 // AttemptChatGetResponse defines model for AttemptChatGetResponse.
 type AttemptChatGetResponse struct {
-	Chat     Chat          `json:"chat"`
+	Chat Chat `json:"chat"`
+
+	// LastSeq The topic's last number when the chat was read; subscribe with it as `since` to miss nothing.
+	LastSeq  int           `json:"last_seq"`
 	Messages []ChatMessage `json:"messages"`
+
+	// Reply A reply still being generated, as far as it got.
+	Reply *StreamingReply `json:"reply,omitempty"`
+
+	// Topic The attempt's topic, where the chat's events go.
+	Topic string `json:"topic"`
 }
 
 // AttemptChatMessageRequest defines model for AttemptChatMessageRequest.
@@ -135,8 +252,32 @@ type AttemptChatMessageResponse struct {
 	ChatId         openapi_types.UUID `json:"chat_id"`
 	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
 	Message        ChatMessage        `json:"message"`
-	Success        bool               `json:"success"`
+
+	// ReplyRunId The run generating the persona's reply, which streams on the attempt's topic.
+	ReplyRunId *openapi_types.UUID `json:"reply_run_id,omitempty"`
+	Success    bool                `json:"success"`
 }
+
+// AttemptGenerateRequest defines model for AttemptGenerateRequest.
+type AttemptGenerateRequest struct {
+	// ChatId The chat whose next reply to generate.
+	ChatId openapi_types.UUID `json:"chat_id"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey     `json:"idempotency_key,omitempty"`
+	ModelId        *openapi_types.UUID `json:"model_id,omitempty"`
+}
+
+// AttemptGenerateResponse defines model for AttemptGenerateResponse.
+type AttemptGenerateResponse = GenerateResponse
+
+// AttemptGenerationsRequest defines model for AttemptGenerationsRequest.
+type AttemptGenerationsRequest = GenerationsRequest
+
+// AttemptGenerationsResponse defines model for AttemptGenerationsResponse.
+type AttemptGenerationsResponse = GenerationsResponse
 
 // AttemptStartRequest defines model for AttemptStartRequest.
 type AttemptStartRequest struct {
@@ -156,13 +297,25 @@ type AttemptStartResponse struct {
 	PersonaId      openapi_types.UUID `json:"persona_id"`
 }
 
+// AttemptWatchRequest defines model for AttemptWatchRequest.
+type AttemptWatchRequest = WatchRequest
+
+// AttemptWatchResponse defines model for AttemptWatchResponse.
+type AttemptWatchResponse = WatchResponse
+
 // CallCompleted Pushed as `<event>.completed` to the caller's profile room.
 type CallCompleted struct {
 	// Body The response body.
 	Body      interface{}        `json:"body"`
 	CallId    openapi_types.UUID `json:"call_id"`
 	Operation string             `json:"operation"`
-	Status    int                `json:"status"`
+
+	// Seq The event's number in its topic.
+	Seq    int `json:"seq"`
+	Status int `json:"status"`
+
+	// Topic The caller's profile topic, `profile/<id>`.
+	Topic string `json:"topic"`
 
 	// Transport The transport a call came in on.
 	Transport Transport `json:"transport"`
@@ -174,7 +327,13 @@ type CallFailed struct {
 	Body      Problem            `json:"body"`
 	CallId    openapi_types.UUID `json:"call_id"`
 	Operation string             `json:"operation"`
-	Status    int                `json:"status"`
+
+	// Seq The event's number in its topic.
+	Seq    int `json:"seq"`
+	Status int `json:"status"`
+
+	// Topic The caller's profile topic, `profile/<id>`.
+	Topic string `json:"topic"`
 
 	// Transport The transport a call came in on.
 	Transport Transport `json:"transport"`
@@ -189,6 +348,12 @@ type CallStarted struct {
 
 	// Request The request body as received.
 	Request interface{} `json:"request"`
+
+	// Seq The event's number in its topic.
+	Seq int `json:"seq"`
+
+	// Topic The caller's profile topic, `profile/<id>`.
+	Topic string `json:"topic"`
 
 	// Transport The transport a call came in on.
 	Transport Transport `json:"transport"`
@@ -214,6 +379,14 @@ type ChatMessage struct {
 	// Seq Position in the chat, from 1.
 	Seq  int    `json:"seq"`
 	Text string `json:"text"`
+}
+
+// ChatMessageStored `attempt.chat.message`: a message (the learner's, or a finished reply) was stored in a chat of the attempt.
+type ChatMessageStored struct {
+	ChatId  openapi_types.UUID `json:"chat_id"`
+	Message ChatMessage        `json:"message"`
+	Seq     int                `json:"seq"`
+	Topic   string             `json:"topic"`
 }
 
 // ChatRole defines model for ChatRole.
@@ -246,10 +419,254 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// GenerateCompleted `<artifact>.generate.completed`: the run delivered its result.
+type GenerateCompleted struct {
+	Result map[string]interface{} `json:"result"`
+	RunId  openapi_types.UUID     `json:"run_id"`
+	Seq    int                    `json:"seq"`
+	Text   string                 `json:"text"`
+	Topic  string                 `json:"topic"`
+	Usage  Usage                  `json:"usage"`
+}
+
+// GenerateFailed `<artifact>.generate.failed`: the run ended without a result.
+type GenerateFailed struct {
+	Error string             `json:"error"`
+	RunId openapi_types.UUID `json:"run_id"`
+	Seq   int                `json:"seq"`
+	Topic string             `json:"topic"`
+}
+
+// GenerateProgress `<artifact>.generate.progress`: how far the run is.
+type GenerateProgress struct {
+	Percentage int                `json:"percentage"`
+	RunId      openapi_types.UUID `json:"run_id"`
+	Seq        int                `json:"seq"`
+	Topic      string             `json:"topic"`
+}
+
+// GenerateRequest defines model for GenerateRequest.
+type GenerateRequest struct {
+	// GroupId The caller's working group to file the run under.
+	GroupId *openapi_types.UUID `json:"group_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Instructions   []string        `json:"instructions"`
+
+	// ModelId The model to use; the default model when absent.
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
+
+	// SubjectId A record of the artifact the instructions are about.
+	SubjectId *openapi_types.UUID `json:"subject_id,omitempty"`
+}
+
+// GenerateResponse defines model for GenerateResponse.
+type GenerateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Run A generation run (a job). Its events go to `topic`.
+	Run Run `json:"run"`
+}
+
+// GenerateStarted `<artifact>.generate.started`: a run began (or resumed after a restart).
+type GenerateStarted struct {
+	Artifact string  `json:"artifact"`
+	Kind     RunKind `json:"kind"`
+
+	// Resumed True when the run continues after a server restart; deltas go on after the last one sent.
+	Resumed   *bool               `json:"resumed,omitempty"`
+	RunId     openapi_types.UUID  `json:"run_id"`
+	Seq       int                 `json:"seq"`
+	SubjectId *openapi_types.UUID `json:"subject_id,omitempty"`
+	Topic     string              `json:"topic"`
+}
+
+// GenerateState `<artifact>.generate.paused`, `.resumed`, `.stopped` (final) and `.interrupted` (the run
+// asks `question`; answer it with `system.run_answer`).
+type GenerateState struct {
+	Question *string            `json:"question,omitempty"`
+	RunId    openapi_types.UUID `json:"run_id"`
+	Seq      int                `json:"seq"`
+
+	// Status queued → running → completed | failed | stopped; a run may rest in paused (asked to)
+	// or interrupted (it asked a question) on the way.
+	Status RunStatus `json:"status"`
+	Topic  string    `json:"topic"`
+}
+
+// GenerateTextProgress `<artifact>.generate.text.progress`: the next piece of text. The pieces of a run, in order, make its text.
+type GenerateTextProgress struct {
+	Delta string             `json:"delta"`
+	RunId openapi_types.UUID `json:"run_id"`
+	Seq   int                `json:"seq"`
+	Topic string             `json:"topic"`
+}
+
+// GenerationsRequest defines model for GenerationsRequest.
+type GenerationsRequest struct {
+	DateFrom   *time.Time `json:"date_from,omitempty"`
+	DateTo     *time.Time `json:"date_to,omitempty"`
+	PageLimit  *int       `json:"page_limit,omitempty"`
+	PageOffset *int       `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the run's input.
+	Search *string `json:"search,omitempty"`
+}
+
+// GenerationsResponse defines model for GenerationsResponse.
+type GenerationsResponse struct {
+	Runs       []Run `json:"runs"`
+	TotalCount int   `json:"total_count"`
+}
+
 // IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 // first response; the same key with another body, or while the first call runs, is
 // a 409.
 type IdempotencyKey = string
+
+// MetricsSnapshot `system.metrics`, every 10 s on `system/metrics` (level 0).
+type MetricsSnapshot struct {
+	At              time.Time `json:"at"`
+	CallsPerSecond  float64   `json:"calls_per_second"`
+	EventsPerSecond float64   `json:"events_per_second"`
+
+	// Node The server that measured.
+	Node           string `json:"node"`
+	ProfilesOnline int    `json:"profiles_online"`
+	Runs           struct {
+		Interrupted int `json:"interrupted"`
+		Paused      int `json:"paused"`
+		Queued      int `json:"queued"`
+		Running     int `json:"running"`
+	} `json:"runs"`
+	Seq             int     `json:"seq"`
+	Sockets         int     `json:"sockets"`
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	TokensTotal     int     `json:"tokens_total"`
+	Topic           string  `json:"topic"`
+}
+
+// Model defines model for Model.
+type Model struct {
+	CreatedAt time.Time          `json:"created_at"`
+	Id        openapi_types.UUID `json:"id"`
+	IsDefault bool               `json:"is_default"`
+	Label     string             `json:"label"`
+
+	// Name The provider's name for it (e.g. `gpt-4o-mini`).
+	Name       string             `json:"name"`
+	ProviderId openapi_types.UUID `json:"provider_id"`
+
+	// TokenDelayMs Local models only, the pause between streamed words; the server's default when absent.
+	TokenDelayMs *int      `json:"token_delay_ms,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// ModelCreateRequest defines model for ModelCreateRequest.
+type ModelCreateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	IsDefault      *bool           `json:"is_default,omitempty"`
+
+	// Label Defaults to the name.
+	Label        *string            `json:"label,omitempty"`
+	Name         string             `json:"name"`
+	ProviderId   openapi_types.UUID `json:"provider_id"`
+	TokenDelayMs *int               `json:"token_delay_ms,omitempty"`
+}
+
+// ModelCreateResponse defines model for ModelCreateResponse.
+type ModelCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Model          Model   `json:"model"`
+}
+
+// ModelDeleteRequest defines model for ModelDeleteRequest.
+type ModelDeleteRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey    `json:"idempotency_key,omitempty"`
+	ModelId        openapi_types.UUID `json:"model_id"`
+}
+
+// ModelDeleteResponse defines model for ModelDeleteResponse.
+type ModelDeleteResponse struct {
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	ModelId        openapi_types.UUID `json:"model_id"`
+	Success        bool               `json:"success"`
+}
+
+// ModelGenerateRequest defines model for ModelGenerateRequest.
+type ModelGenerateRequest = GenerateRequest
+
+// ModelGenerateResponse defines model for ModelGenerateResponse.
+type ModelGenerateResponse = GenerateResponse
+
+// ModelGenerationsRequest defines model for ModelGenerationsRequest.
+type ModelGenerationsRequest = GenerationsRequest
+
+// ModelGenerationsResponse defines model for ModelGenerationsResponse.
+type ModelGenerationsResponse = GenerationsResponse
+
+// ModelGetRequest defines model for ModelGetRequest.
+type ModelGetRequest struct {
+	ModelId openapi_types.UUID `json:"model_id"`
+}
+
+// ModelGetResponse defines model for ModelGetResponse.
+type ModelGetResponse struct {
+	Model    Model    `json:"model"`
+	Provider Provider `json:"provider"`
+}
+
+// ModelSearchRequest defines model for ModelSearchRequest.
+type ModelSearchRequest struct {
+	PageOffset *int                `json:"page_offset,omitempty"`
+	PageSize   *int                `json:"page_size,omitempty"`
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+	Search     *string             `json:"search,omitempty"`
+}
+
+// ModelSearchResponse defines model for ModelSearchResponse.
+type ModelSearchResponse struct {
+	Models     []Model `json:"models"`
+	PageOffset int     `json:"page_offset"`
+	PageSize   int     `json:"page_size"`
+	TotalCount int     `json:"total_count"`
+}
+
+// ModelUpdateRequest defines model for ModelUpdateRequest.
+type ModelUpdateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// IsDefault True makes this the default model; false is refused for the default (make another one the default instead).
+	IsDefault    *bool              `json:"is_default,omitempty"`
+	Label        *string            `json:"label,omitempty"`
+	ModelId      openapi_types.UUID `json:"model_id"`
+	Name         *string            `json:"name,omitempty"`
+	TokenDelayMs *int               `json:"token_delay_ms,omitempty"`
+}
+
+// ModelUpdateResponse defines model for ModelUpdateResponse.
+type ModelUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Model          Model   `json:"model"`
+}
+
+// ModelWatchRequest defines model for ModelWatchRequest.
+type ModelWatchRequest = WatchRequest
+
+// ModelWatchResponse defines model for ModelWatchResponse.
+type ModelWatchResponse = WatchResponse
 
 // Permission defines model for Permission.
 type Permission struct {
@@ -417,6 +834,34 @@ type PersonaFormState struct {
 	Name          *string              `json:"name,omitempty"`
 }
 
+// PersonaGenerateRequest defines model for PersonaGenerateRequest.
+type PersonaGenerateRequest struct {
+	// Apply Create (or update) the persona with the result instead of saving a draft.
+	Apply   *bool               `json:"apply,omitempty"`
+	GroupId *openapi_types.UUID `json:"group_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Instructions What the persona should be like. Without any, the run asks.
+	Instructions []string            `json:"instructions,omitempty"`
+	ModelId      *openapi_types.UUID `json:"model_id,omitempty"`
+
+	// PersonaId Refine this persona instead of drafting a new one.
+	PersonaId *openapi_types.UUID `json:"persona_id,omitempty"`
+}
+
+// PersonaGenerateResponse defines model for PersonaGenerateResponse.
+type PersonaGenerateResponse = GenerateResponse
+
+// PersonaGenerationsRequest defines model for PersonaGenerationsRequest.
+type PersonaGenerationsRequest = GenerationsRequest
+
+// PersonaGenerationsResponse defines model for PersonaGenerationsResponse.
+type PersonaGenerationsResponse = GenerationsResponse
+
 // PersonaGetRequest defines model for PersonaGetRequest.
 type PersonaGetRequest struct {
 	// DraftId Also return this draft of the persona.
@@ -579,6 +1024,27 @@ type PersonaUpdateResponse struct {
 	Results        []PersonaResult `json:"results"`
 }
 
+// PersonaWatchRequest defines model for PersonaWatchRequest.
+type PersonaWatchRequest = WatchRequest
+
+// PersonaWatchResponse defines model for PersonaWatchResponse.
+type PersonaWatchResponse = WatchResponse
+
+// Presence defines model for Presence.
+type Presence struct {
+	ProfileId   openapi_types.UUID `json:"profile_id"`
+	ProfileName string             `json:"profile_name"`
+	Role        string             `json:"role"`
+	Since       time.Time          `json:"since"`
+
+	// Sockets Open sockets at the change.
+	Sockets int           `json:"sockets"`
+	State   PresenceState `json:"state"`
+}
+
+// PresenceState defines model for Presence.State.
+type PresenceState string
+
 // Problem An RFC 9457 problem document.
 type Problem struct {
 	// Detail What went wrong in this occurrence.
@@ -630,11 +1096,270 @@ type ProfileContextResponse struct {
 	SessionId   openapi_types.UUID `json:"session_id"`
 }
 
+// ProfileGenerateRequest defines model for ProfileGenerateRequest.
+type ProfileGenerateRequest = GenerateRequest
+
+// ProfileGenerateResponse defines model for ProfileGenerateResponse.
+type ProfileGenerateResponse = GenerateResponse
+
+// ProfileGenerationsRequest defines model for ProfileGenerationsRequest.
+type ProfileGenerationsRequest = GenerationsRequest
+
+// ProfileGenerationsResponse defines model for ProfileGenerationsResponse.
+type ProfileGenerationsResponse = GenerationsResponse
+
+// ProfileWatchRequest defines model for ProfileWatchRequest.
+type ProfileWatchRequest = WatchRequest
+
+// ProfileWatchResponse defines model for ProfileWatchResponse.
+type ProfileWatchResponse = WatchResponse
+
+// Provider defines model for Provider.
+type Provider struct {
+	BaseUrl   string    `json:"base_url"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// HasApiKey The key itself is never returned.
+	HasApiKey bool               `json:"has_api_key"`
+	Id        openapi_types.UUID `json:"id"`
+
+	// Kind `local`: the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
+	Kind      ProviderKind `json:"kind"`
+	Name      string       `json:"name"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// ProviderCreateRequest defines model for ProviderCreateRequest.
+type ProviderCreateRequest struct {
+	ApiKey *string `json:"api_key,omitempty"`
+
+	// BaseUrl Required for `openai`, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+	BaseUrl *string `json:"base_url,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Kind `local`: the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
+	Kind ProviderKind `json:"kind"`
+	Name string       `json:"name"`
+}
+
+// ProviderCreateResponse defines model for ProviderCreateResponse.
+type ProviderCreateResponse struct {
+	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
+	Provider       Provider `json:"provider"`
+}
+
+// ProviderDeleteRequest defines model for ProviderDeleteRequest.
+type ProviderDeleteRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey    `json:"idempotency_key,omitempty"`
+	ProviderId     openapi_types.UUID `json:"provider_id"`
+}
+
+// ProviderDeleteResponse defines model for ProviderDeleteResponse.
+type ProviderDeleteResponse struct {
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	ProviderId     openapi_types.UUID `json:"provider_id"`
+	Success        bool               `json:"success"`
+}
+
+// ProviderGenerateRequest defines model for ProviderGenerateRequest.
+type ProviderGenerateRequest = GenerateRequest
+
+// ProviderGenerateResponse defines model for ProviderGenerateResponse.
+type ProviderGenerateResponse = GenerateResponse
+
+// ProviderGenerationsRequest defines model for ProviderGenerationsRequest.
+type ProviderGenerationsRequest = GenerationsRequest
+
+// ProviderGenerationsResponse defines model for ProviderGenerationsResponse.
+type ProviderGenerationsResponse = GenerationsResponse
+
+// ProviderGetRequest defines model for ProviderGetRequest.
+type ProviderGetRequest struct {
+	ProviderId openapi_types.UUID `json:"provider_id"`
+}
+
+// ProviderGetResponse defines model for ProviderGetResponse.
+type ProviderGetResponse struct {
+	Models   []Model  `json:"models"`
+	Provider Provider `json:"provider"`
+}
+
+// ProviderKind `local`: the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
+type ProviderKind string
+
+// ProviderSearchRequest defines model for ProviderSearchRequest.
+type ProviderSearchRequest struct {
+	PageOffset *int    `json:"page_offset,omitempty"`
+	PageSize   *int    `json:"page_size,omitempty"`
+	Search     *string `json:"search,omitempty"`
+}
+
+// ProviderSearchResponse defines model for ProviderSearchResponse.
+type ProviderSearchResponse struct {
+	PageOffset int        `json:"page_offset"`
+	PageSize   int        `json:"page_size"`
+	Providers  []Provider `json:"providers"`
+	TotalCount int        `json:"total_count"`
+}
+
+// ProviderUpdateRequest defines model for ProviderUpdateRequest.
+type ProviderUpdateRequest struct {
+	// ApiKey An empty string removes the key.
+	ApiKey  *string `json:"api_key,omitempty"`
+	BaseUrl *string `json:"base_url,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey    `json:"idempotency_key,omitempty"`
+	Name           *string            `json:"name,omitempty"`
+	ProviderId     openapi_types.UUID `json:"provider_id"`
+}
+
+// ProviderUpdateResponse defines model for ProviderUpdateResponse.
+type ProviderUpdateResponse struct {
+	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
+	Provider       Provider `json:"provider"`
+}
+
+// ProviderWatchRequest defines model for ProviderWatchRequest.
+type ProviderWatchRequest = WatchRequest
+
+// ProviderWatchResponse defines model for ProviderWatchResponse.
+type ProviderWatchResponse = WatchResponse
+
+// ReplayDone Pushed as `replay_done` after a topic's replay, and returned by `system.subscribe`.
+type ReplayDone struct {
+	// LastSeq The last number replayed (`since` when nothing was); live events follow it.
+	LastSeq  int `json:"last_seq"`
+	Replayed int `json:"replayed"`
+
+	// Since The number the client gave.
+	Since int    `json:"since"`
+	Topic string `json:"topic"`
+
+	// Truncated Events after `since` had expired (retention); the replay has a gap.
+	Truncated bool `json:"truncated"`
+}
+
 // Role defines model for Role.
 type Role struct {
 	// Level 0 sees and manages everything; higher levels are scoped to their departments.
 	Level int    `json:"level"`
 	Name  string `json:"name"`
+}
+
+// Run A generation run (a job). Its events go to `topic`.
+type Run struct {
+	// Answer The answer it was given.
+	Answer    *string   `json:"answer,omitempty"`
+	Artifact  string    `json:"artifact"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Error Why a failed run failed.
+	Error      *string             `json:"error,omitempty"`
+	FinishedAt *time.Time          `json:"finished_at,omitempty"`
+	GroupId    *openapi_types.UUID `json:"group_id,omitempty"`
+	Id         openapi_types.UUID  `json:"id"`
+	Kind       RunKind             `json:"kind"`
+	ModelId    *openapi_types.UUID `json:"model_id,omitempty"`
+
+	// Output The text generated so far.
+	Output string `json:"output"`
+
+	// Progress Percent done, 0–100.
+	Progress int `json:"progress"`
+
+	// Question What an interrupted run asks.
+	Question *string `json:"question,omitempty"`
+
+	// Result What a completed run delivered (a message, a draft, a text).
+	Result    map[string]interface{} `json:"result,omitempty"`
+	StartedAt *time.Time             `json:"started_at,omitempty"`
+
+	// Status queued → running → completed | failed | stopped; a run may rest in paused (asked to)
+	// or interrupted (it asked a question) on the way.
+	Status RunStatus `json:"status"`
+
+	// SubjectId What the run works on (the chat, the persona, …).
+	SubjectId *openapi_types.UUID `json:"subject_id,omitempty"`
+
+	// Topic The topic of the run's events (`run/<id>`, or `attempt/<id>` for chat replies).
+	Topic string `json:"topic"`
+	Usage Usage  `json:"usage"`
+}
+
+// RunKind defines model for RunKind.
+type RunKind string
+
+// RunRequest defines model for RunRequest.
+type RunRequest struct {
+	RunId openapi_types.UUID `json:"run_id"`
+}
+
+// RunResponse defines model for RunResponse.
+type RunResponse struct {
+	// Run A generation run (a job). Its events go to `topic`.
+	Run Run `json:"run"`
+}
+
+// RunStatus queued → running → completed | failed | stopped; a run may rest in paused (asked to)
+// or interrupted (it asked a question) on the way.
+type RunStatus string
+
+// StreamingReply A reply still being generated, as far as it got.
+type StreamingReply struct {
+	// LastSeq The number of the last delta included in `text`.
+	LastSeq int                `json:"last_seq"`
+	RunId   openapi_types.UUID `json:"run_id"`
+
+	// Status queued → running → completed | failed | stopped; a run may rest in paused (asked to)
+	// or interrupted (it asked a question) on the way.
+	Status RunStatus `json:"status"`
+	Text   string    `json:"text"`
+}
+
+// SystemActivityRequest defines model for SystemActivityRequest.
+type SystemActivityRequest = map[string]interface{}
+
+// SystemActivityResponse defines model for SystemActivityResponse.
+type SystemActivityResponse struct {
+	// ActiveProfilesCount Profiles in scope with a socket open now.
+	ActiveProfilesCount int `json:"active_profiles_count"`
+
+	// Recent The latest presence changes in scope, newest first (at most 20).
+	Recent []Presence `json:"recent"`
+
+	// SocketsCount Their open sockets.
+	SocketsCount int `json:"sockets_count"`
+}
+
+// SystemActivitySearchRequest defines model for SystemActivitySearchRequest.
+type SystemActivitySearchRequest struct {
+	PageOffset *int `json:"page_offset,omitempty"`
+	PageSize   *int `json:"page_size,omitempty"`
+
+	// Search Case-insensitive match on the profile's name.
+	Search *string                           `json:"search,omitempty"`
+	State  *SystemActivitySearchRequestState `json:"state,omitempty"`
+}
+
+// SystemActivitySearchRequestState defines model for SystemActivitySearchRequest.State.
+type SystemActivitySearchRequestState string
+
+// SystemActivitySearchResponse defines model for SystemActivitySearchResponse.
+type SystemActivitySearchResponse struct {
+	PageOffset int        `json:"page_offset"`
+	PageSize   int        `json:"page_size"`
+	Profiles   []Presence `json:"profiles"`
+	TotalCount int        `json:"total_count"`
 }
 
 // SystemFileDownloadRequest defines model for SystemFileDownloadRequest.
@@ -652,6 +1377,18 @@ type SystemFileDownloadResponse struct {
 	FileName    string             `json:"file_name"`
 	Size        int                `json:"size"`
 }
+
+// SystemGenerateRequest defines model for SystemGenerateRequest.
+type SystemGenerateRequest = GenerateRequest
+
+// SystemGenerateResponse defines model for SystemGenerateResponse.
+type SystemGenerateResponse = GenerateResponse
+
+// SystemGenerationsRequest defines model for SystemGenerationsRequest.
+type SystemGenerationsRequest = GenerationsRequest
+
+// SystemGenerationsResponse defines model for SystemGenerationsResponse.
+type SystemGenerationsResponse = GenerationsResponse
 
 // SystemHealthRequest defines model for SystemHealthRequest.
 type SystemHealthRequest = map[string]interface{}
@@ -671,6 +1408,39 @@ type SystemHealthResponseDatabase string
 // SystemHealthResponseStatus defines model for SystemHealthResponse.Status.
 type SystemHealthResponseStatus string
 
+// SystemRunAnswerRequest defines model for SystemRunAnswerRequest.
+type SystemRunAnswerRequest struct {
+	Answer string             `json:"answer"`
+	RunId  openapi_types.UUID `json:"run_id"`
+}
+
+// SystemRunAnswerResponse defines model for SystemRunAnswerResponse.
+type SystemRunAnswerResponse = RunResponse
+
+// SystemRunGetRequest defines model for SystemRunGetRequest.
+type SystemRunGetRequest = RunRequest
+
+// SystemRunGetResponse defines model for SystemRunGetResponse.
+type SystemRunGetResponse = RunResponse
+
+// SystemRunPauseRequest defines model for SystemRunPauseRequest.
+type SystemRunPauseRequest = RunRequest
+
+// SystemRunPauseResponse defines model for SystemRunPauseResponse.
+type SystemRunPauseResponse = RunResponse
+
+// SystemRunResumeRequest defines model for SystemRunResumeRequest.
+type SystemRunResumeRequest = RunRequest
+
+// SystemRunResumeResponse defines model for SystemRunResumeResponse.
+type SystemRunResumeResponse = RunResponse
+
+// SystemRunStopRequest defines model for SystemRunStopRequest.
+type SystemRunStopRequest = RunRequest
+
+// SystemRunStopResponse defines model for SystemRunStopResponse.
+type SystemRunStopResponse = RunResponse
+
 // SystemSessionRequest defines model for SystemSessionRequest.
 type SystemSessionRequest struct {
 	// SessionId Another session (level 0 only); defaults to the caller's.
@@ -688,8 +1458,62 @@ type SystemSessionResponse struct {
 	SessionId   openapi_types.UUID `json:"session_id"`
 }
 
+// SystemSubscribeRequest defines model for SystemSubscribeRequest.
+type SystemSubscribeRequest struct {
+	Topics []TopicSince `json:"topics"`
+}
+
+// SystemSubscribeResponse defines model for SystemSubscribeResponse.
+type SystemSubscribeResponse struct {
+	Subscriptions []ReplayDone `json:"subscriptions"`
+}
+
+// SystemUnsubscribeRequest defines model for SystemUnsubscribeRequest.
+type SystemUnsubscribeRequest struct {
+	Topics []string `json:"topics"`
+}
+
+// SystemUnsubscribeResponse defines model for SystemUnsubscribeResponse.
+type SystemUnsubscribeResponse struct {
+	Topics []string `json:"topics"`
+}
+
+// SystemWatchRequest defines model for SystemWatchRequest.
+type SystemWatchRequest = WatchRequest
+
+// SystemWatchResponse defines model for SystemWatchResponse.
+type SystemWatchResponse = WatchResponse
+
+// TopicSince defines model for TopicSince.
+type TopicSince struct {
+	// Since The last sequence number the client has; what follows is replayed. Absent, only live events follow.
+	Since *int   `json:"since,omitempty"`
+	Topic string `json:"topic"`
+}
+
 // Transport The transport a call came in on.
 type Transport string
+
+// Usage defines model for Usage.
+type Usage struct {
+	CompletionTokens int `json:"completion_tokens"`
+	PromptTokens     int `json:"prompt_tokens"`
+}
+
+// WatchRequest defines model for WatchRequest.
+type WatchRequest struct {
+	RunIds         []openapi_types.UUID `json:"run_ids"`
+	TimeoutSeconds *int                 `json:"timeout_seconds,omitempty"`
+}
+
+// WatchResponse defines model for WatchResponse.
+type WatchResponse struct {
+	Runs []Run `json:"runs"`
+
+	// TimedOut True when some run had not ended when the time was up.
+	TimedOut      bool    `json:"timed_out"`
+	WaitedSeconds float64 `json:"waited_seconds"`
+}
 
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
@@ -709,14 +1533,89 @@ type Unauthorized = Problem
 // ValidationFailed An RFC 9457 problem document.
 type ValidationFailed = Problem
 
+// AttemptStreamParams defines parameters for AttemptStream.
+type AttemptStreamParams struct {
+	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// ModelStreamParams defines parameters for ModelStream.
+type ModelStreamParams struct {
+	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// PersonaStreamParams defines parameters for PersonaStream.
+type PersonaStreamParams struct {
+	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// ProfileStreamParams defines parameters for ProfileStream.
+type ProfileStreamParams struct {
+	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// ProviderStreamParams defines parameters for ProviderStream.
+type ProviderStreamParams struct {
+	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// SystemStreamParams defines parameters for SystemStream.
+type SystemStreamParams struct {
+	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
 // AttemptChatGetJSONRequestBody defines body for AttemptChatGet for application/json ContentType.
 type AttemptChatGetJSONRequestBody = AttemptChatGetRequest
 
 // AttemptChatMessageJSONRequestBody defines body for AttemptChatMessage for application/json ContentType.
 type AttemptChatMessageJSONRequestBody = AttemptChatMessageRequest
 
+// AttemptGenerateJSONRequestBody defines body for AttemptGenerate for application/json ContentType.
+type AttemptGenerateJSONRequestBody = AttemptGenerateRequest
+
+// AttemptGenerationsJSONRequestBody defines body for AttemptGenerations for application/json ContentType.
+type AttemptGenerationsJSONRequestBody = AttemptGenerationsRequest
+
 // AttemptStartJSONRequestBody defines body for AttemptStart for application/json ContentType.
 type AttemptStartJSONRequestBody = AttemptStartRequest
+
+// AttemptWatchJSONRequestBody defines body for AttemptWatch for application/json ContentType.
+type AttemptWatchJSONRequestBody = AttemptWatchRequest
+
+// ModelCreateJSONRequestBody defines body for ModelCreate for application/json ContentType.
+type ModelCreateJSONRequestBody = ModelCreateRequest
+
+// ModelDeleteJSONRequestBody defines body for ModelDelete for application/json ContentType.
+type ModelDeleteJSONRequestBody = ModelDeleteRequest
+
+// ModelGenerateJSONRequestBody defines body for ModelGenerate for application/json ContentType.
+type ModelGenerateJSONRequestBody = ModelGenerateRequest
+
+// ModelGenerationsJSONRequestBody defines body for ModelGenerations for application/json ContentType.
+type ModelGenerationsJSONRequestBody = ModelGenerationsRequest
+
+// ModelGetJSONRequestBody defines body for ModelGet for application/json ContentType.
+type ModelGetJSONRequestBody = ModelGetRequest
+
+// ModelSearchJSONRequestBody defines body for ModelSearch for application/json ContentType.
+type ModelSearchJSONRequestBody = ModelSearchRequest
+
+// ModelUpdateJSONRequestBody defines body for ModelUpdate for application/json ContentType.
+type ModelUpdateJSONRequestBody = ModelUpdateRequest
+
+// ModelWatchJSONRequestBody defines body for ModelWatch for application/json ContentType.
+type ModelWatchJSONRequestBody = ModelWatchRequest
 
 // PersonaCreateJSONRequestBody defines body for PersonaCreate for application/json ContentType.
 type PersonaCreateJSONRequestBody = PersonaCreateRequest
@@ -736,6 +1635,12 @@ type PersonaDuplicateJSONRequestBody = PersonaDuplicateRequest
 // PersonaExportJSONRequestBody defines body for PersonaExport for application/json ContentType.
 type PersonaExportJSONRequestBody = PersonaExportRequest
 
+// PersonaGenerateJSONRequestBody defines body for PersonaGenerate for application/json ContentType.
+type PersonaGenerateJSONRequestBody = PersonaGenerateRequest
+
+// PersonaGenerationsJSONRequestBody defines body for PersonaGenerations for application/json ContentType.
+type PersonaGenerationsJSONRequestBody = PersonaGenerationsRequest
+
 // PersonaGetJSONRequestBody defines body for PersonaGet for application/json ContentType.
 type PersonaGetJSONRequestBody = PersonaGetRequest
 
@@ -754,14 +1659,86 @@ type PersonaSearchJSONRequestBody = PersonaSearchRequest
 // PersonaUpdateJSONRequestBody defines body for PersonaUpdate for application/json ContentType.
 type PersonaUpdateJSONRequestBody = PersonaUpdateRequest
 
+// PersonaWatchJSONRequestBody defines body for PersonaWatch for application/json ContentType.
+type PersonaWatchJSONRequestBody = PersonaWatchRequest
+
 // ProfileContextJSONRequestBody defines body for ProfileContext for application/json ContentType.
 type ProfileContextJSONRequestBody = ProfileContextRequest
+
+// ProfileGenerateJSONRequestBody defines body for ProfileGenerate for application/json ContentType.
+type ProfileGenerateJSONRequestBody = ProfileGenerateRequest
+
+// ProfileGenerationsJSONRequestBody defines body for ProfileGenerations for application/json ContentType.
+type ProfileGenerationsJSONRequestBody = ProfileGenerationsRequest
+
+// ProfileWatchJSONRequestBody defines body for ProfileWatch for application/json ContentType.
+type ProfileWatchJSONRequestBody = ProfileWatchRequest
+
+// ProviderCreateJSONRequestBody defines body for ProviderCreate for application/json ContentType.
+type ProviderCreateJSONRequestBody = ProviderCreateRequest
+
+// ProviderDeleteJSONRequestBody defines body for ProviderDelete for application/json ContentType.
+type ProviderDeleteJSONRequestBody = ProviderDeleteRequest
+
+// ProviderGenerateJSONRequestBody defines body for ProviderGenerate for application/json ContentType.
+type ProviderGenerateJSONRequestBody = ProviderGenerateRequest
+
+// ProviderGenerationsJSONRequestBody defines body for ProviderGenerations for application/json ContentType.
+type ProviderGenerationsJSONRequestBody = ProviderGenerationsRequest
+
+// ProviderGetJSONRequestBody defines body for ProviderGet for application/json ContentType.
+type ProviderGetJSONRequestBody = ProviderGetRequest
+
+// ProviderSearchJSONRequestBody defines body for ProviderSearch for application/json ContentType.
+type ProviderSearchJSONRequestBody = ProviderSearchRequest
+
+// ProviderUpdateJSONRequestBody defines body for ProviderUpdate for application/json ContentType.
+type ProviderUpdateJSONRequestBody = ProviderUpdateRequest
+
+// ProviderWatchJSONRequestBody defines body for ProviderWatch for application/json ContentType.
+type ProviderWatchJSONRequestBody = ProviderWatchRequest
+
+// SystemActivityJSONRequestBody defines body for SystemActivity for application/json ContentType.
+type SystemActivityJSONRequestBody = SystemActivityRequest
+
+// SystemActivitySearchJSONRequestBody defines body for SystemActivitySearch for application/json ContentType.
+type SystemActivitySearchJSONRequestBody = SystemActivitySearchRequest
 
 // SystemFileDownloadJSONRequestBody defines body for SystemFileDownload for application/json ContentType.
 type SystemFileDownloadJSONRequestBody = SystemFileDownloadRequest
 
+// SystemGenerateJSONRequestBody defines body for SystemGenerate for application/json ContentType.
+type SystemGenerateJSONRequestBody = SystemGenerateRequest
+
+// SystemGenerationsJSONRequestBody defines body for SystemGenerations for application/json ContentType.
+type SystemGenerationsJSONRequestBody = SystemGenerationsRequest
+
 // SystemHealthJSONRequestBody defines body for SystemHealth for application/json ContentType.
 type SystemHealthJSONRequestBody = SystemHealthRequest
 
+// SystemRunAnswerJSONRequestBody defines body for SystemRunAnswer for application/json ContentType.
+type SystemRunAnswerJSONRequestBody = SystemRunAnswerRequest
+
+// SystemRunGetJSONRequestBody defines body for SystemRunGet for application/json ContentType.
+type SystemRunGetJSONRequestBody = SystemRunGetRequest
+
+// SystemRunPauseJSONRequestBody defines body for SystemRunPause for application/json ContentType.
+type SystemRunPauseJSONRequestBody = SystemRunPauseRequest
+
+// SystemRunResumeJSONRequestBody defines body for SystemRunResume for application/json ContentType.
+type SystemRunResumeJSONRequestBody = SystemRunResumeRequest
+
+// SystemRunStopJSONRequestBody defines body for SystemRunStop for application/json ContentType.
+type SystemRunStopJSONRequestBody = SystemRunStopRequest
+
 // SystemSessionJSONRequestBody defines body for SystemSession for application/json ContentType.
 type SystemSessionJSONRequestBody = SystemSessionRequest
+
+// SystemSubscribeJSONRequestBody defines body for SystemSubscribe for application/json ContentType.
+type SystemSubscribeJSONRequestBody = SystemSubscribeRequest
+
+// SystemUnsubscribeJSONRequestBody defines body for SystemUnsubscribe for application/json ContentType.
+type SystemUnsubscribeJSONRequestBody = SystemUnsubscribeRequest
+
+// SystemWatchJSONRequestBody defines body for SystemWatch for application/json ContentType.
+type SystemWatchJSONRequestBody = SystemWatchRequest

@@ -8,6 +8,8 @@ import (
 
 	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/jobs"
 	"github.com/glowhq/glow/internal/problem"
 	"github.com/glowhq/glow/store"
 )
@@ -52,15 +54,18 @@ func ownChat(ctx context.Context, q store.Q, id *auth.Identity, chatID uuid.UUID
 	return c, nil
 }
 
-// AttemptChatMessage appends the learner's message to their chat.
+// AttemptChatMessage appends the learner's message to their chat and starts the persona's
+// reply, which streams on the attempt's topic.
 func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMessageRequest) (*gen.AttemptChatMessageResponse, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	m := store.Message{ChatID: in.ChatId, Role: string(gen.ChatRoleUser), Text: in.Text, ParentID: in.ParentMessageId}
+	var chat store.Chat
 	err = s.store.Tx(ctx, func(q store.Q) error {
-		if _, err := ownChat(ctx, q, id, in.ChatId, true); err != nil {
+		var err error
+		if chat, err = ownChat(ctx, q, id, in.ChatId, true); err != nil {
 			return err
 		}
 		if m.ParentID != nil {
@@ -81,10 +86,19 @@ func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMes
 	if err != nil {
 		return nil, err
 	}
-	return &gen.AttemptChatMessageResponse{Success: true, ChatId: in.ChatId, Message: messageOut(m), IdempotencyKey: in.IdempotencyKey}, nil
+	out := &gen.AttemptChatMessageResponse{Success: true, ChatId: in.ChatId, Message: messageOut(m), IdempotencyKey: in.IdempotencyKey}
+	s.announceMessage(events.AttemptTopic(chat.AttemptID), id.ProfileID, out.Message)
+	run, err := s.startReply(ctx, id, chat, nil)
+	if err != nil {
+		return nil, err
+	}
+	out.ReplyRunId = &run.ID
+	return out, nil
 }
 
-// AttemptChatGet returns a chat and its messages.
+// AttemptChatGet returns a chat, its messages and the reply still being generated, if any,
+// with the attempt topic's number at the time: following the topic from that number misses
+// nothing and repeats nothing.
 func (s *Service) AttemptChatGet(ctx context.Context, in *gen.AttemptChatGetRequest) (*gen.AttemptChatGetResponse, error) {
 	id, err := caller(ctx)
 	if err != nil {
@@ -95,6 +109,14 @@ func (s *Service) AttemptChatGet(ctx context.Context, in *gen.AttemptChatGetRequ
 	if err != nil {
 		return nil, err
 	}
+	topic := events.AttemptTopic(c.AttemptID)
+	// The topic's number first: the reply's text is read up to it, and what follows it is in
+	// the topic's events. A message stored meanwhile may be both here and in an event: the
+	// message id tells.
+	_, last, err := q.TopicBounds(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
 	ms, err := q.ChatMessages(ctx, c.ID)
 	if err != nil {
 		return nil, err
@@ -102,10 +124,24 @@ func (s *Service) AttemptChatGet(ctx context.Context, in *gen.AttemptChatGetRequ
 	out := &gen.AttemptChatGetResponse{
 		Chat:     gen.Chat{Id: c.ID, AttemptId: c.AttemptID, PersonaId: c.PersonaID, ProfileId: c.ProfileID, CreatedAt: utc(c.CreatedAt)},
 		Messages: make([]gen.ChatMessage, len(ms)),
+		Topic:    topic,
+		LastSeq:  int(last),
 	}
 	for i, m := range ms {
 		out.Messages[i] = messageOut(m)
 	}
+	run, err := q.ActiveRunOn(ctx, c.ID, kindChatReply)
+	if errors.Is(err, store.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	text, seq, err := jobs.RunTextSeq(ctx, q, run, last)
+	if err != nil {
+		return nil, err
+	}
+	out.Reply = &gen.StreamingReply{RunId: run.ID, Status: gen.RunStatus(run.Status), Text: text, LastSeq: int(seq)}
 	return out, nil
 }
 

@@ -12,22 +12,37 @@ import (
 
 	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/jobs"
 	"github.com/glowhq/glow/internal/problem"
 	"github.com/glowhq/glow/store"
 )
 
 // Service implements every operation.
 type Service struct {
-	store   *store.Store
-	version string
-	started time.Time
+	store    *store.Store
+	runner   *jobs.Runner
+	events   *events.Log
+	presence Presence
+	version  string
+	started  time.Time
+}
+
+// Presence tells who is online on this server.
+type Presence interface {
+	Online() map[uuid.UUID]int // open sockets per profile
 }
 
 var _ gen.Handlers = (*Service)(nil)
 
-// New returns the service over a store; version is reported by system.health.
-func New(s *store.Store, version string) *Service {
-	return &Service{store: s, version: version, started: time.Now()}
+// New returns the service; version is reported by system.health. It registers the kinds of
+// generation runs with the runner.
+func New(s *store.Store, runner *jobs.Runner, ev *events.Log, presence Presence, version string) *Service {
+	svc := &Service{store: s, runner: runner, events: ev, presence: presence, version: version, started: time.Now()}
+	runner.Register(kindChatReply, chatReply{svc})
+	runner.Register(kindPersonaDraft, personaDraft{svc})
+	runner.Register(kindText, textAnswer{svc})
+	return svc
 }
 
 // caller returns the identity the transport resolved. Every operation that needs one is

@@ -43,6 +43,13 @@ func (q Q) InsertAttempt(ctx context.Context, a Attempt) error {
 	return err
 }
 
+// AttemptByID finds an attempt.
+func (q Q) AttemptByID(ctx context.Context, id uuid.UUID) (Attempt, error) {
+	var a Attempt
+	err := q.get(ctx, &a, `SELECT id, profile_id, persona_id, created_at, completed_at FROM attempts WHERE id = ?`, id)
+	return a, err
+}
+
 // InsertChat stores a chat.
 func (q Q) InsertChat(ctx context.Context, c Chat) error {
 	_, err := q.exec(ctx, `INSERT INTO chats (id, attempt_id, persona_id, profile_id, created_at) VALUES (?, ?, ?, ?, ?)`,

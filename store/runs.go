@@ -90,6 +90,21 @@ func (q Q) RunsWithStatus(ctx context.Context, statuses ...string) ([]Run, error
 	return rs, err
 }
 
+// CountRunsByStatus counts the runs in each unfinished status.
+func (q Q) CountRunsByStatus(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		Status string `db:"status"`
+		N      int    `db:"n"`
+	}
+	err := q.sel(ctx, &rows, `SELECT status, COUNT(*) AS n FROM runs
+		WHERE status IN ('queued', 'running', 'paused', 'interrupted') GROUP BY status`)
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, err
+}
+
 // ActiveRunOn returns the unfinished run of a kind working on a subject, if any.
 func (q Q) ActiveRunOn(ctx context.Context, subjectID uuid.UUID, kind string) (Run, error) {
 	var r Run

@@ -51,6 +51,9 @@ import (
 	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/jobs"
+	"github.com/glowhq/glow/internal/presence"
+	"github.com/glowhq/glow/internal/server"
 	"github.com/glowhq/glow/internal/testdb"
 	"github.com/glowhq/glow/internal/testserver"
 	"github.com/glowhq/glow/store"
@@ -66,7 +69,7 @@ import (
 // goroutines, sockets or heap than before, within the bounds of cycleBounds.
 func TestContainA1A2WebsocketCycles2000(t *testing.T) {
 	node := needNode(t)
-	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
 	r := measureCycles(t, env.Server.WS, func(n int) cyclesResult {
 		return node.cycles(t, env.URL, env.Admin, "websocket", n, nil)
 	}, scaled(2000, 300))
@@ -81,7 +84,7 @@ func TestContainA1A2WebsocketCycles2000(t *testing.T) {
 // socket and no session (waitIdle).
 func TestContainA1A2CyclesAcrossTransports(t *testing.T) {
 	node := needNode(t)
-	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
 	srv := env.Server.WS
 	session := sessionOf(t, env.Server.Store, env.Admin)
 	revoke := func() { srv.Revoke(session) }
@@ -125,7 +128,7 @@ func TestContainA1A2CyclesAcrossTransports(t *testing.T) {
 // documented rate, and everything else must not grow at all.
 func TestContainD1PollingServerCloses(t *testing.T) {
 	node := needNode(t)
-	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
 	srv := env.Server.WS
 	r := measureCycles(t, srv, func(n int) cyclesResult {
 		return node.cycles(t, env.URL, env.Admin, "kick-polling", n, func() { srv.DisconnectAll(true) })
@@ -156,7 +159,7 @@ func TestContainD1PollingServerCloses(t *testing.T) {
 // happens to finalize it, an open socket; with it on, nothing.
 func TestContainA1NegativeControl(t *testing.T) {
 	node := needNode(t)
-	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
 	srv := env.Server.WS
 	n := scaled(200, 100)
 
@@ -196,7 +199,7 @@ func TestContainA1NegativeControl(t *testing.T) {
 // 19 KB of heap (two queues) forever; with them cleared, nothing.
 func TestContainA2NegativeControl(t *testing.T) {
 	node := needNode(t)
-	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
 	srv := env.Server.WS
 	n := scaled(500, 200)
 	run := func(contained bool) cycleRun {
@@ -298,7 +301,7 @@ func TestContainA2ForgetQueueReachesLibraryQueues(t *testing.T) {
 // gate deterministically).
 func TestContainBNodeDialsNeverLoseConnect(t *testing.T) {
 	node := needNode(t)
-	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
 	n := scaled(3000, 400)
 
 	r := node.dials(t, env.URL, env.Admin, n)
@@ -632,9 +635,10 @@ func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers,
 	evCtx, stopEvents := context.WithCancel(context.Background())
 	evDone := make(chan struct{})
 	go func() { evs.Run(evCtx); close(evDone) }()
-	h := &slowHandlers{Service: handlers.New(st, contract.Version()), delay: delay}
+	tracker := presence.New(st, log, 0)
+	h := &slowHandlers{Service: handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, tracker, contract.Version()), delay: delay}
 	d := dispatch.New(contract, h, st, evs, log, dispatch.Options{CallTimeout: 30 * time.Second})
-	srv := ws.New(d, auth.NewResolver(st, 0), evs, log, ws.Options{MaxCalls: maxCalls})
+	srv := ws.New(d, auth.NewResolver(st, 0), evs, tracker, log, ws.Options{MaxCalls: maxCalls})
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", srv.Handler())
 	ts := httptest.NewServer(mux)
@@ -870,12 +874,25 @@ func groupGrowth(base, after procSample) string {
 // measureCycles warms the server up with a tenth of the cycles (pools, maps and caches
 // reach their working size), measures it, runs n cycles, waits for the server to let go of
 // every connection, and measures again.
+// recoveryWindow is the connection state recovery window of the servers the leak tests
+// measure: socket.io keeps every dropped socket's session (and the room packets it missed)
+// that long, by design; the measurements are taken once such sessions have expired.
+const recoveryWindow = 300 * time.Millisecond
+
+// cycleServer is the configuration of the servers the leak tests measure.
+func cycleServer() *server.Options { return &server.Options{RecoveryWindow: recoveryWindow} }
+
+// waitRecoveryExpiry waits until the sessions kept for recovery have expired and been swept
+// (every half window).
+func waitRecoveryExpiry() { time.Sleep(2*recoveryWindow + 100*time.Millisecond) }
+
 func measureCycles(t *testing.T, srv *ws.Server, drive func(n int) cyclesResult, n int) cycleRun {
 	t.Helper()
 	if w := drive(max(n/10, 20)); w.Failed > w.OK/10 {
 		t.Fatalf("warm-up failed: %+v", w)
 	}
 	waitIdle(t, srv)
+	waitRecoveryExpiry()
 	// Sockets are counted before each collection; collect once first, so that sockets only a
 	// finalizer closes (A1 off) are gone from the baseline.
 	sample(true)
@@ -885,6 +902,7 @@ func measureCycles(t *testing.T, srv *ws.Server, drive func(n int) cyclesResult,
 	r := cycleRun{cycles: n, base: base, result: drive(n)}
 	elapsed := time.Since(start)
 	waitIdle(t, srv)
+	waitRecoveryExpiry()
 	r.after = settle(base, cycleBounds(n, 0), 5*time.Second)
 	t.Logf("%d %s cycles in %s (client: %d ms): goroutines %+d (library timers %+d), sockets %+d, HeapAlloc %+d KB, HeapInuse %+d KB",
 		n, r.result.Mode, elapsed.Round(time.Millisecond), r.result.MS,

@@ -41,6 +41,10 @@ type Options struct {
 	MaxMessageBytes int64         // largest incoming message (default 1 MiB); larger ones close the connection
 	MaxCalls        int           // calls one socket may have running at once (default 16)
 	KickGrace       time.Duration // between telling a revoked socket and closing its connection (default 250ms)
+	// RecoveryWindow is how long socket.io keeps a dropped socket's rooms and the packets
+	// it missed, for it to recover them on reconnection (connection state recovery; default
+	// 30 seconds, negative: off). The packets of every room are kept that long, in memory.
+	RecoveryWindow time.Duration
 }
 
 func (o *Options) defaults() {
@@ -62,6 +66,15 @@ func (o *Options) defaults() {
 	if o.KickGrace <= 0 {
 		o.KickGrace = 250 * time.Millisecond
 	}
+	if o.RecoveryWindow == 0 {
+		o.RecoveryWindow = 30 * time.Second
+	}
+}
+
+// Presence counts open sockets per profile.
+type Presence interface {
+	Connected(profileID uuid.UUID)
+	Disconnected(profileID uuid.UUID)
 }
 
 // Server is the socket.io transport.
@@ -70,6 +83,8 @@ type Server struct {
 	handler  http.Handler
 	dispatch *dispatch.Dispatcher
 	resolver Resolver
+	events   *events.Log
+	presence Presence
 	log      *slog.Logger
 	opts     Options
 
@@ -89,10 +104,12 @@ type conn struct {
 	once   sync.Once
 }
 
-// New builds the transport. Events published on hub reach the sockets in their topic's room.
-func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, log *slog.Logger, opts Options) *Server {
+// New builds the transport. Stored events reach the sockets in their topic's room; sockets
+// count in presence while connected.
+func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence, log *slog.Logger, opts Options) *Server {
 	opts.defaults()
-	s := &Server{dispatch: d, resolver: r, log: log, opts: opts, sessions: map[uuid.UUID]map[*socket.Socket]struct{}{}}
+	s := &Server{dispatch: d, resolver: r, events: evs, presence: presence, log: log, opts: opts,
+		sessions: map[uuid.UUID]map[*socket.Socket]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	reportQueue := func(err error) { log.Error("socket.io containment", "err", err) }
@@ -102,6 +119,18 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, log *slog.Logger, 
 	so.SetPingTimeout(opts.PingTimeout)
 	so.SetConnectTimeout(opts.ConnectTimeout)
 	so.SetMaxHttpBufferSize(opts.MaxMessageBytes)
+	// Connection state recovery: a socket that reconnects soon keeps its id and rooms and gets
+	// the packets it missed. The middleware still runs (the token is checked again). Across
+	// a restart, or after a longer gap, the event log replays instead (system.subscribe).
+	if opts.RecoveryWindow > 0 {
+		recovery := socket.DefaultConnectionStateRecovery()
+		recovery.SetMaxDisconnectionDuration(opts.RecoveryWindow.Milliseconds())
+		recovery.SetSkipMiddlewares(false)
+		// Expired sessions and packets are dropped every half window (the library's default
+		// is every minute, whatever the window).
+		recovery.SetSessionCleanupInterval(max(opts.RecoveryWindow/2, 100*time.Millisecond))
+		so.SetConnectionStateRecovery(recovery)
+	}
 	so.SetTransports(types.NewSet[engine.TransportCtor](
 		&contained{TransportCtor: engine.Polling, onQueueError: reportQueue},
 		&contained{TransportCtor: engine.WebSocket, onQueueError: reportQueue},
@@ -139,7 +168,7 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 		return
 	}
 	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls)}
-	c.ctx, c.cancel = context.WithCancel(auth.NewContext(s.ctx, id))
+	c.ctx, c.cancel = context.WithCancel(events.WithFollower(auth.NewContext(s.ctx, id), &follower{s: s, sock: sock}))
 	sock.SetData(c)
 	sock.Join(socket.Room(profileRoom(id.ProfileID)))
 	sock.OnAny(func(args ...any) { s.onEvent(c, args) })
@@ -254,28 +283,33 @@ func profileRoom(id uuid.UUID) string { return roomOf(events.ProfileTopic(id)) }
 // roomOf names the room of a topic's live audience: "profile/<id>" is "profile:<id>".
 func roomOf(topic string) string { return strings.Replace(topic, "/", ":", 1) }
 
+// track counts a new socket: in its session (for revocation) and in presence.
 func (s *Server) track(sock *socket.Socket, c *conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	set := s.sessions[c.id.SessionID]
 	if set == nil {
 		set = map[*socket.Socket]struct{}{}
 		s.sessions[c.id.SessionID] = set
 	}
 	set[sock] = struct{}{}
+	s.mu.Unlock()
+	s.presence.Connected(c.id.ProfileID)
 }
 
-// forget undoes track. The library may report a disconnect twice: it is idempotent.
+// forget undoes track, once: the library may report a disconnect twice.
 func (s *Server) forget(sock *socket.Socket, c *conn) {
-	c.once.Do(c.cancel)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if set := s.sessions[c.id.SessionID]; set != nil {
-		delete(set, sock)
-		if len(set) == 0 {
-			delete(s.sessions, c.id.SessionID)
+	c.once.Do(func() {
+		c.cancel()
+		s.mu.Lock()
+		if set := s.sessions[c.id.SessionID]; set != nil {
+			delete(set, sock)
+			if len(set) == 0 {
+				delete(s.sessions, c.id.SessionID)
+			}
 		}
-	}
+		s.mu.Unlock()
+		s.presence.Disconnected(c.id.ProfileID)
+	})
 }
 
 // Revoke disconnects every socket authenticated with a session (token). The client is told

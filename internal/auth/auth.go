@@ -142,10 +142,11 @@ func (r *Resolver) Resolve(ctx context.Context, token string) (*Identity, error)
 	if err != nil {
 		return nil, fmt.Errorf("look up token: %w", err)
 	}
-	id, err := r.identity(ctx, q, t)
+	id, err := ProfileIdentity(ctx, q, t.ProfileID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("profile of token %s: %w", t.ID, err)
 	}
+	id.SessionID = t.ID
 	if r.ttl > 0 {
 		r.mu.Lock()
 		if len(r.cache) >= maxCached {
@@ -187,10 +188,12 @@ func (r *Resolver) Forget(sessionID uuid.UUID) {
 	delete(r.touched, sessionID)
 }
 
-func (r *Resolver) identity(ctx context.Context, q store.Q, t store.Token) (*Identity, error) {
-	p, err := q.ProfileByID(ctx, t.ProfileID)
+// ProfileIdentity builds the identity of a profile as it is now, without a session: what a
+// run started by the profile acts as.
+func ProfileIdentity(ctx context.Context, q store.Q, profileID uuid.UUID) (*Identity, error) {
+	p, err := q.ProfileByID(ctx, profileID)
 	if err != nil {
-		return nil, fmt.Errorf("profile of token %s: %w", t.ID, err)
+		return nil, err
 	}
 	role, err := q.Role(ctx, p.Role)
 	if err != nil {
@@ -205,7 +208,7 @@ func (r *Resolver) identity(ctx context.Context, q store.Q, t store.Token) (*Ide
 		return nil, err
 	}
 	id := &Identity{
-		ProfileID: p.ID, ProfileName: p.Name, ProfileSince: p.CreatedAt, SessionID: t.ID,
+		ProfileID: p.ID, ProfileName: p.Name, ProfileSince: p.CreatedAt,
 		Role: role.Name, Level: role.Level, Permissions: perms, Departments: deps,
 	}
 	for _, d := range deps {

@@ -13,6 +13,8 @@ import (
 	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/jobs"
+	"github.com/glowhq/glow/internal/presence"
 	"github.com/glowhq/glow/internal/testdb"
 	"github.com/glowhq/glow/store"
 )
@@ -45,7 +47,8 @@ func BenchmarkDispatch(b *testing.B) {
 	evCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go evs.Run(evCtx)
-	d := dispatch.New(contract, handlers.New(st, contract.Version()), st, evs, log, dispatch.Options{})
+	svc := handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, presence.New(st, log, 0), contract.Version())
+	d := dispatch.New(contract, svc, st, evs, log, dispatch.Options{})
 	callerCtx := auth.NewContext(ctx, id)
 
 	for _, name := range []string{"profile.context", "system.health"} {

@@ -63,8 +63,19 @@ func TestOperationsMatchTheSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
+	streams := map[string]string{}
+	for _, st := range gen.Streams {
+		streams[st.Path] = st.ID
+	}
 	for _, path := range c.Doc.Paths.InMatchingOrder() {
 		item := c.Doc.Paths.Find(path)
+		if item.Get != nil {
+			if streams[path] != item.Get.OperationID {
+				t.Errorf("GET %s (%s) is not in the generated streams (run make generate)", path, item.Get.OperationID)
+			}
+			delete(streams, path)
+			continue
+		}
 		op, ok := gen.OperationByID(item.Post.OperationID)
 		if !ok || op.Path != path {
 			t.Errorf("POST %s (%s) is not in the generated table (run make generate)", path, item.Post.OperationID)
@@ -73,6 +84,9 @@ func TestOperationsMatchTheSpec(t *testing.T) {
 	}
 	if n != len(gen.Operations) {
 		t.Errorf("the spec has %d operations, the generated table %d (run make generate)", n, len(gen.Operations))
+	}
+	for path := range streams {
+		t.Errorf("the generated streams have GET %s, which the spec does not (run make generate)", path)
 	}
 }
 
@@ -111,10 +125,15 @@ func generatedStructs(t *testing.T, path string) map[string]map[string]bool {
 		t.Fatal(err)
 	}
 	out := map[string]map[string]bool{}
+	aliases := map[string]string{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		ts, ok := n.(*ast.TypeSpec)
 		if !ok {
 			return true
+		}
+		if target, ok := ts.Type.(*ast.Ident); ok && ts.Assign.IsValid() {
+			aliases[ts.Name.Name] = target.Name // type PersonaGenerateRequest = GenerateRequest
+			return false
 		}
 		st, ok := ts.Type.(*ast.StructType)
 		if !ok {
@@ -132,6 +151,11 @@ func generatedStructs(t *testing.T, path string) map[string]map[string]bool {
 		out[ts.Name.Name] = fields
 		return false
 	})
+	for alias, target := range aliases {
+		if fields, ok := out[target]; ok {
+			out[alias] = fields
+		}
+	}
 	return out
 }
 

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,7 +62,11 @@ type Dispatcher struct {
 	events   *events.Log
 	log      *slog.Logger
 	opts     Options
+	calls    atomic.Int64
 }
+
+// Calls counts the calls run since start.
+func (d *Dispatcher) Calls() int64 { return d.calls.Load() }
 
 // New returns a dispatcher calling h.
 func New(c *Contract, h gen.Handlers, s *store.Store, ev *events.Log, log *slog.Logger, opts Options) *Dispatcher {
@@ -88,6 +93,7 @@ type call struct {
 
 // Do runs op on a raw JSON request body. ctx carries the caller's identity, if any.
 func (d *Dispatcher) Do(ctx context.Context, op *gen.Operation, body []byte, transport Transport) Result {
+	d.calls.Add(1)
 	c := &call{d: d, op: op, id: auth.FromContext(ctx), transport: transport, callID: store.NewID()}
 	if c.id == nil && !op.Public {
 		return c.problem(problem.Unauthorized("a bearer token is required"))

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,7 +82,12 @@ type Log struct {
 	mu        sync.Mutex
 	sinks     []func([]Event)
 	listeners map[string]map[*Listener]struct{}
+
+	stored atomic.Int64
 }
+
+// Stored counts the events stored since start.
+func (l *Log) Stored() int64 { return l.stored.Load() }
 
 // New returns a log over st. Run must be running for published events to be stored.
 func New(st *store.Store, log *slog.Logger, opts Options) *Log {
@@ -194,6 +200,7 @@ func (l *Log) flush(all []Event) {
 	for i := range batch {
 		batch[i].Seq = recs[i].Seq
 	}
+	l.stored.Add(int64(len(batch)))
 	for _, sink := range l.sinks {
 		sink(batch)
 	}
@@ -222,6 +229,27 @@ type Replay struct {
 	Truncated bool   `json:"truncated"` // events after Since had expired: the replay has a gap
 }
 
+// LastSeq is the number of a topic's last event (0 for none).
+func (l *Log) LastSeq(ctx context.Context, topic string) (int64, error) {
+	_, last, err := l.store.Q().TopicBounds(ctx, topic)
+	return last, err
+}
+
+// After returns up to limit events of a topic numbered above since.
+func (l *Log) After(ctx context.Context, topic string, since int64, limit int) ([]Event, error) {
+	recs, err := l.store.Q().EventsAfter(ctx, topic, since, limit)
+	evs := make([]Event, len(recs))
+	for i, e := range recs {
+		evs[i] = Event{Topic: e.Topic, Seq: e.Seq, Name: e.Name, Data: e.Data, At: e.CreatedAt}
+	}
+	return evs, err
+}
+
+// Bounds returns the first kept and the last number of a topic.
+func (l *Log) Bounds(ctx context.Context, topic string) (first, last int64, err error) {
+	return l.store.Q().TopicBounds(ctx, topic)
+}
+
 // replayPage bounds the events read per query while replaying.
 const replayPage = 500
 
@@ -230,22 +258,21 @@ const replayPage = 500
 // batch is being delivered, after replaying the events stored until then. The subscriber
 // thus gets every event once, in order, across the seam. emit and join run on the caller's
 // goroutine; join runs under the log's lock, as do the last replayed emits.
-func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(Event), join func()) (Replay, error) {
+func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(Event), join func(Replay)) (Replay, error) {
 	r := Replay{Topic: topic, Since: since, Last: since}
-	q := l.store.Q()
-	first, _, err := q.TopicBounds(ctx, topic)
+	first, _, err := l.Bounds(ctx, topic)
 	if err != nil {
 		return r, err
 	}
 	r.Truncated = first > since+1
 	replay := func() error {
 		for {
-			evs, err := q.EventsAfter(ctx, topic, r.Last, replayPage)
+			evs, err := l.After(ctx, topic, r.Last, replayPage)
 			if err != nil {
 				return err
 			}
 			for _, e := range evs {
-				emit(Event{Topic: e.Topic, Seq: e.Seq, Name: e.Name, Data: e.Data, At: e.CreatedAt})
+				emit(e)
 				r.Last = e.Seq
 				r.Replayed++
 			}
@@ -262,8 +289,29 @@ func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(E
 	if err := replay(); err != nil { // what was stored meanwhile
 		return r, err
 	}
-	join()
+	join(r)
 	return r, nil
+}
+
+// Follower is what a socket.io connection offers the handlers: following topics on it.
+type Follower interface {
+	// Follow replays topic after since (nil: from now), then delivers its live events.
+	Follow(ctx context.Context, topic string, since *int64) (Replay, error)
+	// Unfollow stops the live delivery of topic.
+	Unfollow(topic string)
+}
+
+type followerKey struct{}
+
+// WithFollower returns ctx carrying f.
+func WithFollower(ctx context.Context, f Follower) context.Context {
+	return context.WithValue(ctx, followerKey{}, f)
+}
+
+// FollowerFrom returns the follower in ctx, or nil (over HTTP).
+func FollowerFrom(ctx context.Context) Follower {
+	f, _ := ctx.Value(followerKey{}).(Follower)
+	return f
 }
 
 // Listener receives the live events of one topic in-process (SSE streams, watchers).

@@ -97,7 +97,7 @@ func TestAttachHasNoGapAndNoDuplicate(t *testing.T) {
 			var li *events.Listener
 			r, err := l.Attach(context.Background(), "t", 20,
 				func(e events.Event) { seen = append(seen, e.Seq) },
-				func() { li = l.Listen("t", 100000) })
+				func(events.Replay) { li = l.Listen("t", 100000) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +132,7 @@ func TestAttachHasNoGapAndNoDuplicate(t *testing.T) {
 func TestSlowListenerIsCutOff(t *testing.T) {
 	l := startLog(t, testdb.Dialects(t)[0])
 	var li *events.Listener
-	if _, err := l.Attach(context.Background(), "slow", 0, func(events.Event) {}, func() { li = l.Listen("slow", 2) }); err != nil {
+	if _, err := l.Attach(context.Background(), "slow", 0, func(events.Event) {}, func(events.Replay) { li = l.Listen("slow", 2) }); err != nil {
 		t.Fatal(err)
 	}
 	defer l.Unlisten(li)

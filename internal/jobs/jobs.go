@@ -38,6 +38,12 @@ type Kind interface {
 	Deliver(ctx context.Context, q store.Q, run store.Run, text string) (result map[string]any, err error)
 }
 
+// Announcer is a Kind that tells what it delivered once the run's completion is stored, by
+// publishing its own events.
+type Announcer interface {
+	Announce(run store.Run, result map[string]any)
+}
+
 // Options tunes a Runner.
 type Options struct {
 	Workers    int           // runs generating at once (default 8)
@@ -437,6 +443,10 @@ func (r *Runner) complete(ctx context.Context, kind Kind, run store.Run, text st
 	r.publish(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": 100})
 	r.publish(run, "generate.completed", map[string]any{"run_id": run.ID, "text": text, "result": result,
 		"usage": map[string]int{"prompt_tokens": run.PromptTokens, "completion_tokens": run.CompletionTokens}})
+	if a, ok := kind.(Announcer); ok {
+		a.Announce(run, result)
+	}
+	r.notify()
 	return nil
 }
 
@@ -511,12 +521,13 @@ func (r *Runner) sentText(ctx context.Context, run store.Run) (string, error) {
 // RunText rebuilds a run's text from its published deltas, and returns the number of the
 // last one. The event log is the record of what was sent.
 func RunText(ctx context.Context, q store.Q, run store.Run) (string, error) {
-	text, _, err := RunTextSeq(ctx, q, run)
+	text, _, err := RunTextSeq(ctx, q, run, 0)
 	return text, err
 }
 
-// RunTextSeq is RunText with the number of the last delta included.
-func RunTextSeq(ctx context.Context, q store.Q, run store.Run) (string, int64, error) {
+// RunTextSeq is RunText up to the event numbered upTo (all events, when 0), with the number
+// of the last delta included.
+func RunTextSeq(ctx context.Context, q store.Q, run store.Run, upTo int64) (string, int64, error) {
 	if run.StartedAt == nil {
 		return "", 0, nil
 	}
@@ -531,6 +542,9 @@ func RunTextSeq(ctx context.Context, q store.Q, run store.Run) (string, int64, e
 		}
 		for _, ev := range evs {
 			after = ev.Seq
+			if upTo > 0 && ev.Seq > upTo {
+				return b.String(), last, nil
+			}
 			if ev.Name != name {
 				continue
 			}

@@ -26,6 +26,12 @@ type Options struct {
 	RevocationPoll  time.Duration
 	TokenCacheTTL   time.Duration // how long a resolved token is trusted without the database
 	EventRetention  time.Duration
+	Workers         int           // generation runs at once
+	LocalTokenDelay time.Duration // the pace of the local model's stream
+	MetricsInterval time.Duration // how often the metrics snapshot is pushed
+	PresenceGrace   time.Duration // how long a profile without sockets stays active
+	StreamKeepAlive time.Duration // SSE keep-alive comment interval
+	RecoveryWindow  time.Duration // socket.io connection state recovery (negative: off)
 
 	envErrs []string // GLOW_* variables that could not be parsed
 }
@@ -39,6 +45,9 @@ func (o *Options) defaults() {
 	}
 	if o.TokenCacheTTL <= 0 {
 		o.TokenCacheTTL = 10 * time.Second
+	}
+	if o.MetricsInterval <= 0 {
+		o.MetricsInterval = 10 * time.Second
 	}
 }
 
@@ -60,6 +69,9 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.PingInterval, "ping-interval", o.envDuration("GLOW_PING_INTERVAL", 25*time.Second), "socket.io heartbeat interval (GLOW_PING_INTERVAL)")
 	fs.DurationVar(&o.PingTimeout, "ping-timeout", o.envDuration("GLOW_PING_TIMEOUT", 20*time.Second), "how long a socket.io client may take to answer a ping (GLOW_PING_TIMEOUT)")
 	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", 16)), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
+	fs.DurationVar(&o.RecoveryWindow, "recovery-window", o.envDuration("GLOW_RECOVERY_WINDOW", 30*time.Second), "how long a dropped socket.io connection may recover its rooms and missed packets; negative turns it off (GLOW_RECOVERY_WINDOW)")
+	fs.IntVar(&o.Workers, "workers", int(o.envInt("GLOW_WORKERS", 8)), "generation runs executed at once (GLOW_WORKERS)")
+	fs.DurationVar(&o.LocalTokenDelay, "local-token-delay", o.envDuration("GLOW_LOCAL_TOKEN_DELAY", 30*time.Millisecond), "pause between the words the local model streams (GLOW_LOCAL_TOKEN_DELAY)")
 	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", 7*24*time.Hour), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
 }
@@ -77,6 +89,12 @@ func (o *Options) Validate() error {
 	}
 	if o.SocketMaxCalls < 1 {
 		return fmt.Errorf("socket max calls must be at least 1 (got %d)", o.SocketMaxCalls)
+	}
+	if o.Workers < 1 {
+		return fmt.Errorf("workers must be at least 1 (got %d)", o.Workers)
+	}
+	if o.LocalTokenDelay < 0 || o.EventRetention <= 0 {
+		return fmt.Errorf("local token delay must not be negative and event retention must be positive")
 	}
 	for name, d := range map[string]time.Duration{"call timeout": o.CallTimeout, "ping interval": o.PingInterval, "ping timeout": o.PingTimeout} {
 		if d <= 0 {

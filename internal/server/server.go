@@ -18,6 +18,8 @@ import (
 	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/jobs"
+	"github.com/glowhq/glow/internal/presence"
 	"github.com/glowhq/glow/store"
 	"github.com/glowhq/glow/ws"
 )
@@ -26,6 +28,8 @@ import (
 type Server struct {
 	Store    *store.Store
 	Events   *events.Log
+	Runner   *jobs.Runner
+	Presence *presence.Tracker
 	Dispatch *dispatch.Dispatcher
 	API      *api.API
 	WS       *ws.Server
@@ -51,20 +55,23 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Store: st, Events: events.New(st, log, events.Options{Retention: opts.EventRetention}), log: log, opts: opts}
+	s := &Server{Store: st, log: log, opts: opts}
 	if s.AdminToken, err = bootstrap(ctx, st); err != nil {
 		st.Close()
 		return nil, err
 	}
-	svc := handlers.New(st, contract.Version())
+	s.Events = events.New(st, log, events.Options{Retention: opts.EventRetention})
+	s.Runner = jobs.New(st, s.Events, log, jobs.Options{Workers: opts.Workers, LocalDelay: opts.LocalTokenDelay})
+	s.Presence = presence.New(st, log, opts.PresenceGrace)
+	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract.Version())
 	s.Dispatch = dispatch.New(contract, svc, st, s.Events, log, dispatch.Options{CallTimeout: opts.CallTimeout})
 	s.resolver = auth.NewResolver(st, opts.TokenCacheTTL)
-	resolver := s.resolver
 	mux := http.NewServeMux()
-	s.API = api.Mount(mux, s.Dispatch, resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes})
-	s.WS = ws.New(s.Dispatch, resolver, s.Events, log, ws.Options{
+	s.API = api.Mount(mux, s.Dispatch, s.resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes,
+		Events: s.Events, AuthorizeTopic: svc.AuthorizeTopic, KeepAlive: opts.StreamKeepAlive})
+	s.WS = ws.New(s.Dispatch, s.resolver, s.Events, s.Presence, log, ws.Options{
 		PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout,
-		MaxMessageBytes: opts.MaxBodyBytes, MaxCalls: opts.SocketMaxCalls,
+		MaxMessageBytes: opts.MaxBodyBytes, MaxCalls: opts.SocketMaxCalls, RecoveryWindow: opts.RecoveryWindow,
 	})
 	mux.Handle("/socket.io/", s.WS.Handler())
 	s.handler = mux
@@ -103,6 +110,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	logDone := make(chan struct{})
 	go func() { s.Events.Run(logCtx); close(logDone) }()
 	defer func() { stopLog(); <-logDone }()
+	// Generation runs stop with the transports (the runs in progress stay "running", for the
+	// next start to resume), before the log.
+	if err := s.Runner.Start(ctx); err != nil {
+		return err
+	}
+	defer s.Runner.Close()
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
 	hs := &http.Server{
@@ -116,6 +129,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	defer stopBackground()
 	go s.watchRevocations(background)
 	go s.purgeIdempotencyKeys(background)
+	go s.pushMetrics(background)
 
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(l) }()
@@ -132,6 +146,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	drained := make(chan error, 1)
 	go func() { drained <- hs.Shutdown(drainCtx) }() // stops accepting at once, then drains
 	s.WS.Close()
+	s.Presence.Close()
 	endStreams()
 	if err := <-drained; err != nil {
 		s.log.Warn("requests still running after the shutdown timeout; closing them", "timeout", s.opts.ShutdownTimeout)

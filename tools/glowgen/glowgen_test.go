@@ -46,9 +46,12 @@ func TestGoName(t *testing.T) {
 }
 
 func TestLoadValid(t *testing.T) {
-	ops, err := Load(readFixture(t, "valid.yaml"))
+	ops, streams, err := Load(readFixture(t, "valid.yaml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []Stream{{ID: "test.stream", Artifact: "test", Path: "/test/stream"}}; !reflect.DeepEqual(streams, want) {
+		t.Fatalf("streams: got %+v, want %+v", streams, want)
 	}
 	want := []Operation{
 		{
@@ -68,14 +71,16 @@ func TestLoadValid(t *testing.T) {
 }
 
 func TestLoadReportsEveryBrokenRule(t *testing.T) {
-	_, err := Load(readFixture(t, "invalid.yaml"))
+	_, _, err := Load(readFixture(t, "invalid.yaml"))
 	if err == nil {
 		t.Fatal("Load accepted a spec that breaks the naming rules")
 	}
 	msg := err.Error()
 	for _, want := range []string{
 		`POST /persona/search: operationId "persona.find" differs from the name derived from its path, "persona.search"`,
-		`GET /persona/get: every operation is POST`,
+		`GET /persona/get: every operation is POST; the only GET paths are /<artifact>/stream`,
+		`GET /test/stream: operationId "test.watch" differs from the name derived from its path, "test.stream"`,
+		`GET /test/stream: a stream's 200 response must be text/event-stream`,
 		`POST /persona: path "/persona" is not /<artifact>/<op>`,
 		`POST /a/b/c/d: path "/a/b/c/d" is not /<artifact>/<op>`,
 		`POST /Persona/Create: path "/Persona/Create" has segment "Persona"`,
@@ -90,16 +95,16 @@ func TestLoadReportsEveryBrokenRule(t *testing.T) {
 }
 
 func TestRenderIsDeterministicGo(t *testing.T) {
-	ops, err := Load(readFixture(t, "valid.yaml"))
+	ops, streams, err := Load(readFixture(t, "valid.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := Render(ops)
+	first, err := Render(ops, streams)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
-		again, err := Render(ops)
+		again, err := Render(ops, streams)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,6 +120,7 @@ func TestRenderIsDeterministicGo(t *testing.T) {
 		"TestInvocationRun(ctx context.Context, in *TestInvocationRunRequest) (*TestInvocationRunResponse, error)",
 		`ID:             "test.invocation_run",`,
 		`Path:           "/test/invocation/run",`,
+		`{ID: "test.stream", Artifact: "test", Path: "/test/stream"},`,
 	} {
 		if !bytes.Contains(first, []byte(want)) {
 			t.Errorf("rendered code lacks %q", want)

@@ -1,6 +1,7 @@
 // Command glowgen reads openapi.yaml and writes gen/operations.gen.go: the operation table
-// shared by the HTTP and socket.io transports and the Handlers interface. It fails when an
-// operation breaks the naming rules (POST /<artifact>/<op>, operationId derived from the path).
+// shared by the HTTP and socket.io transports, the Handlers interface and the SSE streams. It
+// fails when a path breaks the naming rules (POST /<artifact>/<op>, operationId derived from
+// the path; GET only for /<artifact>/stream).
 package main
 
 import (
@@ -25,11 +26,11 @@ func run(specPath, outPath string) error {
 	if err != nil {
 		return err
 	}
-	ops, err := Load(data)
+	ops, streams, err := Load(data)
 	if err != nil {
 		return fmt.Errorf("%s:\n%w", specPath, err)
 	}
-	src, err := Render(ops)
+	src, err := Render(ops, streams)
 	if err != nil {
 		return err
 	}

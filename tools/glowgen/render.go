@@ -7,11 +7,14 @@ import (
 	"text/template"
 )
 
-// Render writes the Go source of gen/operations.gen.go for ops. The output depends on ops
+// Render writes the Go source of gen/operations.gen.go. The output depends on its input
 // alone (no timestamps, no map order), so regenerating an unchanged spec changes nothing.
-func Render(ops []Operation) ([]byte, error) {
+func Render(ops []Operation, streams []Stream) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := goTemplate.Execute(&buf, ops); err != nil {
+	if err := goTemplate.Execute(&buf, struct {
+		Ops     []Operation
+		Streams []Stream
+	}{ops, streams}); err != nil {
 		return nil, err
 	}
 	src, err := format.Source(buf.Bytes())
@@ -30,7 +33,7 @@ import "context"
 // Handlers has one method per operation in openapi.yaml. The HTTP and socket.io transports
 // both call these methods, with the caller's identity in ctx.
 type Handlers interface {
-{{- range .}}
+{{- range .Ops}}
 	// {{.GoName}} serves POST {{.Path}} and the socket.io event {{.ID}}: {{.Summary}}.
 	{{.GoName}}(ctx context.Context, in *{{.Request}}) (*{{.Response}}, error)
 {{- end}}
@@ -59,7 +62,7 @@ type Operation struct {
 
 // Operations lists every operation of openapi.yaml, sorted by ID.
 var Operations = []Operation{
-{{- range .}}
+{{- range .Ops}}
 	{
 		ID:             "{{.ID}}",
 		Artifact:       "{{.Artifact}}",
@@ -95,5 +98,19 @@ var operationsByID = func() map[string]*Operation {
 func OperationByID(id string) (*Operation, bool) {
 	op, ok := operationsByID[id]
 	return op, ok
+}
+
+// Stream is a server-sent events endpoint of openapi.yaml, GET /<artifact>/stream.
+type Stream struct {
+	ID       string
+	Artifact string
+	Path     string
+}
+
+// Streams lists the SSE endpoints of openapi.yaml, sorted by ID.
+var Streams = []Stream{
+{{- range .Streams}}
+	{ID: "{{.ID}}", Artifact: "{{.Artifact}}", Path: "{{.Path}}"},
+{{- end}}
 }
 `))

@@ -27,6 +27,13 @@ type Operation struct {
 	Idempotent bool   // the request schema has an idempotency_key property
 }
 
+// Stream is an SSE endpoint, GET /<artifact>/stream: the one kind of path besides operations.
+type Stream struct {
+	ID       string // "<artifact>.stream"
+	Artifact string
+	Path     string
+}
+
 // segment is one path segment: lower-case letters, digits and underscores, starting with a letter.
 var segment = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -59,23 +66,34 @@ func GoName(event string) string {
 	return b.String()
 }
 
-// Load parses and validates an OpenAPI document and returns its operations sorted by ID.
-// It reports every rule an operation breaks, not just the first.
-func Load(data []byte) ([]Operation, error) {
+// Load parses and validates an OpenAPI document and returns its operations and streams,
+// sorted by ID. It reports every rule a path breaks, not just the first.
+func Load(data []byte) ([]Operation, []Stream, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(data)
 	if err != nil {
-		return nil, fmt.Errorf("parse spec: %w", err)
+		return nil, nil, fmt.Errorf("parse spec: %w", err)
 	}
 	if err := doc.Validate(context.Background()); err != nil {
-		return nil, fmt.Errorf("invalid spec: %w", err)
+		return nil, nil, fmt.Errorf("invalid spec: %w", err)
 	}
 
 	var ops []Operation
+	var streams []Stream
 	var problems []string
 	for _, path := range doc.Paths.InMatchingOrder() {
 		item := doc.Paths.Find(path)
 		for method, op := range item.Operations() {
+			if method == http.MethodGet {
+				st, errs := stream(path, op)
+				for _, e := range errs {
+					problems = append(problems, fmt.Sprintf("%s %s: %s", method, path, e))
+				}
+				if len(errs) == 0 {
+					streams = append(streams, st)
+				}
+				continue
+			}
 			o, errs := operation(doc, path, method, op)
 			for _, e := range errs {
 				problems = append(problems, fmt.Sprintf("%s %s: %s", method, path, e))
@@ -87,17 +105,35 @@ func Load(data []byte) ([]Operation, error) {
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return nil, errors.New(strings.Join(problems, "\n"))
+		return nil, nil, errors.New(strings.Join(problems, "\n"))
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].ID < ops[j].ID })
-	return ops, nil
+	sort.Slice(streams, func(i, j int) bool { return streams[i].ID < streams[j].ID })
+	return ops, streams, nil
+}
+
+// stream checks a GET path: only /<artifact>/stream, answering text/event-stream.
+func stream(path string, op *openapi3.Operation) (Stream, []string) {
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(parts) != 2 || parts[1] != "stream" || !segment.MatchString(parts[0]) {
+		return Stream{}, []string{"every operation is POST; the only GET paths are /<artifact>/stream"}
+	}
+	st := Stream{ID: parts[0] + ".stream", Artifact: parts[0], Path: path}
+	var errs []string
+	if op.OperationID != st.ID {
+		errs = append(errs, fmt.Sprintf("operationId %q differs from the name derived from its path, %q", op.OperationID, st.ID))
+	}
+	if ok := op.Responses.Status(http.StatusOK); ok == nil || ok.Value == nil || ok.Value.Content.Get("text/event-stream") == nil {
+		errs = append(errs, "a stream's 200 response must be text/event-stream")
+	}
+	return st, errs
 }
 
 // operation checks one operation against the naming rules and collects its generated names.
 func operation(doc *openapi3.T, path, method string, op *openapi3.Operation) (Operation, []string) {
 	var errs []string
 	if method != http.MethodPost {
-		errs = append(errs, "every operation is POST")
+		errs = append(errs, "every operation is POST; the only GET paths are /<artifact>/stream")
 	}
 	event, err := EventName(path)
 	if err != nil {
