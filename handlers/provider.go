@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 
-
 	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/internal/problem"
 	"github.com/glowhq/glow/store"
@@ -234,4 +233,3 @@ func modelOut(m store.Model) gen.Model {
 	return gen.Model{Id: m.ID, ProviderId: m.ProviderID, Name: m.Name, Label: m.Label, IsDefault: m.IsDefault,
 		TokenDelayMs: m.TokenDelayMS, CreatedAt: utc(m.CreatedAt), UpdatedAt: utc(m.UpdatedAt)}
 }
-

@@ -66,7 +66,7 @@ type Runner struct {
 	mu      sync.Mutex
 	live    map[uuid.UUID]*job        // runs this node is executing (waiting, running, paused)
 	subject map[uuid.UUID][]uuid.UUID // subject → its runs in order; the first one runs, so a chat gets one reply at a time
-	changed chan struct{}        // closed and replaced at every state change (Watch)
+	changed chan struct{}             // closed and replaced at every state change (Watch)
 
 	tokens atomic.Int64
 }
