@@ -28,6 +28,11 @@ type Env struct {
 	URL    string // http://127.0.0.1:<port>
 	Server *server.Server
 	Admin  string // the bootstrap admin's token
+
+	opts server.Options
+	log  *slog.Logger
+	addr string
+	stop func() // stops the server and waits for it
 }
 
 // Start runs a server on a new database of dialect d until t ends. opts may be nil; its
@@ -52,26 +57,49 @@ func Start(t testing.TB, d testdb.Dialect, opts *server.Options) *Env {
 	if o.RevocationPoll == 0 {
 		o.RevocationPoll = 200 * time.Millisecond
 	}
+	if o.LocalTokenDelay == 0 {
+		o.LocalTokenDelay = time.Millisecond
+	}
 	logOut := io.Discard
 	if os.Getenv("GLOW_TEST_LOG") == "1" {
 		logOut = os.Stderr
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := &Env{opts: o, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})), addr: "127.0.0.1:0"}
+	e.serve(t)
+	e.Admin = e.Server.AdminToken
+	t.Cleanup(func() {
+		if e.stop != nil {
+			e.stop()
+		}
+	})
+	return e
+}
 
+// serve starts a server on the env's database and address.
+func (e *Env) serve(t testing.TB) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, o, log)
+	srv, err := server.New(ctx, e.opts, e.log)
 	if err != nil {
 		cancel()
 		t.Fatalf("start server: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var l net.Listener
+	for try := 0; ; try++ { // a restarted server takes its port back, which may take a moment
+		if l, err = net.Listen("tcp", e.addr); err == nil || try == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
+	e.addr = l.Addr().String()
+	e.URL, e.Server = "http://"+e.addr, srv
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
+	e.stop = func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -81,8 +109,16 @@ func Start(t testing.TB, d testdb.Dialect, opts *server.Options) *Env {
 		case <-time.After(30 * time.Second):
 			t.Error("server did not shut down within 30s")
 		}
-	})
-	return &Env{URL: "http://" + l.Addr().String(), Server: srv, Admin: srv.AdminToken}
+	}
+}
+
+// Restart shuts the server down as SIGTERM does and starts a new one on the same database
+// and address: clients reconnect to the same URL.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.stop()
+	e.stop = nil
+	e.serve(t)
 }
 
 // Token creates a profile (if needed) with a role and departments (created if needed) and
