@@ -2,7 +2,10 @@
 
 package gen
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Handlers has one method per operation in openapi.yaml. The HTTP and socket.io transports
 // both call these methods, with the caller's identity in ctx.
@@ -130,10 +133,11 @@ type Operation struct {
 	Method         string
 	Path           string
 	Summary        string
-	RequestSchema  string // component schema of the request body
-	ResponseSchema string // component schema of the 200 response body
-	Public         bool   // callable without a token
-	Idempotent     bool   // the request takes an idempotency_key
+	RequestSchema  string        // component schema of the request body
+	ResponseSchema string        // component schema of the 200 response body
+	Public         bool          // callable without a token
+	Idempotent     bool          // the request takes an idempotency_key
+	Timeout        time.Duration // how long a call may run when longer than the server's default (x-glow-timeout), or 0
 
 	// NewRequest returns a pointer to a zero request body of the operation's type.
 	NewRequest func() any
@@ -155,6 +159,7 @@ var Operations = []Operation{
 		ResponseSchema: "AttemptChatGetResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(AttemptChatGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptChatGet(ctx, in.(*AttemptChatGetRequest))
@@ -175,6 +180,7 @@ var Operations = []Operation{
 		ResponseSchema: "AttemptChatMessageResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(AttemptChatMessageRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptChatMessage(ctx, in.(*AttemptChatMessageRequest))
@@ -195,6 +201,7 @@ var Operations = []Operation{
 		ResponseSchema: "AttemptGenerateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(AttemptGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptGenerate(ctx, in.(*AttemptGenerateRequest))
@@ -215,6 +222,7 @@ var Operations = []Operation{
 		ResponseSchema: "AttemptGenerationsResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(AttemptGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptGenerations(ctx, in.(*AttemptGenerationsRequest))
@@ -235,6 +243,7 @@ var Operations = []Operation{
 		ResponseSchema: "AttemptStartResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(AttemptStartRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptStart(ctx, in.(*AttemptStartRequest))
@@ -255,6 +264,7 @@ var Operations = []Operation{
 		ResponseSchema: "AttemptWatchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        660000000000,
 		NewRequest:     func() any { return new(AttemptWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptWatch(ctx, in.(*AttemptWatchRequest))
@@ -275,6 +285,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelCreateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ModelCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelCreate(ctx, in.(*ModelCreateRequest))
@@ -295,6 +306,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelDeleteResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ModelDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelDelete(ctx, in.(*ModelDeleteRequest))
@@ -315,6 +327,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelGenerateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ModelGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGenerate(ctx, in.(*ModelGenerateRequest))
@@ -335,6 +348,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelGenerationsResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ModelGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGenerations(ctx, in.(*ModelGenerationsRequest))
@@ -355,6 +369,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelGetResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ModelGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGet(ctx, in.(*ModelGetRequest))
@@ -375,6 +390,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelSearchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ModelSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelSearch(ctx, in.(*ModelSearchRequest))
@@ -395,6 +411,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelUpdateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ModelUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelUpdate(ctx, in.(*ModelUpdateRequest))
@@ -415,6 +432,7 @@ var Operations = []Operation{
 		ResponseSchema: "ModelWatchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        660000000000,
 		NewRequest:     func() any { return new(ModelWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelWatch(ctx, in.(*ModelWatchRequest))
@@ -435,6 +453,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaCreateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaCreate(ctx, in.(*PersonaCreateRequest))
@@ -455,6 +474,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaDeleteResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDelete(ctx, in.(*PersonaDeleteRequest))
@@ -475,6 +495,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaDraftResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaDraftRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDraft(ctx, in.(*PersonaDraftRequest))
@@ -495,6 +516,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaDraftsResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaDraftsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDrafts(ctx, in.(*PersonaDraftsRequest))
@@ -515,6 +537,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaDuplicateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaDuplicateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDuplicate(ctx, in.(*PersonaDuplicateRequest))
@@ -535,6 +558,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaExportResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaExportRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaExport(ctx, in.(*PersonaExportRequest))
@@ -555,6 +579,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaGenerateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGenerate(ctx, in.(*PersonaGenerateRequest))
@@ -575,6 +600,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaGenerationsResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGenerations(ctx, in.(*PersonaGenerationsRequest))
@@ -595,6 +621,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaGetResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGet(ctx, in.(*PersonaGetRequest))
@@ -615,6 +642,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaGroupResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaGroupRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGroup(ctx, in.(*PersonaGroupRequest))
@@ -635,6 +663,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaProblemResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaProblemRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaProblem(ctx, in.(*PersonaProblemRequest))
@@ -655,6 +684,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaRefreshResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaRefreshRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaRefresh(ctx, in.(*PersonaRefreshRequest))
@@ -675,6 +705,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaSearchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaSearch(ctx, in.(*PersonaSearchRequest))
@@ -695,6 +726,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaUpdateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(PersonaUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaUpdate(ctx, in.(*PersonaUpdateRequest))
@@ -715,6 +747,7 @@ var Operations = []Operation{
 		ResponseSchema: "PersonaWatchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        660000000000,
 		NewRequest:     func() any { return new(PersonaWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaWatch(ctx, in.(*PersonaWatchRequest))
@@ -735,6 +768,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProfileContextResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProfileContextRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileContext(ctx, in.(*ProfileContextRequest))
@@ -755,6 +789,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProfileGenerateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProfileGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileGenerate(ctx, in.(*ProfileGenerateRequest))
@@ -775,6 +810,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProfileGenerationsResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProfileGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileGenerations(ctx, in.(*ProfileGenerationsRequest))
@@ -795,6 +831,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProfileWatchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        660000000000,
 		NewRequest:     func() any { return new(ProfileWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileWatch(ctx, in.(*ProfileWatchRequest))
@@ -815,6 +852,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderCreateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProviderCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderCreate(ctx, in.(*ProviderCreateRequest))
@@ -835,6 +873,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderDeleteResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProviderDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderDelete(ctx, in.(*ProviderDeleteRequest))
@@ -855,6 +894,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderGenerateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProviderGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGenerate(ctx, in.(*ProviderGenerateRequest))
@@ -875,6 +915,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderGenerationsResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProviderGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGenerations(ctx, in.(*ProviderGenerationsRequest))
@@ -895,6 +936,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderGetResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProviderGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGet(ctx, in.(*ProviderGetRequest))
@@ -915,6 +957,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderSearchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProviderSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderSearch(ctx, in.(*ProviderSearchRequest))
@@ -935,6 +978,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderUpdateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(ProviderUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderUpdate(ctx, in.(*ProviderUpdateRequest))
@@ -955,6 +999,7 @@ var Operations = []Operation{
 		ResponseSchema: "ProviderWatchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        660000000000,
 		NewRequest:     func() any { return new(ProviderWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderWatch(ctx, in.(*ProviderWatchRequest))
@@ -975,6 +1020,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemActivityResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemActivityRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemActivity(ctx, in.(*SystemActivityRequest))
@@ -995,6 +1041,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemActivitySearchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemActivitySearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemActivitySearch(ctx, in.(*SystemActivitySearchRequest))
@@ -1015,6 +1062,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemFileDownloadResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemFileDownloadRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemFileDownload(ctx, in.(*SystemFileDownloadRequest))
@@ -1035,6 +1083,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemGenerateResponse",
 		Public:         false,
 		Idempotent:     true,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemGenerate(ctx, in.(*SystemGenerateRequest))
@@ -1055,6 +1104,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemGenerationsResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemGenerations(ctx, in.(*SystemGenerationsRequest))
@@ -1075,6 +1125,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemHealthResponse",
 		Public:         true,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemHealthRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemHealth(ctx, in.(*SystemHealthRequest))
@@ -1095,6 +1146,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemRunAnswerResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemRunAnswerRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunAnswer(ctx, in.(*SystemRunAnswerRequest))
@@ -1115,6 +1167,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemRunGetResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemRunGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunGet(ctx, in.(*SystemRunGetRequest))
@@ -1135,6 +1188,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemRunPauseResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemRunPauseRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunPause(ctx, in.(*SystemRunPauseRequest))
@@ -1155,6 +1209,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemRunResumeResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemRunResumeRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunResume(ctx, in.(*SystemRunResumeRequest))
@@ -1175,6 +1230,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemRunStopResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemRunStopRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunStop(ctx, in.(*SystemRunStopRequest))
@@ -1195,6 +1251,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemSessionResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemSessionRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemSession(ctx, in.(*SystemSessionRequest))
@@ -1215,6 +1272,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemSubscribeResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemSubscribeRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemSubscribe(ctx, in.(*SystemSubscribeRequest))
@@ -1235,6 +1293,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemUnsubscribeResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        0,
 		NewRequest:     func() any { return new(SystemUnsubscribeRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemUnsubscribe(ctx, in.(*SystemUnsubscribeRequest))
@@ -1255,6 +1314,7 @@ var Operations = []Operation{
 		ResponseSchema: "SystemWatchResponse",
 		Public:         false,
 		Idempotent:     false,
+		Timeout:        660000000000,
 		NewRequest:     func() any { return new(SystemWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemWatch(ctx, in.(*SystemWatchRequest))

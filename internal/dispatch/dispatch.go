@@ -102,7 +102,7 @@ func (d *Dispatcher) Do(ctx context.Context, op *gen.Operation, body []byte, tra
 	parsed, perr := parse(body)
 	c.emitStarted(body, perr)
 
-	ctx, cancel := context.WithTimeout(ctx, d.opts.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, max(d.opts.CallTimeout, op.Timeout))
 	defer cancel()
 	res := c.run(ctx, body, parsed, perr)
 

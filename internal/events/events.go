@@ -133,14 +133,14 @@ func (l *Log) Run(ctx context.Context) {
 	for {
 		select {
 		case ev := <-l.in:
-			l.flush(l.collect(ev))
+			l.flush(ctx, l.collect(ev))
 		case <-purge.C:
 			l.purge(ctx)
 		case <-ctx.Done():
 			for {
 				select {
 				case ev := <-l.in:
-					l.flush(l.collect(ev))
+					l.flush(ctx, l.collect(ev))
 				default:
 					return
 				}
@@ -163,9 +163,10 @@ func (l *Log) collect(first Event) []Event {
 	return batch
 }
 
-// flush stores a batch, retrying while the database fails (producers wait meanwhile:
-// events are never dropped), then delivers it and releases the Sync markers in it.
-func (l *Log) flush(all []Event) {
+// flush stores a batch, retrying while the database fails (producers wait meanwhile), then
+// delivers it and releases the Sync markers in it. Only when the log is stopping and the
+// database still fails are the events given up, with an error in the log.
+func (l *Log) flush(ctx context.Context, all []Event) {
 	batch := all[:0:0]
 	var barriers []chan struct{}
 	for _, ev := range all {
@@ -189,10 +190,14 @@ func (l *Log) flush(all []Event) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	for attempt, wait := 1, 50*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 5*time.Second) {
 		err := l.store.Tx(context.Background(), func(q store.Q) error { return q.AppendEvents(context.Background(), recs) })
 		if err == nil {
 			break
+		}
+		if ctx.Err() != nil && attempt >= 3 {
+			l.log.Error("the database refuses events while the server stops: they are lost", "events", len(recs), "err", err)
+			return
 		}
 		l.log.Error("store events; retrying", "events", len(recs), "err", err, "retry_in", wait)
 		time.Sleep(wait)

@@ -62,7 +62,7 @@ func TestLoadValid(t *testing.T) {
 		{
 			ID: "test.invocation_run", Artifact: "test", Name: "invocation_run", Method: "POST", Path: "/test/invocation/run",
 			Summary: "Replay one run", GoName: "TestInvocationRun", Request: "TestInvocationRunRequest",
-			Response: "TestInvocationRunResponse", Idempotent: true,
+			Response: "TestInvocationRunResponse", Idempotent: true, Timeout: "5m",
 		},
 	}
 	if !reflect.DeepEqual(ops, want) {
@@ -78,6 +78,7 @@ func TestLoadReportsEveryBrokenRule(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		`POST /persona/search: operationId "persona.find" differs from the name derived from its path, "persona.search"`,
+		`POST /persona/search: x-glow-timeout must be a duration such as "10m" (found soon)`,
 		`GET /persona/get: every operation is POST; the only GET paths are /<artifact>/stream`,
 		`GET /test/stream: operationId "test.watch" differs from the name derived from its path, "test.stream"`,
 		`GET /test/stream: a stream's 200 response must be text/event-stream`,
@@ -120,6 +121,7 @@ func TestRenderIsDeterministicGo(t *testing.T) {
 		"TestInvocationRun(ctx context.Context, in *TestInvocationRunRequest) (*TestInvocationRunResponse, error)",
 		`ID:             "test.invocation_run",`,
 		`Path:           "/test/invocation/run",`,
+		`Timeout:        300000000000,`,
 		`{ID: "test.stream", Artifact: "test", Path: "/test/stream"},`,
 	} {
 		if !bytes.Contains(first, []byte(want)) {

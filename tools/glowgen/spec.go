@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 )
@@ -25,6 +26,7 @@ type Operation struct {
 	Response   string // 200 response schema, always GoName+"Response"
 	Public     bool   // security: [] — callable without a token
 	Idempotent bool   // the request schema has an idempotency_key property
+	Timeout    string // x-glow-timeout: how long the call may run, when longer than the server's default (a Go duration)
 }
 
 // Stream is an SSE endpoint, GET /<artifact>/stream: the one kind of path besides operations.
@@ -177,6 +179,14 @@ func operation(doc *openapi3.T, path, method string, op *openapi3.Operation) (Op
 	if reqRef == o.Request {
 		if s := doc.Components.Schemas[reqRef]; s != nil && s.Value != nil {
 			_, o.Idempotent = s.Value.Properties["idempotency_key"]
+		}
+	}
+	if v, ok := op.Extensions["x-glow-timeout"]; ok {
+		d, isString := v.(string)
+		if _, err := time.ParseDuration(d); !isString || err != nil {
+			errs = append(errs, fmt.Sprintf("x-glow-timeout must be a duration such as \"10m\" (found %v)", v))
+		} else {
+			o.Timeout = d
 		}
 	}
 	return o, errs
