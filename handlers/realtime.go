@@ -208,13 +208,17 @@ func (s *Service) SystemActivity(ctx context.Context, _ *gen.SystemActivityReque
 	online := s.presence.Online()
 	var visible map[uuid.UUID]bool
 	if scope != nil {
-		active, _, err := q.SearchPresence(ctx, store.PresenceFilter{State: store.Active, DepartmentIDs: scope}, len(online)+1, 0)
+		profiles := make([]uuid.UUID, 0, len(online))
+		for profile := range online {
+			profiles = append(profiles, profile)
+		}
+		inScope, err := q.ProfilesInDepartments(ctx, profiles, scope)
 		if err != nil {
 			return nil, err
 		}
 		visible = map[uuid.UUID]bool{}
-		for _, p := range active {
-			visible[p.ProfileID] = true
+		for _, profile := range inScope {
+			visible[profile] = true
 		}
 	}
 	for profile, n := range online {

@@ -80,6 +80,18 @@ func (q Q) SearchPresence(ctx context.Context, f PresenceFilter, limit, offset i
 	return ps, total, err
 }
 
+// ProfilesInDepartments returns those of the profiles that belong to any of the departments.
+func (q Q) ProfilesInDepartments(ctx context.Context, profileIDs, departmentIDs []uuid.UUID) ([]uuid.UUID, error) {
+	if len(profileIDs) == 0 || len(departmentIDs) == 0 {
+		return nil, nil
+	}
+	query, args := in(`SELECT DISTINCT profile_id FROM profile_departments WHERE profile_id IN (?) AND department_id IN (?)`,
+		profileIDs, departmentIDs)
+	var ids []uuid.UUID
+	err := q.sel(ctx, &ids, query, args...)
+	return ids, err
+}
+
 // ProfileActivity lists a profile's presence changes, newest first.
 func (q Q) ProfileActivity(ctx context.Context, profileID uuid.UUID, limit int) ([]Activity, error) {
 	var as []Activity

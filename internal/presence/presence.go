@@ -64,16 +64,20 @@ func (t *Tracker) Disconnected(profileID uuid.UUID) {
 		return
 	}
 	delete(t.sockets, profileID)
-	t.leaving[profileID] = time.AfterFunc(t.grace, func() {
+	var timer *time.Timer
+	timer = time.AfterFunc(t.grace, func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		if t.sockets[profileID] > 0 || t.leaving[profileID] == nil {
+		// A timer that fired while a socket opened (Stop came too late), perhaps followed by
+		// a newer close with a timer of its own, is no longer the profile's: it does nothing.
+		if t.sockets[profileID] > 0 || t.leaving[profileID] != timer {
 			return
 		}
 		delete(t.leaving, profileID)
 		delete(t.active, profileID)
 		t.write(profileID, store.Inactive, 0)
 	})
+	t.leaving[profileID] = timer
 }
 
 // write records a presence change; t.mu is held, which keeps a profile's rows in order.
