@@ -406,6 +406,7 @@ func (r *Runner) run(j *job) error {
 	case err != nil && ctx.Err() != nil:
 		return r.cancelled(j, run, text.String())
 	case err != nil:
+		run.Output = text.String() // what was streamed before the failure stays readable
 		r.fail(ctx, run, reason(err))
 		return nil
 	}

@@ -177,7 +177,7 @@ func TestOpenAIMidStreamError(t *testing.T) {
 		fmt.Fprint(w, `data: {"error":{"message":"the model overloaded","type":"server_error"}}`+"\n\n")
 	})
 	text, _, _, err := collect(t, llm.NewOpenAI(llm.OpenAIConfig{BaseURL: url, APIKey: "sk-test"}), llm.Request{Model: "m"})
-	if err == nil || !strings.Contains(err.Error(), "the model overloaded") || text != "Partial" {
+	if err == nil || err.Error() != "model server reported an error mid-stream: the model overloaded" || text != "Partial" {
 		t.Fatalf("mid-stream error: %q, %v", text, err)
 	}
 }

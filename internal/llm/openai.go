@@ -9,6 +9,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+	"github.com/tidwall/gjson"
 )
 
 // OpenAI streams from a server that speaks OpenAI's Chat Completions API with stream: true.
@@ -93,6 +95,12 @@ func (o *OpenAI) Stream(ctx context.Context, req Request, emit func(string) erro
 		var apiErr *openai.Error
 		if errors.As(err, &apiErr) {
 			return usage, fmt.Errorf("model server answered %d: %s", apiErr.StatusCode, apiErr.Message)
+		}
+		var streamErr *ssestream.StreamError
+		if errors.As(err, &streamErr) {
+			if msg := gjson.GetBytes(streamErr.Event.Data, "error.message").String(); msg != "" {
+				return usage, fmt.Errorf("model server reported an error mid-stream: %s", msg)
+			}
 		}
 		return usage, fmt.Errorf("model stream: %w", err)
 	}
