@@ -69,10 +69,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 	flusher.Flush()
 
 	prefix := st.Artifact + "."
+	replayed := 0 // events written before replay_done
 	write := func(ev events.Event) error {
 		if !strings.HasPrefix(ev.Name, prefix) {
 			return nil
 		}
+		replayed++
 		_, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Name, ev.Payload())
 		return err
 	}
@@ -80,7 +82,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 	// The bulk of the replay is written as it is read; the rest, and the join to live
 	// delivery, go through Attach, whose emits happen under the log's lock and so are only
 	// collected here, then written.
-	replayed, last := 0, since
+	last := since
 	for {
 		evs, err := log.After(ctx, topic, last, 500)
 		if err != nil {
@@ -90,7 +92,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 			if write(ev) != nil {
 				return
 			}
-			replayed, last = replayed+1, ev.Seq
+			last = ev.Seq
 		}
 		flusher.Flush()
 		if len(evs) < 500 {
@@ -115,7 +117,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 		truncated = first > since+1
 	}
 	fmt.Fprintf(w, "event: replay_done\ndata: {\"topic\":%q,\"since\":%d,\"last_seq\":%d,\"replayed\":%d,\"truncated\":%t}\n\n",
-		topic, since, rep.Last, replayed+rep.Replayed, truncated)
+		topic, since, rep.Last, replayed, truncated)
 	flusher.Flush()
 
 	keepAlive := time.NewTicker(a.opts.KeepAlive)

@@ -12,7 +12,9 @@ import (
 // follower follows topics on one socket, for system.subscribe: it replays what the socket
 // missed straight to it, then joins it to the topic's room, where the event log delivers,
 // with replay_done in between — under the log's lock, so that no live event falls in the
-// seam or arrives twice.
+// seam or arrives twice. While it replays, the socket is in the topic's replay room, which
+// live delivery of the topic skips: the topic's events that also go to the socket's other
+// rooms (its profile's) must not come in the middle of the replay, nor again after it.
 type follower struct {
 	s    *Server
 	sock *socket.Socket
@@ -29,15 +31,25 @@ func (f *follower) Follow(ctx context.Context, topic string, since *int64) (even
 		}
 		from = last
 	}
-	room := socket.Room(roomOf(topic))
-	f.sock.Leave(room) // a socket following again must not get live events during its replay
-	return f.s.events.Attach(ctx, topic, from,
+	// Until the seam, live delivery skips the socket for this topic — through any of its
+	// rooms, the topic's own included when it follows again — but not for the others.
+	room, replaying := socket.Room(roomOf(topic)), socket.Room(replayRoomOf(topic))
+	f.sock.Join(replaying)
+	r, err := f.s.events.Attach(ctx, topic, from,
 		func(ev events.Event) { _ = f.sock.Emit(ev.Name, ev.Payload()) },
 		func(r events.Replay) {
 			f.sock.Join(room)
+			f.sock.Leave(replaying)
 			done, _ := json.Marshal(r)
 			_ = f.sock.Emit("replay_done", json.RawMessage(done))
 		})
+	if err != nil {
+		f.sock.Leave(replaying)
+	}
+	return r, err
 }
 
-func (f *follower) Unfollow(topic string) { f.sock.Leave(socket.Room(roomOf(topic))) }
+func (f *follower) Unfollow(topic string) {
+	f.sock.Leave(socket.Room(roomOf(topic)))
+	f.sock.Leave(socket.Room(replayRoomOf(topic)))
+}

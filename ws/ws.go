@@ -267,14 +267,15 @@ func replyProblem(ack socket.Ack, p *problem.Problem) {
 }
 
 // deliver sends stored events to the rooms of their topics, in order. Each socket gets an
-// event once, even when it is in several of its rooms.
+// event once, even when it is in several of its rooms, and none while it replays the
+// event's topic (the replay brings it).
 func (s *Server) deliver(batch []events.Event) {
 	for _, ev := range batch {
 		rooms := []socket.Room{socket.Room(roomOf(ev.Topic))}
 		for _, t := range ev.Also {
 			rooms = append(rooms, socket.Room(roomOf(t)))
 		}
-		_ = s.io.To(rooms...).Emit(ev.Name, ev.Payload())
+		_ = s.io.To(rooms...).Except(socket.Room(replayRoomOf(ev.Topic))).Emit(ev.Name, ev.Payload())
 	}
 }
 
@@ -282,6 +283,9 @@ func profileRoom(id uuid.UUID) string { return roomOf(events.ProfileTopic(id)) }
 
 // roomOf names the room of a topic's live audience: "profile/<id>" is "profile:<id>".
 func roomOf(topic string) string { return strings.Replace(topic, "/", ":", 1) }
+
+// replayRoomOf names the room of the sockets replaying a topic: "replay:profile/<id>".
+func replayRoomOf(topic string) string { return "replay:" + topic }
 
 // track counts a new socket: in its session (for revocation) and in presence.
 func (s *Server) track(sock *socket.Socket, c *conn) {
