@@ -40,6 +40,9 @@ type Options struct {
 	AuthorizeTopic func(ctx context.Context, topic string) error
 	// KeepAlive is the interval of the SSE keep-alive comments (default 15s).
 	KeepAlive time.Duration
+	// WriteTimeout bounds each write of an SSE stream (default 10s): a client that does not
+	// read for that long is dropped.
+	WriteTimeout time.Duration
 }
 
 // API serves the operations over HTTP.
@@ -58,6 +61,9 @@ func Mount(mux *http.ServeMux, d *dispatch.Dispatcher, r Resolver, log *slog.Log
 	}
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 15 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
 	}
 	contract := d.Contract()
 	cfg := huma.DefaultConfig(contract.Doc.Info.Title, contract.Version())

@@ -48,11 +48,6 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 		writeProblem(w, problem.BadRequest(err.Error()))
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeProblem(w, problem.New(http.StatusInternalServerError, "streaming is not supported here"))
-		return
-	}
 	log := a.opts.Events
 	if fromNow {
 		if since, err = log.LastSeq(ctx, topic); err != nil {
@@ -61,12 +56,27 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 			return
 		}
 	}
+	// Every write must be done within WriteTimeout: a client that stops reading is dropped,
+	// and resumes from its Last-Event-ID when it reads again.
+	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve further requests
+	send := func(format string, args ...any) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(a.opts.WriteTimeout))
+		_, err := fmt.Fprintf(w, format, args...)
+		return err
+	}
+	flush := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(a.opts.WriteTimeout))
+		return rc.Flush()
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	flusher.Flush()
+	if flush() != nil {
+		return
+	}
 
 	prefix := st.Artifact + "."
 	replayed := 0 // events written before replay_done
@@ -75,8 +85,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 			return nil
 		}
 		replayed++
-		_, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Name, ev.Payload())
-		return err
+		return send("id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Name, ev.Payload())
 	}
 
 	// The bulk of the replay is written as it is read; the rest, and the join to live
@@ -94,7 +103,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 			}
 			last = ev.Seq
 		}
-		flusher.Flush()
+		if flush() != nil {
+			return
+		}
 		if len(evs) < 500 {
 			break
 		}
@@ -116,26 +127,25 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 	if first, _, err := log.Bounds(ctx, topic); err == nil {
 		truncated = first > since+1
 	}
-	fmt.Fprintf(w, "event: replay_done\ndata: {\"topic\":%q,\"since\":%d,\"last_seq\":%d,\"replayed\":%d,\"truncated\":%t}\n\n",
-		topic, since, rep.Last, replayed, truncated)
-	flusher.Flush()
+	if send("event: replay_done\ndata: {\"topic\":%q,\"since\":%d,\"last_seq\":%d,\"replayed\":%d,\"truncated\":%t}\n\n",
+		topic, since, rep.Last, replayed, truncated) != nil || flush() != nil {
+		return
+	}
 
 	keepAlive := time.NewTicker(a.opts.KeepAlive)
 	defer keepAlive.Stop()
 	for {
 		select {
 		case ev := <-live.C:
-			if write(ev) != nil {
+			if write(ev) != nil || flush() != nil {
 				return
 			}
-			flusher.Flush()
 		case <-live.Lost:
 			return // too far behind: the client resumes from its Last-Event-ID
 		case <-keepAlive.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			if send(": keep-alive\n\n") != nil || flush() != nil {
 				return
 			}
-			flusher.Flush()
 		case <-ctx.Done():
 			return
 		}

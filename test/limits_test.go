@@ -8,14 +8,18 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -417,6 +421,89 @@ func TestLimitsMetrics(t *testing.T) {
 	}
 }
 
+// TestLimitsWriteTimeout: a client that stops reading is disconnected once a write to it has
+// waited WriteTimeout — a websocket and an SSE stream of a learner whose calls push more
+// than the connections can hold — while a socket of the same learner that reads gets every
+// event, and HTTP keeps answering. The stalled SSE stream ends (its client, reading at last,
+// finds the end of the stream after the part that was on its way) rather than waiting for
+// its reader.
+func TestLimitsWriteTimeout(t *testing.T) {
+	const calls, bodyBytes = 40, 256 << 10 // each call pushes its body twice over: ~20 MB per client
+	env := testserver.Start(t, testdb.Dialects(t)[0], &server.Options{WriteTimeout: 300 * time.Millisecond})
+	token := env.Token(t, "limits-stall", "learner", "limits")
+	healthy := env.Dial(t, token)
+
+	// Both stalled clients read through a small receive buffer and then not at all.
+	dial := limitsSmallBufferDial()
+	stalled := limitsRawSocketWith(t, &websocket.Dialer{NetDialContext: dial}, env, token)
+	defer stalled.Close()
+	sse := &http.Client{Transport: &http.Transport{DialContext: dial}}
+	req, _ := http.NewRequest(http.MethodGet, env.URL+"/profile/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := sse.Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /profile/stream: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	limitsWaitSockets(t, env, 2)
+
+	body := bytes.Repeat([]byte("x"), bodyBytes) // not JSON: 400, with the body in the started event
+	for range calls {
+		if r := env.Post(t, token, "/profile/context", body); r.Status != http.StatusBadRequest {
+			t.Fatalf("profile.context: %d %s", r.Status, limitsShort(string(r.Body)))
+		}
+	}
+	limitsWaitSockets(t, env, 1)
+	failed := func() (n int) {
+		for _, ev := range healthy.Events() {
+			if ev.Name == "profile.context.failed" {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for failed() < calls {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reading socket got %d of %d profile.context.failed", failed(), calls)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	limitsRequireHealthy(t, env)
+
+	// The SSE stream: what was under way arrives, then the end, well before all was sent.
+	frames, ended := 0, make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 0, 64<<10), 4*bodyBytes)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "event: profile.context.") {
+				frames++
+			}
+		}
+		ended <- sc.Err()
+	}()
+	select {
+	case <-ended:
+		if frames >= 2*calls {
+			t.Fatalf("the stalled stream got all %d events: its writes did not time out", frames)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled stream did not end")
+	}
+}
+
+// limitsSmallBufferDial dials TCP with a 4 KiB receive buffer, so that a client that does not
+// read soon makes the server's writes wait.
+func limitsSmallBufferDial() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	return d.DialContext
+}
+
 // limitsRequireHealthy checks that HTTP still answers.
 func limitsRequireHealthy(t *testing.T, env *testserver.Env) {
 	t.Helper()
@@ -441,8 +528,13 @@ func limitsWaitSockets(t *testing.T, env *testserver.Env, n int) {
 // Engine.IO OPEN packet, then a socket.io CONNECT with the token and its acceptance.
 func limitsRawSocket(t *testing.T, env *testserver.Env, token string) *websocket.Conn {
 	t.Helper()
+	return limitsRawSocketWith(t, websocket.DefaultDialer, env, token)
+}
+
+func limitsRawSocketWith(t *testing.T, dialer *websocket.Dialer, env *testserver.Env, token string) *websocket.Conn {
+	t.Helper()
 	u := "ws" + strings.TrimPrefix(env.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
-	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	conn, _, err := dialer.Dial(u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

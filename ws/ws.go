@@ -41,6 +41,7 @@ type Options struct {
 	MaxMessageBytes int64         // largest incoming message (default 1 MiB); larger ones close the connection
 	MaxCalls        int           // calls one socket may have running at once (default 16)
 	KickGrace       time.Duration // between telling a revoked socket and closing its connection (default 250ms)
+	WriteTimeout    time.Duration // longest a write to a client may wait (default 10s); then it is disconnected
 	// RecoveryWindow is how long socket.io keeps a dropped socket's rooms and the packets
 	// it missed, for it to recover them on reconnection (connection state recovery; default
 	// 30 seconds, negative: off). The packets of every room are kept that long, in memory.
@@ -62,6 +63,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxCalls <= 0 {
 		o.MaxCalls = 16
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
 	}
 	if o.KickGrace <= 0 {
 		o.KickGrace = 250 * time.Millisecond
@@ -136,7 +140,7 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		&contained{TransportCtor: engine.WebSocket, onQueueError: reportQueue},
 	))
 	s.io = socket.NewServer(nil, so)
-	s.handler = s.io.ServeHandler(nil)
+	s.handler = s.boundWrites(s.io.ServeHandler(nil))
 	// Registered after ServeHandler bound socket.io to the engine, so it runs after
 	// socket.io attached to each new connection (fault B).
 	_ = s.io.Engine().On("connection", releaseHandshake)

@@ -21,6 +21,7 @@ type Options struct {
 	CallTimeout     time.Duration
 	PingInterval    time.Duration
 	PingTimeout     time.Duration
+	WriteTimeout    time.Duration // longest a write to a socket.io or SSE client may wait
 	SocketMaxCalls  int
 	ShutdownTimeout time.Duration
 	RevocationPoll  time.Duration
@@ -68,6 +69,7 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.CallTimeout, "call-timeout", o.envDuration("GLOW_CALL_TIMEOUT", time.Minute), "longest an operation may run (GLOW_CALL_TIMEOUT)")
 	fs.DurationVar(&o.PingInterval, "ping-interval", o.envDuration("GLOW_PING_INTERVAL", 25*time.Second), "socket.io heartbeat interval (GLOW_PING_INTERVAL)")
 	fs.DurationVar(&o.PingTimeout, "ping-timeout", o.envDuration("GLOW_PING_TIMEOUT", 20*time.Second), "how long a socket.io client may take to answer a ping (GLOW_PING_TIMEOUT)")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.envDuration("GLOW_WRITE_TIMEOUT", 10*time.Second), "longest a write to a socket.io or SSE client may wait before the client is disconnected (GLOW_WRITE_TIMEOUT)")
 	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", 16)), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
 	fs.DurationVar(&o.RecoveryWindow, "recovery-window", o.envDuration("GLOW_RECOVERY_WINDOW", 30*time.Second), "how long a dropped socket.io connection may recover its rooms and missed packets; negative turns it off (GLOW_RECOVERY_WINDOW)")
 	fs.IntVar(&o.Workers, "workers", int(o.envInt("GLOW_WORKERS", 8)), "generation runs executed at once (GLOW_WORKERS)")
@@ -96,7 +98,7 @@ func (o *Options) Validate() error {
 	if o.LocalTokenDelay < 0 || o.EventRetention <= 0 {
 		return fmt.Errorf("local token delay must not be negative and event retention must be positive")
 	}
-	for name, d := range map[string]time.Duration{"call timeout": o.CallTimeout, "ping interval": o.PingInterval, "ping timeout": o.PingTimeout} {
+	for name, d := range map[string]time.Duration{"call timeout": o.CallTimeout, "ping interval": o.PingInterval, "ping timeout": o.PingTimeout, "write timeout": o.WriteTimeout} {
 		if d <= 0 {
 			return fmt.Errorf("%s must be positive (got %s)", name, d)
 		}

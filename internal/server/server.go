@@ -68,9 +68,9 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	s.resolver = auth.NewResolver(st, opts.TokenCacheTTL)
 	mux := http.NewServeMux()
 	s.API = api.Mount(mux, s.Dispatch, s.resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes,
-		Events: s.Events, AuthorizeTopic: svc.AuthorizeTopic, KeepAlive: opts.StreamKeepAlive})
+		Events: s.Events, AuthorizeTopic: svc.AuthorizeTopic, KeepAlive: opts.StreamKeepAlive, WriteTimeout: opts.WriteTimeout})
 	s.WS = ws.New(s.Dispatch, s.resolver, s.Events, s.Presence, log, ws.Options{
-		PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout,
+		PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout, WriteTimeout: opts.WriteTimeout,
 		MaxMessageBytes: opts.MaxBodyBytes, MaxCalls: opts.SocketMaxCalls, RecoveryWindow: opts.RecoveryWindow,
 	})
 	mux.Handle("/socket.io/", s.WS.Handler())

@@ -1,0 +1,58 @@
+package ws
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// boundWrites bounds every write to a client by the write timeout: each websocket frame, and
+// each long-polling response. A client that stops reading is disconnected once a write to it
+// has waited that long, which also releases the goroutine that was writing.
+func (s *Server) boundWrites(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			next.ServeHTTP(&deadlineHijacker{ResponseWriter: w, timeout: s.opts.WriteTimeout}, r)
+			return
+		}
+		// A long-polling GET is held until there is something to send, at the latest the
+		// next ping; then the response must be written within the write timeout.
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Now().Add(s.opts.PingInterval + s.opts.WriteTimeout))
+		defer rc.SetWriteDeadline(time.Time{}) // the connection may serve further requests
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineHijacker hands the websocket upgrader a connection whose writes time out.
+type deadlineHijacker struct {
+	http.ResponseWriter
+	timeout time.Duration
+}
+
+func (h *deadlineHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &deadlineConn{Conn: c, timeout: h.timeout}, brw, nil
+}
+
+func (h *deadlineHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// deadlineConn sets a write deadline before every write. (The websocket library clears the
+// deadline before each frame it writes; this sets it again, after.)
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
