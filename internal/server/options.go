@@ -52,10 +52,31 @@ func (o *Options) defaults() {
 	}
 }
 
+// Defaults are the settings of glow serve when no flag or GLOW_* variable says otherwise.
+func Defaults() Options {
+	return Options{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "./data",
+		LogLevel:        "info",
+		MaxBodyBytes:    1 << 20,
+		CallTimeout:     time.Minute,
+		PingInterval:    25 * time.Second,
+		PingTimeout:     20 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		SocketMaxCalls:  16,
+		RecoveryWindow:  30 * time.Second,
+		Workers:         8,
+		LocalTokenDelay: 30 * time.Millisecond,
+		EventRetention:  7 * 24 * time.Hour,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
 // StoreFlags registers the flags that select the database (shared by serve and the token
 // commands).
 func (o *Options) StoreFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.DataDir, "data-dir", env("GLOW_DATA_DIR", "./data"), "directory of the embedded SQLite database (GLOW_DATA_DIR)")
+	def := Defaults()
+	fs.StringVar(&o.DataDir, "data-dir", env("GLOW_DATA_DIR", def.DataDir), "directory of the embedded SQLite database (GLOW_DATA_DIR)")
 	fs.StringVar(&o.DatabaseURL, "database-url", env("GLOW_DATABASE_URL", ""), "postgres://… to use PostgreSQL instead of SQLite (GLOW_DATABASE_URL)")
 }
 
@@ -63,19 +84,20 @@ func (o *Options) StoreFlags(fs *flag.FlagSet) {
 // reported by Validate.
 func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	o.StoreFlags(fs)
-	fs.StringVar(&o.Addr, "addr", env("GLOW_ADDR", "127.0.0.1:8080"), "address to listen on (GLOW_ADDR)")
-	fs.StringVar(&o.LogLevel, "log-level", env("GLOW_LOG_LEVEL", "info"), "debug, info, warn or error (GLOW_LOG_LEVEL)")
-	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.envInt("GLOW_MAX_BODY_BYTES", 1<<20), "largest HTTP body or socket.io message (GLOW_MAX_BODY_BYTES)")
-	fs.DurationVar(&o.CallTimeout, "call-timeout", o.envDuration("GLOW_CALL_TIMEOUT", time.Minute), "longest an operation may run (GLOW_CALL_TIMEOUT)")
-	fs.DurationVar(&o.PingInterval, "ping-interval", o.envDuration("GLOW_PING_INTERVAL", 25*time.Second), "socket.io heartbeat interval (GLOW_PING_INTERVAL)")
-	fs.DurationVar(&o.PingTimeout, "ping-timeout", o.envDuration("GLOW_PING_TIMEOUT", 20*time.Second), "how long a socket.io client may take to answer a ping (GLOW_PING_TIMEOUT)")
-	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.envDuration("GLOW_WRITE_TIMEOUT", 10*time.Second), "longest a write to a socket.io or SSE client may wait before the client is disconnected (GLOW_WRITE_TIMEOUT)")
-	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", 16)), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
-	fs.DurationVar(&o.RecoveryWindow, "recovery-window", o.envDuration("GLOW_RECOVERY_WINDOW", 30*time.Second), "how long a dropped socket.io connection may recover its rooms and missed packets; negative turns it off (GLOW_RECOVERY_WINDOW)")
-	fs.IntVar(&o.Workers, "workers", int(o.envInt("GLOW_WORKERS", 8)), "generation runs executed at once (GLOW_WORKERS)")
-	fs.DurationVar(&o.LocalTokenDelay, "local-token-delay", o.envDuration("GLOW_LOCAL_TOKEN_DELAY", 30*time.Millisecond), "pause between the words the local model streams (GLOW_LOCAL_TOKEN_DELAY)")
-	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", 7*24*time.Hour), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", 10*time.Second), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
+	def := Defaults()
+	fs.StringVar(&o.Addr, "addr", env("GLOW_ADDR", def.Addr), "address to listen on (GLOW_ADDR)")
+	fs.StringVar(&o.LogLevel, "log-level", env("GLOW_LOG_LEVEL", def.LogLevel), "debug, info, warn or error (GLOW_LOG_LEVEL)")
+	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.envInt("GLOW_MAX_BODY_BYTES", def.MaxBodyBytes), "largest HTTP body or socket.io message (GLOW_MAX_BODY_BYTES)")
+	fs.DurationVar(&o.CallTimeout, "call-timeout", o.envDuration("GLOW_CALL_TIMEOUT", def.CallTimeout), "longest an operation may run (GLOW_CALL_TIMEOUT)")
+	fs.DurationVar(&o.PingInterval, "ping-interval", o.envDuration("GLOW_PING_INTERVAL", def.PingInterval), "socket.io heartbeat interval (GLOW_PING_INTERVAL)")
+	fs.DurationVar(&o.PingTimeout, "ping-timeout", o.envDuration("GLOW_PING_TIMEOUT", def.PingTimeout), "how long a socket.io client may take to answer a ping (GLOW_PING_TIMEOUT)")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.envDuration("GLOW_WRITE_TIMEOUT", def.WriteTimeout), "longest a write to a socket.io or SSE client may wait before the client is disconnected (GLOW_WRITE_TIMEOUT)")
+	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", int64(def.SocketMaxCalls))), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
+	fs.DurationVar(&o.RecoveryWindow, "recovery-window", o.envDuration("GLOW_RECOVERY_WINDOW", def.RecoveryWindow), "how long a dropped socket.io connection may recover its rooms and missed packets; negative turns it off (GLOW_RECOVERY_WINDOW)")
+	fs.IntVar(&o.Workers, "workers", int(o.envInt("GLOW_WORKERS", int64(def.Workers))), "generation runs executed at once (GLOW_WORKERS)")
+	fs.DurationVar(&o.LocalTokenDelay, "local-token-delay", o.envDuration("GLOW_LOCAL_TOKEN_DELAY", def.LocalTokenDelay), "pause between the words the local model streams (GLOW_LOCAL_TOKEN_DELAY)")
+	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", def.EventRetention), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", def.ShutdownTimeout), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
 }
 
 // Validate reports settings that cannot work, including unparsable environment variables.
