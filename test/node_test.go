@@ -189,6 +189,18 @@ type nodeResult struct {
 	total  int
 }
 
+// nodeCommand is node running a script of nodeDir, with vars added to the environment.
+func nodeCommand(ctx context.Context, node, script string, vars map[string]string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = nodeDir
+	cmd.Env = os.Environ()
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
 // nodeRun runs a script with env added to the environment and fails the test when it
 // breaks (a non-JSON line, no summary, a summary that does not add up, an exit status
 // other than 0 or 1, or the timeout). Failed checks are left to requireAllPassed.
@@ -196,13 +208,7 @@ func nodeRun(t *testing.T, node, script string, env map[string]string) *nodeResu
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), nodeScriptTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script)
-	cmd.Dir = nodeDir
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.WaitDelay = 2 * time.Second
+	cmd := nodeCommand(ctx, node, script, env)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -286,13 +286,7 @@ func realtimeRun(t *testing.T, node, script string, vars map[string]string, act 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), realtimeScriptTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script)
-	cmd.Dir = nodeDir
-	cmd.Env = os.Environ()
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.WaitDelay = 2 * time.Second
+	cmd := nodeCommand(ctx, node, script, vars)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
