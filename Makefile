@@ -33,10 +33,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: the load generator (HTTP and socket.io, rewrites docs/BENCHMARKS.md) and the Go benchmarks
+## bench: the load generator (HTTP, socket.io and a chat streamed to N sockets; rewrites docs/BENCHMARKS.md) and the Go benchmarks
 bench:
-	$(GO) run ./tools/loadgen -clients 1,10,100,500 -shared-clients 1,10,100 \
-		-transports http,socketio,socketio-shared -duration 8s -out docs/BENCHMARKS.md
+	$(GO) run ./tools/loadgen -clients 1,10,100,500 -shared-clients 1,10,100 -watchers 1,10,100,500,500@20ms \
+		-transports http,socketio,socketio-shared,chat-fanout -duration 8s -out docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dispatch/
 
 ## node-deps: install the Node test clients (socket.io-client)

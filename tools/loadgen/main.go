@@ -1,7 +1,9 @@
 // Command loadgen measures glow under load: the same operation over HTTP and over
 // socket.io, with N concurrent clients each keeping K calls in flight, for a fixed time
 // per step after a warm-up. It reports calls per second, latency percentiles, errors and
-// the server's CPU time per call, and can write the results as Markdown.
+// the server's CPU time per call, and can write the results as Markdown. The chat-fanout
+// transport measures something else: one chat's reply stream delivered to N watching
+// sockets (frames per second and publish-to-receipt latency; see chat.go).
 //
 // By default it starts its own server on a new SQLite database in a temporary directory,
 // listening on a free port of 127.0.0.1, as a separate process (this binary re-executed),
@@ -25,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +47,9 @@ const (
 
 type config struct {
 	Clients    []int
-	Shared     []int // client counts of the socketio-shared steps
+	Shared     []int       // client counts of the socketio-shared steps
+	Watch      []watchSpec // the chat-fanout steps
+	TokenDelay time.Duration
 	InFlight   int
 	Duration   time.Duration
 	Warmup     time.Duration
@@ -83,10 +88,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once
 
-	results, env, err := bench(ctx, cfg, stdout, stderr)
+	results, chats, env, err := bench(ctx, cfg, stdout, stderr)
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "loadgen: interrupted; no report written")
 		printResults(stdout, results, cfg.InProcess)
+		printChatResults(stdout, chats)
 		return 130
 	}
 	if err != nil {
@@ -94,9 +100,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printResults(stdout, results, cfg.InProcess)
+	printChatResults(stdout, chats)
 	if cfg.Out != "" {
 		md := renderMarkdown(report{Machine: env.machine, Mode: env.mode, Code: codeVersion(), Command: commandLine(args),
-			Date: time.Now(), Config: cfg, Results: results})
+			Date: time.Now(), Config: cfg, Results: results, Chats: chats})
 		if err := os.WriteFile(cfg.Out, md, 0o644); err != nil {
 			fmt.Fprintf(stderr, "loadgen: %v\n", err)
 			return 1
@@ -112,13 +119,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	clients := fs.String("clients", "1,10,100", fmt.Sprintf("concurrent clients per step, comma-separated (each 1–%d)", maxClients))
 	shared := fs.String("shared-clients", "", "client counts of the socketio-shared steps (default: those of -clients)")
+	watch := fs.String("watchers", "1,10,100", "chat-fanout steps: watching sockets per step, comma-separated, each N or N@<pace> (the model's pause between words, whole ms; default 0)")
+	fs.DurationVar(&cfg.TokenDelay, "local-token-delay", time.Millisecond, "LocalTokenDelay of the started server (the chat-fanout steps set their pace on the model, which wins)")
 	fs.IntVar(&cfg.InFlight, "inflight", 1, fmt.Sprintf("calls each client keeps in flight (1–%d)", maxInFlight))
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per step")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured time before each step's window")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "longest a call (or a connect) may take before it counts as an error")
 	fs.StringVar(&cfg.Op, "op", "profile.context", "operation to call: its operationId (socket.io event); HTTP posts to its path")
 	fs.StringVar(&cfg.Body, "body", "{}", "JSON request body")
-	transports := fs.String("transports", "http,socketio", "transports to measure, in order: http, socketio, socketio-shared (every client on one profile: the push fan-out)")
+	transports := fs.String("transports", "http,socketio", "transports to measure, in order: http, socketio, socketio-shared (every client on one profile: the push fan-out), chat-fanout (one chat streamed to -watchers sockets; creates a persona and sets the default model's token_delay_ms)")
 	fs.StringVar(&cfg.Role, "role", "learner", "role of the clients' profiles")
 	fs.StringVar(&cfg.Out, "out", "", "write a Markdown report to this file (replacing it)")
 	fs.BoolVar(&cfg.InProcess, "inprocess", false, "run the server in this process (CPU figures then count both)")
@@ -149,10 +158,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return cfg, fmt.Errorf("-shared-clients: %w", err)
 		}
 	}
+	if cfg.Watch, err = parseWatchSpecs(*watch); err != nil {
+		return cfg, fmt.Errorf("-watchers: %w", err)
+	}
 	for _, s := range strings.Split(*transports, ",") {
 		s = strings.TrimSpace(s)
 		if _, ok := transportTitles[s]; !ok {
-			return cfg, fmt.Errorf("-transports: unknown transport %q (http, socketio, socketio-shared)", s)
+			return cfg, fmt.Errorf("-transports: unknown transport %q (http, socketio, socketio-shared, chat-fanout)", s)
 		}
 		cfg.Transports = append(cfg.Transports, s)
 	}
@@ -165,6 +177,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-warmup must be from 0 to %s", maxWarmup)
 	case cfg.Timeout < 100*time.Millisecond || cfg.Timeout > time.Minute:
 		return cfg, errors.New("-timeout must be from 100ms to 1m")
+	case cfg.TokenDelay < 0 || cfg.TokenDelay > maxPace:
+		return cfg, fmt.Errorf("-local-token-delay must be from 0 to %s", maxPace)
 	case cfg.steps() > maxSteps:
 		return cfg, fmt.Errorf("at most %d steps (clients × transports)", maxSteps)
 	case !json.Valid([]byte(cfg.Body)):
@@ -202,10 +216,14 @@ func parseCounts(list string) ([]int, error) {
 	return out, nil
 }
 
-// clientsOf lists the client counts of a transport's steps.
+// clientsOf lists the client counts of a transport's steps (none for chat-fanout, whose
+// steps are its watcher counts).
 func (c config) clientsOf(transport string) []int {
-	if transport == transportSIOShare {
+	switch transport {
+	case transportSIOShare:
 		return c.Shared
+	case transportChat:
+		return nil
 	}
 	return c.Clients
 }
@@ -214,13 +232,27 @@ func (c config) clientsOf(transport string) []int {
 func (c config) steps() int {
 	n := 0
 	for _, tr := range c.Transports {
+		if tr == transportChat {
+			n += len(c.Watch)
+		}
 		n += len(c.clientsOf(tr))
 	}
 	return n
 }
 
+// maxWatchers is the most watchers of a chat-fanout step (0 without one).
+func (c config) maxWatchers() int {
+	n := 0
+	if slices.Contains(c.Transports, transportChat) {
+		for _, w := range c.Watch {
+			n = max(n, w.Watchers)
+		}
+	}
+	return n
+}
+
 // bench starts or finds the server, checks both transports once, and runs every step.
-func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result, runEnv, error) {
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result, []chatResult, runEnv, error) {
 	m := runEnv{machine: describeMachine()}
 	maxN := 0
 	for _, tr := range cfg.Transports {
@@ -234,9 +266,12 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 
 	tgt, err := startTarget(ctx, cfg, maxN)
 	if err != nil {
-		return nil, m, err
+		return nil, nil, m, err
 	}
-	defer func() {
+	defer func() { // tgt may be replaced below
+		if tgt == nil {
+			return
+		}
 		if err := tgt.stop(); err != nil {
 			fmt.Fprintf(stderr, "loadgen: stop the server: %v\n", err)
 		}
@@ -248,43 +283,86 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 	}
 	op, _ := gen.OperationByID(cfg.Op)
 	if err := preflight(ctx, tgt, cfg, op.Path, stderr); err != nil {
-		return nil, m, fmt.Errorf("preflight: %w", err)
+		return nil, nil, m, fmt.Errorf("preflight: %w", err)
 	}
 
 	var results []result
+	var chats []chatResult
+	pause := func() error {
+		// Let the server finish closing the step's connections before the next one.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+			return nil
+		}
+	}
 	for _, tr := range cfg.Transports {
+		if tr == transportChat {
+			if cfg.URL == "" && len(results) > 0 {
+				// The chat gets a server of its own, on a new database: the steps before leave
+				// a large heap, an event log of millions of events and socket.io's recovery
+				// buffers behind them.
+				err := tgt.stop()
+				tgt = nil
+				if err != nil {
+					return results, chats, m, fmt.Errorf("stop the server: %w", err)
+				}
+				if tgt, err = startTarget(ctx, cfg, 1); err != nil {
+					return results, chats, m, err
+				}
+				fmt.Fprintf(stderr, "loadgen: chat-fanout server %s, pid %d\n", tgt.URL, tgt.pid)
+			}
+			env, err := setupChat(ctx, tgt, cfg.Timeout)
+			if err != nil {
+				return results, chats, m, fmt.Errorf("chat-fanout setup: %w", err)
+			}
+			for _, w := range cfg.Watch {
+				res, err := runChatStep(ctx, tgt, env, chatStepConfig{watchSpec: w, Warmup: cfg.Warmup, Duration: cfg.Duration, Timeout: cfg.Timeout})
+				if ctx.Err() != nil {
+					return results, chats, m, ctx.Err()
+				}
+				if err != nil {
+					return results, chats, m, fmt.Errorf("chat-fanout with %s watchers: %w", w.label(), err)
+				}
+				chats = append(chats, res)
+				printChatStep(stdout, res)
+				if err := pause(); err != nil {
+					return results, chats, m, err
+				}
+			}
+			continue
+		}
 		for _, n := range cfg.clientsOf(tr) {
 			step := stepConfig{Transport: tr, Clients: n, InFlight: cfg.InFlight, Warmup: cfg.Warmup,
 				Duration: cfg.Duration, Timeout: cfg.Timeout, Op: cfg.Op, Path: op.Path, Body: []byte(cfg.Body)}
 			res, err := runStep(ctx, tgt, step)
 			if ctx.Err() != nil {
-				return results, m, ctx.Err()
+				return results, chats, m, ctx.Err()
 			}
 			if err != nil {
-				return results, m, fmt.Errorf("%s with %d clients: %w", tr, n, err)
+				return results, chats, m, fmt.Errorf("%s with %d clients: %w", tr, n, err)
 			}
 			results = append(results, res)
 			printStep(stdout, res, tgt.inProcess)
-			// Let the server finish closing the step's connections before the next one.
-			select {
-			case <-ctx.Done():
-				return results, m, ctx.Err()
-			case <-time.After(time.Second):
+			if err := pause(); err != nil {
+				return results, chats, m, err
 			}
 		}
 	}
-	return results, m, nil
+	return results, chats, m, nil
 }
 
 func startTarget(ctx context.Context, cfg config, clients int) (*target, error) {
 	if cfg.URL != "" {
-		return external(ctx, cfg.URL, cfg.Token, cfg.DataDir, cfg.DatabaseURL, cfg.PID, clients, cfg.Role)
+		return external(ctx, cfg.URL, cfg.Token, cfg.DataDir, cfg.DatabaseURL, cfg.PID, clients, cfg.maxWatchers(), cfg.Role)
 	}
 	dir, err := os.MkdirTemp("", "glow-loadgen-")
 	if err != nil {
 		return nil, err
 	}
-	scfg := serverConfig{Clients: clients, Role: cfg.Role, MaxCalls: max(16, cfg.InFlight), LogLevel: cfg.ServerLog}
+	scfg := serverConfig{Clients: clients, Role: cfg.Role, MaxCalls: max(16, cfg.InFlight), LogLevel: cfg.ServerLog,
+		Watchers: cfg.maxWatchers(), TokenDelay: cfg.TokenDelay}
 	if cfg.Profile != "" {
 		if scfg.Profile, err = filepath.Abs(cfg.Profile); err != nil {
 			return nil, err

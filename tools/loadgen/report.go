@@ -192,12 +192,12 @@ type report struct {
 	Mode    string
 	Code    string // the commit measured
 	Results []result
+	Chats   []chatResult
 }
 
 func renderMarkdown(rep report) []byte {
 	var b bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	cfg := rep.Config
 	p("# Benchmarks\n\n")
 	p("Measured numbers, not targets. This file is written by the load generator in `tools/loadgen`;\n")
 	p("run the command below to measure again (it replaces the file).\n\n")
@@ -215,6 +215,19 @@ func renderMarkdown(rep report) []byte {
 	p("| Go | %s |\n", rep.Machine.Go)
 	p("| OS | %s |\n\n", rep.Machine.OS)
 
+	if len(rep.Results) > 0 {
+		renderOps(&b, rep)
+	}
+	if len(rep.Chats) > 0 {
+		renderChats(&b, rep)
+	}
+	return b.Bytes()
+}
+
+// renderOps writes the setup and the tables of the operation steps.
+func renderOps(b *bytes.Buffer, rep report) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	cfg := rep.Config
 	p("## Setup\n\n")
 	p("- Operation: `%s` with body `%s`, over HTTP (`POST %s`) and as the socket.io event `%s`.\n", cfg.Op, cfg.Body, opPath(cfg.Op), cfg.Op)
 	if cfg.URL == "" {
@@ -252,6 +265,9 @@ func renderMarkdown(rep report) []byte {
 	p("  means the row was disturbed.\n")
 	p("\n## Results\n")
 	for _, tr := range cfg.Transports {
+		if tr == transportChat {
+			continue
+		}
 		var rows []result
 		for _, r := range rep.Results {
 			if r.Transport == tr {
@@ -299,20 +315,10 @@ func renderMarkdown(rep report) []byte {
 			if sio {
 				p(" %s |", thousands(float64(r.Pushes)/r.Window.Seconds()))
 			}
-			if r.OtherKnown {
-				p(" %s |", cpuShare(r.OtherCPU, r.Window))
-			} else {
-				p(" – |")
-			}
-			if r.ServerRSS > 0 {
-				p(" %.0f MB |", float64(r.ServerRSS)/1e6)
-			} else {
-				p(" – |")
-			}
+			p("%s", otherAndRSSCells(r.cpuUsage, r.ServerRSS, r.Window))
 			p("\n")
 		}
 	}
-	return b.Bytes()
 }
 
 func (rep report) inProcess() bool { return rep.Config.InProcess }
@@ -323,4 +329,198 @@ func opPath(id string) string {
 		return op.Path
 	}
 	return "?"
+}
+
+// paceText is a chat step's pace for the tables.
+func paceText(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d ms", d.Milliseconds())
+}
+
+func drainText(r chatResult) string {
+	switch {
+	case !r.Drained:
+		return fmt.Sprintf("> %s (%s events missing)", max(r.Timeout, 10*time.Second), thousands(float64(r.Behind)))
+	case r.Drain <= 0:
+		return "0"
+	}
+	return latency(r.Drain)
+}
+
+func gapsText(r chatResult) string {
+	if r.Disorder == 0 {
+		return strconv.FormatInt(r.Lost, 10)
+	}
+	return fmt.Sprintf("%d (+%d repeated or out of order)", r.Lost, r.Disorder)
+}
+
+func (r chatResult) deltasPerReply() string {
+	if r.AllReplies == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", float64(r.AllDeltas)/float64(r.AllReplies))
+}
+
+func chatErrorsText(r chatResult) string {
+	return errorsText(result{OK: r.Replies, Errors: r.Errors, ErrKinds: r.ErrKinds})
+}
+
+// perFrame is CPU time per delivered delta.
+func perFrame(d time.Duration, frames int64) string {
+	if frames == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1000/float64(frames))
+}
+
+func printChatStep(w io.Writer, r chatResult) {
+	line := fmt.Sprintf("%-15s watchers=%-4d pace=%-6s replies/s=%-6.1f deltas/s=%-7s frames/s=%-9s p50=%-9s p90=%-9s p99=%-9s max=%-9s spread-p99=%-9s gaps=%s drain=%s errors=%s",
+		transportChat, r.Watchers, paceText(r.Pace), r.perSecond(r.Replies), thousands(r.perSecond(r.Published)), thousands(r.perSecond(r.Delivered)),
+		latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max), latency(r.Spread99), gapsText(r), drainText(r), chatErrorsText(r))
+	if r.CPUKnown {
+		line += fmt.Sprintf(" server-cpu/frame=%s (%s) loadgen-cpu=%s", perFrame(r.ServerCPU, r.Delivered), cpuShare(r.ServerCPU, r.Window), cpuShare(r.SelfCPU, r.Window))
+	}
+	if r.OtherKnown {
+		line += " other-cpu=" + cpuShare(r.OtherCPU, r.Window)
+	}
+	line += fmt.Sprintf(" reply-p50=%s rss=%.0fMB deltas/reply=%s chat-messages=%d connect=%s samples=%d", latency(r.ReplyP50), float64(r.ServerRSS)/1e6, r.deltasPerReply(), 2*r.AllReplies, r.Connect.Round(time.Millisecond), r.Samples)
+	fmt.Fprintln(w, line)
+}
+
+func printChatResults(w io.Writer, results []chatResult) {
+	if len(results) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nwatchers\tpace\treplies/s\tdeltas/s\tframes/s\tp50\tp90\tp99\tmax\tgaps\tdrain\tserver CPU/frame\n")
+	for _, r := range results {
+		cpu := "–"
+		if r.CPUKnown {
+			cpu = perFrame(r.ServerCPU, r.Delivered)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Watchers, paceText(r.Pace), r.perSecond(r.Replies),
+			thousands(r.perSecond(r.Published)), thousands(r.perSecond(r.Delivered)), latency(r.P50), latency(r.P90), latency(r.P99),
+			latency(r.Max), gapsText(r), drainText(r), cpu)
+	}
+	tw.Flush()
+}
+
+// renderChats writes the chat fan-out section.
+func renderChats(b *bytes.Buffer, rep report) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	cfg := rep.Config
+	p("\n## %s\n\n", transportTitles[transportChat])
+	p("### Setup\n\n")
+	switch {
+	case cfg.URL == "" && len(rep.Results) > 0:
+		p("- Server: as above, but one of its own for this section, on a new database (the rows above leave a large heap,\n")
+		p("  millions of stored events and socket.io's recovery buffers behind them); `LocalTokenDelay` %s.\n", cfg.TokenDelay)
+	case cfg.URL == "":
+		p("- Server: %s; a new embedded SQLite database in a temporary directory, log level %s, `LocalTokenDelay` %s.\n",
+			rep.Mode, cfg.ServerLog, cfg.TokenDelay)
+	default:
+		p("- Server: %s.\n", rep.Mode)
+	}
+	p("- The chat: the admin creates a persona; for each row, the chat's owner (a profile with role `%s`) starts a new attempt\n", cfg.Role)
+	p("  (`attempt.start`: a new chat, and a new topic `attempt/<id>`) and sends chat messages over one socket.io connection\n")
+	p("  (`attempt.chat_message`), back to back: the next one as soon as the reply to the previous one ended, i.e. as soon as\n")
+	p("  its `attempt.generate.completed` reached the owner's socket. One message in flight at a time (the server generates\n")
+	p("  the replies of a chat one at a time anyway). The chat grows during the row: every reply's model request holds the\n")
+	p("  whole history (chat messages, at the end of the row, in the table).\n")
+	p("- Watchers: N more sockets, each of its own profile with role `admin` (level 0, which may follow any attempt), follow\n")
+	p("  the attempt's topic with `system.subscribe` (`{topics: [{topic: \"attempt/<id>\"}]}`) before the first message. They get\n")
+	p("  the attempt's events (`attempt.generate.started`, `.text.progress`, `.progress`, `.completed`, `attempt.chat.message`)\n")
+	p("  and nothing of the owner's calls: an observer's view. (N sockets of the owner's own profile would also get every\n")
+	p("  call's lifecycle events, and one profile's sockets are the `socketio-shared` rows above.) The owner's socket gets the\n")
+	p("  same events through its profile's room, so N + 1 sockets receive every delta.\n")
+	p("- Pace: each row sets the pause between streamed words on the default (local) model, `model.update` with\n")
+	p("  `token_delay_ms`, which the runner uses instead of the server's `LocalTokenDelay`. Pace 0 is no pause at all: the\n")
+	p("  server, not the model, is the limit. (`LocalTokenDelay` itself cannot say \"no pause\": the runner reads 0 as its\n")
+	p("  30 ms default.) The embedded model streams a word per delta; deltas/reply is measured over the row.\n")
+	p("- One row: the watchers connect and subscribe, the owner sends for %s unmeasured, then %s measured; then it\n", cfg.Warmup, cfg.Duration)
+	p("  finishes the reply in progress and stops, and the watchers get what they still miss.\n")
+	p("- replies/s: replies whose completed event reached the owner's socket in the window. deltas/s: deltas the server\n")
+	p("  published in the window (by their time in the event log). frames/s: deltas received in the window by all the\n")
+	p("  watchers together (the owner's socket not counted).\n")
+	p("- Latency: from the server publishing a delta to a watcher starting to read it. The publish time is the event's\n")
+	p("  `created_at` in the server's event log (taken when the runner publishes the delta, before the event is stored and\n")
+	p("  delivered; microseconds), read from the server's database after the row; the receipt time is the load generator's\n")
+	p("  clock when its read loop gets to the websocket message. Both are the same machine's wall clock, so there is no skew\n")
+	p("  between them. The latency thus covers storing the event (the event log's batched transaction), socket.io's broadcast,\n")
+	p("  the websocket write, the kernel and the load generator's own scheduling (on the %d shared cores, a busy load\n", rep.Machine.Cores)
+	p("  generator adds to it). Percentiles over every delta every watcher received in the window (nearest rank; at most\n")
+	p("  %s samples per row).\n", thousands(maxSamples))
+	p("- Spread: a watcher's receipt minus the first receipt of the same delta by any watcher: the fan-out's own share of the\n")
+	p("  latency, with no clock but the load generator's.\n")
+	p("- Gaps: each watcher checks the topic's numbering (`seq`): every event once, in order. Gaps count events a watcher\n")
+	p("  never received. Drain: from the last reply's end at the owner's socket until the last watcher had the topic's last\n")
+	p("  event: how far behind the delivery was when the owner stopped.\n")
+	p("- CPU: as above, over the window; per frame is the server's CPU time divided by the frames delivered to the watchers.\n")
+	p("\n### Results\n\n")
+	header := "| watchers | pace | replies/s | deltas/reply | deltas/s | frames/s | p50 | p90 | p99 | max | spread p50 | spread p99 | gaps | drain | errors |"
+	sep := "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
+	if rep.inProcess() {
+		header += " process CPU/frame |"
+		sep += "---:|"
+	} else {
+		header += " server CPU/frame | server CPU | loadgen CPU |"
+		sep += "---:|---:|---:|"
+	}
+	header += " other CPU | server RSS | chat messages |"
+	sep += "---:|---:|---:|"
+	p("%s\n%s\n", header, sep)
+	for _, r := range rep.Chats {
+		p("| %d | %s | %.1f | %s | %s | %s |", r.Watchers, paceText(r.Pace), r.perSecond(r.Replies), r.deltasPerReply(),
+			thousands(r.perSecond(r.Published)), thousands(r.perSecond(r.Delivered)))
+		p(" %s | %s | %s | %s |", latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max))
+		if r.Watchers > 1 {
+			p(" %s | %s |", latency(r.Spread50), latency(r.Spread99))
+		} else {
+			p(" – | – |")
+		}
+		p(" %s | %s | %s |", gapsText(r), drainText(r), chatErrorsText(r))
+		switch {
+		case !r.CPUKnown && rep.inProcess():
+			p(" – |")
+		case !r.CPUKnown:
+			p(" – | – | – |")
+		case rep.inProcess():
+			p(" %s |", perFrame(r.ServerCPU, r.Delivered))
+		default:
+			p(" %s | %s | %s |", perFrame(r.ServerCPU, r.Delivered), cpuShare(r.ServerCPU, r.Window), cpuShare(r.SelfCPU, r.Window))
+		}
+		p("%s", otherAndRSSCells(r.cpuUsage, r.ServerRSS, r.Window))
+		p(" %s |\n", thousands(float64(2*r.AllReplies)))
+	}
+	var notes []string
+	for _, r := range rep.Chats {
+		if !r.LatKnown {
+			notes = append(notes, "The server's database was not known, so publish times (latency) are missing and deltas/s was counted at the owner's socket.")
+			break
+		}
+	}
+	for _, r := range rep.Chats {
+		if r.SharedWatcher {
+			notes = append(notes, "The watchers used the token given with -token: they share one profile.")
+			break
+		}
+	}
+	for _, n := range notes {
+		p("\n%s\n", n)
+	}
+}
+
+// otherAndRSSCells are a table row's cells for the other processes' CPU share and the
+// server's memory, "–" where unknown.
+func otherAndRSSCells(cpu cpuUsage, rss int64, window time.Duration) string {
+	other, mem := " – |", " – |"
+	if cpu.OtherKnown {
+		other = " " + cpuShare(cpu.OtherCPU, window) + " |"
+	}
+	if rss > 0 {
+		mem = fmt.Sprintf(" %.0f MB |", float64(rss)/1e6)
+	}
+	return other + mem
 }

@@ -35,6 +35,9 @@ type serverInfo struct {
 	Admin  string   `json:"admin"`  // the bootstrap admin's token
 	Tokens []string `json:"tokens"` // one token per virtual client, each of its own profile
 	Shared string   `json:"shared"` // the token of one more profile, shared by all clients in fan-out steps
+	// Watchers are the tokens of the chat fan-out's watching sockets, each of its own
+	// profile with role admin (level 0, which may follow any attempt's topic).
+	Watchers []string `json:"watchers"`
 }
 
 // target is the server under load.
@@ -50,6 +53,9 @@ type target struct {
 	inProcess bool
 	pid       int // the server's process, when known
 	stop      func() error
+
+	// The server's database, when known: the chat fan-out reads the stored events' times.
+	dataDir, databaseURL string
 }
 
 // serverConfig is how to start a server.
@@ -59,6 +65,9 @@ type serverConfig struct {
 	MaxCalls int    // socket.io calls one socket may run at once
 	LogLevel string
 	Profile  string // write a CPU profile of the server to this file
+
+	Watchers   int           // tokens to create for the chat fan-out's watchers
+	TokenDelay time.Duration // the server's LocalTokenDelay (0: the server's default)
 }
 
 // startServer assembles a glow server on a new SQLite database in dir, listens on a free
@@ -69,15 +78,11 @@ func startServer(ctx context.Context, dir string, cfg serverConfig, logOut io.Wr
 		return nil, nil, serverInfo{}, err
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	opts := server.Options{
-		DataDir:         dir,
-		LogLevel:        cfg.LogLevel,
-		MaxBodyBytes:    1 << 20,
-		CallTimeout:     30 * time.Second,
-		PingInterval:    25 * time.Second,
-		PingTimeout:     20 * time.Second,
-		SocketMaxCalls:  cfg.MaxCalls,
-		ShutdownTimeout: 5 * time.Second,
+	opts := server.Defaults() // as glow serve runs, but for:
+	opts.DataDir, opts.LogLevel, opts.SocketMaxCalls = dir, cfg.LogLevel, cfg.MaxCalls
+	opts.ShutdownTimeout = 5 * time.Second
+	if cfg.TokenDelay > 0 {
+		opts.LocalTokenDelay = cfg.TokenDelay
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, nil, serverInfo{}, err
@@ -88,6 +93,10 @@ func startServer(ctx context.Context, dir string, cfg serverConfig, logOut io.Wr
 	}
 	info := serverInfo{Admin: srv.AdminToken}
 	if info.Tokens, info.Shared, err = provision(ctx, srv.Store, cfg.Clients, cfg.Role); err != nil {
+		srv.Store.Close()
+		return nil, nil, serverInfo{}, err
+	}
+	if info.Watchers, err = provisionWatchers(ctx, srv.Store, cfg.Watchers); err != nil {
 		srv.Store.Close()
 		return nil, nil, serverInfo{}, err
 	}
@@ -125,6 +134,27 @@ func provision(ctx context.Context, st *store.Store, n int, role string) (tokens
 	return out[:n], out[n], nil
 }
 
+// provisionWatchers creates (or reuses) the profiles loadgen-watch-0001… with role admin
+// and returns a new token for each.
+func provisionWatchers(ctx context.Context, st *store.Store, n int) ([]string, error) {
+	out := make([]string, 0, n)
+	err := st.Tx(ctx, func(q store.Q) error {
+		for i := 1; i <= n; i++ {
+			name := fmt.Sprintf("loadgen-watch-%04d", i)
+			issued, err := auth.Issue(ctx, q, name, "admin", "loadgen")
+			if err != nil {
+				return fmt.Errorf("profile %s: %w", name, err)
+			}
+			out = append(out, issued.Token)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create the watchers' tokens: %w", err)
+	}
+	return out, nil
+}
+
 // childMain runs the server for a parent load generator: it prints the serverInfo as one
 // JSON line on stdout and serves until its stdin closes (the parent is done or gone) or it
 // gets SIGTERM. Ctrl-C is left to the parent, which stops its clients first.
@@ -137,6 +167,8 @@ func childMain(args []string) int {
 	fs.IntVar(&cfg.MaxCalls, "max-calls", 16, "socket.io calls per socket")
 	fs.StringVar(&cfg.LogLevel, "log-level", "warn", "server log level")
 	fs.StringVar(&cfg.Profile, "cpuprofile", "", "CPU profile file")
+	fs.IntVar(&cfg.Watchers, "watchers", 0, "watcher tokens to create")
+	fs.DurationVar(&cfg.TokenDelay, "local-token-delay", 0, "the server's LocalTokenDelay")
 	if err := fs.Parse(args); err != nil || *dir == "" {
 		fmt.Fprintln(os.Stderr, "loadgen serve-child: bad arguments")
 		return 2
@@ -183,7 +215,7 @@ func startChild(dir string, cfg serverConfig) (*target, error) {
 	}
 	cmd := exec.Command(self, childCommand, "-data-dir", dir, "-clients", strconv.Itoa(cfg.Clients),
 		"-role", cfg.Role, "-max-calls", strconv.Itoa(cfg.MaxCalls), "-log-level", cfg.LogLevel,
-		"-cpuprofile", cfg.Profile)
+		"-cpuprofile", cfg.Profile, "-watchers", strconv.Itoa(cfg.Watchers), "-local-token-delay", cfg.TokenDelay.String())
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -236,6 +268,7 @@ func startChild(dir string, cfg serverConfig) (*target, error) {
 		serverRSS:  func() (int64, error) { return procRSS(pid) },
 		pid:        pid,
 		stop:       stop,
+		dataDir:    dir,
 	}, nil
 }
 
@@ -263,6 +296,7 @@ func startInProcess(dir string, cfg serverConfig) (*target, error) {
 		serverCPU:  selfCPU,
 		serverRSS:  func() (int64, error) { return procRSS(os.Getpid()) },
 		inProcess:  true,
+		dataDir:    dir,
 		stop: func() error {
 			cancel()
 			return <-done
@@ -272,9 +306,9 @@ func startInProcess(dir string, cfg serverConfig) (*target, error) {
 
 // external describes a server someone else runs. With a database to write to, the
 // clients get their own profiles; otherwise they all share the given token's profile.
-func external(ctx context.Context, url, token, dataDir, databaseURL string, pid, clients int, role string) (*target, error) {
+func external(ctx context.Context, url, token, dataDir, databaseURL string, pid, clients, watchers int, role string) (*target, error) {
 	t := &target{serverInfo: serverInfo{URL: strings.TrimRight(url, "/"), Admin: token, Shared: token},
-		Mode: "external server at " + url, stop: func() error { return nil }}
+		Mode: "external server at " + url, stop: func() error { return nil }, dataDir: dataDir, databaseURL: databaseURL}
 	if dataDir != "" || databaseURL != "" {
 		st, err := store.Open(ctx, store.Config{DataDir: dataDir, DatabaseURL: databaseURL})
 		if err != nil {
@@ -282,6 +316,9 @@ func external(ctx context.Context, url, token, dataDir, databaseURL string, pid,
 		}
 		defer st.Close()
 		if t.Tokens, t.Shared, err = provision(ctx, st, clients, role); err != nil {
+			return nil, err
+		}
+		if t.Watchers, err = provisionWatchers(ctx, st, watchers); err != nil {
 			return nil, err
 		}
 	}

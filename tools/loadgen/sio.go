@@ -193,11 +193,21 @@ type sioConn struct {
 	done   chan struct{}
 
 	pushes atomic.Int64 // server-pushed events received (events without an ack id)
+
+	// onPush, when set, is called on the read goroutine with each pushed event's
+	// arguments (`["<event>", <payload>]`, valid only during the call) and the time the
+	// read loop began reading its websocket message.
+	onPush func(args []byte, at time.Time)
 }
 
 // dialSIO opens the websocket, reads the Engine.IO OPEN, sends the Socket.IO CONNECT with
 // auth {token: "Bearer <token>"} and waits for the server's CONNECT (or CONNECT_ERROR).
 func dialSIO(ctx context.Context, wsURL, token string, timeout time.Duration) (*sioConn, error) {
+	return dialSIOPush(ctx, wsURL, token, timeout, nil)
+}
+
+// dialSIOPush is dialSIO with a function called for every pushed event (nil: none).
+func dialSIOPush(ctx context.Context, wsURL, token string, timeout time.Duration, onPush func(args []byte, at time.Time)) (*sioConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	d := websocket.Dialer{HandshakeTimeout: timeout, ReadBufferSize: 4096, WriteBufferSize: 4096}
@@ -208,7 +218,7 @@ func dialSIO(ctx context.Context, wsURL, token string, timeout time.Duration) (*
 		}
 		return nil, fmt.Errorf("websocket handshake: %w", err)
 	}
-	c := &sioConn{ws: ws, wait: map[int64]chan<- []byte{}, done: make(chan struct{})}
+	c := &sioConn{ws: ws, wait: map[int64]chan<- []byte{}, done: make(chan struct{}), onPush: onPush}
 	if err := c.handshake(ctx, token); err != nil {
 		ws.Close()
 		return nil, err
@@ -298,6 +308,10 @@ func (c *sioConn) readLoop() {
 		if _, r, err = c.ws.NextReader(); err != nil {
 			break
 		}
+		var at time.Time
+		if c.onPush != nil {
+			at = time.Now()
+		}
 		buf.Reset()
 		if _, err = buf.ReadFrom(r); err != nil {
 			break
@@ -325,6 +339,9 @@ func (c *sioConn) readLoop() {
 			case sioEvent, sioBinaryEvent:
 				if p.ID < 0 {
 					c.pushes.Add(1)
+					if c.onPush != nil {
+						c.onPush(p.Data, at)
+					}
 				}
 			case sioDisconnect:
 				err = errors.New("server disconnected the socket")

@@ -24,6 +24,7 @@ var transportTitles = map[string]string{
 	transportHTTP:     "HTTP (net/http client, keep-alive)",
 	transportSIO:      "socket.io (websocket, one profile per client)",
 	transportSIOShare: "socket.io fan-out (websocket, every client on one profile)",
+	transportChat:     "Chat fan-out: one chat streamed to N watching sockets",
 }
 
 // stepConfig is one measured step.
@@ -42,13 +43,21 @@ type stepConfig struct {
 // result is what a step measured over its window.
 type result struct {
 	stepConfig
-	Window    time.Duration
-	OK        int64
-	Errors    int64
-	ErrKinds  map[string]int64
-	P50, P90  time.Duration
-	P99, Max  time.Duration
-	Pushes    int64 // events the server pushed to the clients (socket.io)
+	Window   time.Duration
+	OK       int64
+	Errors   int64
+	ErrKinds map[string]int64
+	P50, P90 time.Duration
+	P99, Max time.Duration
+	Pushes   int64 // events the server pushed to the clients (socket.io)
+	cpuUsage
+	ServerRSS int64         // at the end of the window; 0 when unknown
+	Shared    bool          // the clients shared one profile
+	Connect   time.Duration // how long connecting the clients took (socket.io)
+}
+
+// cpuUsage is the CPU time spent in a measured window.
+type cpuUsage struct {
 	ServerCPU time.Duration
 	SelfCPU   time.Duration
 	CPUKnown  bool
@@ -56,9 +65,42 @@ type result struct {
 	// generator: other processes competing for the cores.
 	OtherCPU   time.Duration
 	OtherKnown bool
-	ServerRSS  int64         // at the end of the window; 0 when unknown
-	Shared     bool          // the clients shared one profile
-	Connect    time.Duration // how long connecting the clients took (socket.io)
+}
+
+// cpuSnap is the CPU counters at one end of a window.
+type cpuSnap struct {
+	server, self, machine time.Duration
+	ok, machineOK         bool
+}
+
+func takeCPU(tgt *target) cpuSnap {
+	var s cpuSnap
+	var err error
+	s.machine, err = machineBusy()
+	s.machineOK = err == nil
+	if tgt.serverCPU != nil {
+		var err1, err2 error
+		s.server, err1 = tgt.serverCPU()
+		s.self, err2 = selfCPU()
+		s.ok = err1 == nil && err2 == nil
+	}
+	return s
+}
+
+// cpuBetween is the CPU time spent between two snapshots.
+func cpuBetween(tgt *target, s0, s1 cpuSnap) cpuUsage {
+	var u cpuUsage
+	u.CPUKnown = s0.ok && s1.ok
+	u.ServerCPU, u.SelfCPU = s1.server-s0.server, s1.self-s0.self
+	if u.CPUKnown && s0.machineOK && s1.machineOK {
+		u.OtherKnown = true
+		u.OtherCPU = s1.machine - s0.machine - u.SelfCPU
+		if !tgt.inProcess {
+			u.OtherCPU -= u.ServerCPU
+		}
+		u.OtherCPU = max(u.OtherCPU, 0)
+	}
+	return u
 }
 
 func (r result) Calls() int64 { return r.OK + r.Errors }
@@ -194,21 +236,11 @@ func runStep(ctx context.Context, tgt *target, cfg stepConfig) (result, error) {
 
 	// Snapshot the counters at both ends of the window.
 	type snap struct {
-		server, self, machine time.Duration
-		pushes                int64
-		ok, machineOK         bool
+		cpu    cpuSnap
+		pushes int64
 	}
 	take := func() snap {
-		var s snap
-		var err error
-		s.machine, err = machineBusy()
-		s.machineOK = err == nil
-		if tgt.serverCPU != nil {
-			var err1, err2 error
-			s.server, err1 = tgt.serverCPU()
-			s.self, err2 = selfCPU()
-			s.ok = err1 == nil && err2 == nil
-		}
+		s := snap{cpu: takeCPU(tgt)}
 		if pushes != nil {
 			s.pushes = pushes()
 		}
@@ -245,16 +277,7 @@ func runStep(ctx context.Context, tgt *target, cfg stepConfig) (result, error) {
 	finish()
 
 	res.Window = measureTo.Sub(measureFrom)
-	res.CPUKnown = s0.ok && s1.ok
-	res.ServerCPU, res.SelfCPU = s1.server-s0.server, s1.self-s0.self
-	if res.CPUKnown && s0.machineOK && s1.machineOK {
-		res.OtherKnown = true
-		res.OtherCPU = s1.machine - s0.machine - res.SelfCPU
-		if !tgt.inProcess {
-			res.OtherCPU -= res.ServerCPU
-		}
-		res.OtherCPU = max(res.OtherCPU, 0)
-	}
+	res.cpuUsage = cpuBetween(tgt, s0.cpu, s1.cpu)
 	res.Pushes = s1.pushes - s0.pushes
 	var all []time.Duration
 	for _, r := range recs {
@@ -292,13 +315,19 @@ func percentiles(lat []time.Duration) (p50, p90, p99, max time.Duration) {
 // clientTokens gives each client its own profile's token, or every client the shared one
 // when asked to or when no per-client tokens exist.
 func clientTokens(tgt *target, n int, share bool) ([]string, bool) {
+	return pickTokens(tgt.Tokens, tgt.Shared, n, share)
+}
+
+// pickTokens gives each of n clients its own token of own, or every client fallback when
+// asked to or when own has too few. It says whether the clients share fallback.
+func pickTokens(own []string, fallback string, n int, share bool) ([]string, bool) {
 	out := make([]string, n)
-	shared := share || len(tgt.Tokens) < n
+	shared := share || len(own) < n
 	for i := range out {
 		if shared {
-			out[i] = tgt.Shared
+			out[i] = fallback
 		} else {
-			out[i] = tgt.Tokens[i]
+			out[i] = own[i]
 		}
 	}
 	return out, shared
@@ -366,6 +395,13 @@ const dialConcurrency = 32
 
 // dialAll connects one socket.io client per token, or none if any fails.
 func dialAll(ctx context.Context, baseURL string, tokens []string, timeout time.Duration) ([]*sioConn, error) {
+	return dialAllPush(ctx, baseURL, tokens, timeout, nil)
+}
+
+// dialAllPush is dialAll with, when onPush is not nil, onPush(i) called for every event
+// pushed to the i-th client (see sioConn.onPush).
+func dialAllPush(ctx context.Context, baseURL string, tokens []string, timeout time.Duration,
+	onPush func(i int) func(args []byte, at time.Time)) ([]*sioConn, error) {
 	wsURL, err := socketURL(baseURL)
 	if err != nil {
 		return nil, err
@@ -379,7 +415,11 @@ func dialAll(ctx context.Context, baseURL string, tokens []string, timeout time.
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			conns[i], errs[i] = dialSIO(ctx, wsURL, tok, timeout)
+			var push func([]byte, time.Time)
+			if onPush != nil {
+				push = onPush(i)
+			}
+			conns[i], errs[i] = dialSIOPush(ctx, wsURL, tok, timeout, push)
 		}()
 	}
 	wg.Wait()
