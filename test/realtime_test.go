@@ -387,3 +387,17 @@ func realtimeRun(t *testing.T, node, script string, vars map[string]string, act 
 	}
 	return r
 }
+
+// TestRealtimeConnectionStateRecovery: socket.io's connection state recovery with the
+// official client. A dropped connection that comes back within the window recovers its
+// socket (same id, socket.recovered) and the events pushed meanwhile, once each; one that
+// drops in the middle of a system.subscribe replay recovers and then gets its profile's
+// live events again.
+func TestRealtimeConnectionStateRecovery(t *testing.T) {
+	node := nodeRequire(t)
+	s := realtimeStart(t, testdb.Dialects(t)[0], 5*time.Millisecond)
+	res := realtimeRun(t, node, "realtime-recovery.mjs", s.vars(nil), nil)
+	res.requireAllPassed(t, "missed/recovered", "missed/same-id", "missed/every-event-once",
+		"cut-replay/round-0/live-events-arrive", "cut-replay/round-1/live-events-arrive",
+		"cut-replay/round-2/live-events-arrive", "cut-replay/recovered")
+}

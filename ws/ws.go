@@ -174,6 +174,15 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls)}
 	c.ctx, c.cancel = context.WithCancel(events.WithFollower(auth.NewContext(s.ctx, id), &follower{s: s, sock: sock}))
 	sock.SetData(c)
+	if sock.Recovered() {
+		// A replay the dropped connection was in the middle of ended with it; its replay room,
+		// restored with the others, would go on keeping the topic's live events away.
+		for _, room := range sock.Rooms().Keys() {
+			if strings.HasPrefix(string(room), replayRoomPrefix) {
+				sock.Leave(room)
+			}
+		}
+	}
 	sock.Join(socket.Room(profileRoom(id.ProfileID)))
 	sock.OnAny(func(args ...any) { s.onEvent(c, args) })
 	_ = sock.On("disconnect", func(...any) { s.forget(sock, c) })
@@ -289,7 +298,9 @@ func profileRoom(id uuid.UUID) string { return roomOf(events.ProfileTopic(id)) }
 func roomOf(topic string) string { return strings.Replace(topic, "/", ":", 1) }
 
 // replayRoomOf names the room of the sockets replaying a topic: "replay:profile/<id>".
-func replayRoomOf(topic string) string { return "replay:" + topic }
+func replayRoomOf(topic string) string { return replayRoomPrefix + topic }
+
+const replayRoomPrefix = "replay:"
 
 // track counts a new socket: in its session (for revocation) and in presence.
 func (s *Server) track(sock *socket.Socket, c *conn) {
