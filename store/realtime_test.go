@@ -37,16 +37,22 @@ func TestRunsRoundTrip(t *testing.T) {
 			if active, err := q.ActiveRunOn(ctx, subject, "persona_draft"); err != nil || active.ID != r.ID {
 				t.Fatalf("ActiveRunOn: %+v %v", active, err)
 			}
-			if err := q.SaveRunOutput(ctx, r.ID, "Name: Bob", 7, 40); err != nil {
-				t.Fatal(err)
-			}
-			got, _ = q.RunByID(ctx, r.ID)
-			got.Status, got.Result, got.FinishedAt = store.RunCompleted, []byte(`{"draft_id":"d"}`), &now
+			got.Status, got.Output, got.OutputSeq, got.Progress = store.RunRunning, "Name: Bob", 7, 40
 			if err := q.UpdateRun(ctx, got); err != nil {
 				t.Fatal(err)
 			}
+			// A conditional write from a status the run no longer has writes nothing.
+			stale := got
+			stale.Status = store.RunPaused
+			if ok, err := q.UpdateRunFrom(ctx, stale, store.RunQueued); ok || err != nil {
+				t.Fatalf("UpdateRunFrom(queued) on a running run: %v %v", ok, err)
+			}
+			got.Status, got.Result, got.FinishedAt = store.RunCompleted, []byte(`{"draft_id":"d"}`), &now
+			if ok, err := q.UpdateRunFrom(ctx, got, store.RunRunning); !ok || err != nil {
+				t.Fatalf("UpdateRunFrom(running): %v %v", ok, err)
+			}
 			got, _ = q.RunByID(ctx, r.ID)
-			if got.Output != "Name: Bob" || got.OutputSeq != 7 || got.Progress != 40 || string(got.Result) != `{"draft_id":"d"}` || !store.RunFinished(got.Status) {
+			if got.Output != "Name: Bob" || got.OutputSeq != 7 || got.Progress != 40 || string(got.Result) != `{"draft_id":"d"}` || got.Status != store.RunCompleted {
 				t.Fatalf("after update: %+v", got)
 			}
 			if _, err := q.ActiveRunOn(ctx, subject, "persona_draft"); !errors.Is(err, store.ErrNotFound) {

@@ -105,11 +105,12 @@ func (q Q) CountRunsByStatus(ctx context.Context) (map[string]int, error) {
 	return out, err
 }
 
-// ActiveRunOn returns the unfinished run of a kind working on a subject, if any.
+// ActiveRunOn returns the unfinished run of a kind working on a subject, if any: the oldest,
+// since a subject's runs execute one at a time, in order.
 func (q Q) ActiveRunOn(ctx context.Context, subjectID uuid.UUID, kind string) (Run, error) {
 	var r Run
 	err := q.get(ctx, &r, `SELECT `+runColumns+` FROM runs WHERE subject_id = ? AND kind = ?
-		AND status NOT IN ('completed', 'failed', 'stopped') ORDER BY created_at DESC LIMIT 1`, subjectID, kind)
+		AND status NOT IN ('completed', 'failed', 'stopped') ORDER BY created_at, id LIMIT 1`, subjectID, kind)
 	return r, err
 }
 
@@ -150,20 +151,24 @@ func (q Q) ListRuns(ctx context.Context, f RunFilter, limit, offset int) ([]Run,
 
 // UpdateRun writes a run's mutable fields.
 func (q Q) UpdateRun(ctx context.Context, r Run) error {
-	_, err := q.exec(ctx, `UPDATE runs SET status = ?, progress = ?, output = ?, output_seq = ?, result = ?, error = ?,
-		question = ?, answer = ?, prompt_tokens = ?, completion_tokens = ?, started_at = ?, updated_at = ?, finished_at = ?,
-		model_id = ? WHERE id = ?`,
-		r.Status, r.Progress, r.Output, r.OutputSeq, nullJSON(r.Result), r.Error, r.Question, r.Answer, r.PromptTokens,
-		r.CompletionTokens, r.StartedAt, r.UpdatedAt, r.FinishedAt, r.ModelID, r.ID)
+	_, err := q.exec(ctx, runUpdate, runUpdateArgs(r)...)
 	return err
 }
 
-// SaveRunOutput records the text generated so far and the number of the last event it
-// includes.
-func (q Q) SaveRunOutput(ctx context.Context, id uuid.UUID, output string, seq int64, progress int) error {
-	_, err := q.exec(ctx, `UPDATE runs SET output = ?, output_seq = ?, progress = ?, updated_at = ? WHERE id = ?`,
-		output, seq, progress, Now(), id)
-	return err
+// UpdateRunFrom is UpdateRun if the stored run's status is still from; it says whether it
+// wrote.
+func (q Q) UpdateRunFrom(ctx context.Context, r Run, from string) (bool, error) {
+	n, err := q.exec(ctx, runUpdate+` AND status = ?`, append(runUpdateArgs(r), from)...)
+	return n == 1, err
+}
+
+const runUpdate = `UPDATE runs SET status = ?, progress = ?, output = ?, output_seq = ?, result = ?, error = ?,
+	question = ?, answer = ?, prompt_tokens = ?, completion_tokens = ?, started_at = ?, updated_at = ?, finished_at = ?,
+	model_id = ? WHERE id = ?`
+
+func runUpdateArgs(r Run) []any {
+	return []any{r.Status, r.Progress, r.Output, r.OutputSeq, nullJSON(r.Result), r.Error, r.Question, r.Answer,
+		r.PromptTokens, r.CompletionTokens, r.StartedAt, r.UpdatedAt, r.FinishedAt, r.ModelID, r.ID}
 }
 
 func nullJSON(b []byte) any {
