@@ -56,7 +56,7 @@ func (r *Runner) Resume(ctx context.Context, id uuid.UUID) (store.Run, error) {
 		}
 		return "resumed", nil
 	})
-	if execute {
+	if execute && err == nil {
 		r.execute(stored)
 	}
 	return run, err
@@ -64,17 +64,27 @@ func (r *Runner) Resume(ctx context.Context, id uuid.UUID) (store.Run, error) {
 
 // Answer gives an interrupted run its answer and executes it again.
 func (r *Runner) Answer(ctx context.Context, id uuid.UUID, answer string) (store.Run, error) {
-	run, err := r.control(ctx, id, func(run *store.Run, _ *job) (string, error) {
+	var parked *job
+	run, err := r.control(ctx, id, func(run *store.Run, j *job) (string, error) {
 		if run.Status != store.RunInterrupted {
 			return "", notNow(*run, "answered: it asked nothing")
 		}
 		run.Status, run.Answer = store.RunQueued, &answer
+		parked = j
 		return "", nil
 	})
-	if err == nil {
-		r.execute(run)
+	if err != nil {
+		return run, err
 	}
-	return run, err
+	if parked != nil { // the job that asked is still ending: execute after it
+		select {
+		case <-parked.done:
+		case <-ctx.Done():
+			return run, ctx.Err()
+		}
+	}
+	r.execute(run)
+	return run, nil
 }
 
 // Stop cancels a run that has not ended; its events end with <artifact>.generate.stopped.
@@ -122,12 +132,17 @@ func (r *Runner) control(ctx context.Context, id uuid.UUID, change func(*store.R
 	}
 	before := run.Status
 	state, err := change(&run, j)
-	if err != nil || run.Status == before && run.Answer == nil {
+	if err != nil || run.Status == before {
 		return run, err
 	}
 	run.UpdatedAt = store.Now()
-	if err := r.store.Q().UpdateRun(ctx, run); err != nil {
+	// Written only if the status is still the one read: the run's own job (or another node)
+	// may have ended it meanwhile, and that must not be undone.
+	switch ok, err := r.store.Q().UpdateRunFrom(ctx, run, before); {
+	case err != nil:
 		return run, err
+	case !ok:
+		return run, problem.Conflict("run %s changed while it was being changed; read it again", run.ID)
 	}
 	if state != "" {
 		r.publishState(run, state)

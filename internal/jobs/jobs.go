@@ -64,6 +64,7 @@ type Runner struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
+	closed  bool                      // Close was called: no run starts any more
 	live    map[uuid.UUID]*job        // runs this node is executing (waiting, running, paused)
 	subject map[uuid.UUID][]uuid.UUID // subject → its runs in order; the first one runs, so a chat gets one reply at a time
 	changed chan struct{}             // closed and replaced at every state change (Watch)
@@ -154,6 +155,9 @@ func (r *Runner) Start(ctx context.Context) error {
 // Close cancels every run in progress (they stay "running" in the database, to be recovered
 // by the next Start) and waits for their goroutines.
 func (r *Runner) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 }
@@ -184,7 +188,7 @@ func (r *Runner) execute(run store.Run) {
 	j := &job{id: id, subject: run.SubjectID, done: make(chan struct{})}
 	j.ctx, j.cancel = context.WithCancel(r.ctx)
 	r.mu.Lock()
-	if _, ok := r.live[id]; ok {
+	if _, ok := r.live[id]; ok || r.closed {
 		r.mu.Unlock()
 		return
 	}
@@ -192,8 +196,8 @@ func (r *Runner) execute(run store.Run) {
 	if j.subject != nil {
 		r.subject[*j.subject] = append(r.subject[*j.subject], id)
 	}
-	r.mu.Unlock()
 	r.wg.Add(1)
+	r.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
 		defer close(j.done)
@@ -218,7 +222,12 @@ func (r *Runner) execute(run store.Run) {
 			j.cancel()
 			r.notify()
 		}()
-		if err := r.run(j); err != nil && r.ctx.Err() == nil {
+		err := r.run(j)
+		if err != nil && j.wasStopped() {
+			// Stopped while the run was being read or written: it still ends stopped.
+			err = r.stopLeftover(id)
+		}
+		if err != nil && r.ctx.Err() == nil {
 			r.log.Error("run failed to execute", "run", id, "err", err)
 		}
 	}()
@@ -316,8 +325,7 @@ func (r *Runner) run(j *job) error {
 
 	req, question, err := kind.Prepare(ctx, r.store.Q(), run)
 	if err != nil {
-		r.fail(ctx, run, reason(err))
-		return nil
+		return r.failed(j, run, err)
 	}
 	if question != "" {
 		run.Status, run.Question, run.UpdatedAt = store.RunInterrupted, &question, store.Now()
@@ -329,8 +337,7 @@ func (r *Runner) run(j *job) error {
 	}
 	gen, model, err := r.generator(ctx, run.ModelID)
 	if err != nil {
-		r.fail(ctx, run, reason(err))
-		return nil
+		return r.failed(j, run, err)
 	}
 	req.Model = model.Name
 
@@ -410,7 +417,7 @@ func (r *Runner) run(j *job) error {
 		r.fail(ctx, run, reason(err))
 		return nil
 	}
-	return r.complete(ctx, kind, run, text.String())
+	return r.complete(j, kind, run, text.String())
 }
 
 // cancelled ends a run whose context ended: stopped by its owner, or the runner closing
@@ -422,7 +429,28 @@ func (r *Runner) cancelled(j *job, run store.Run, text string) error {
 	return r.finishStopped(run, text)
 }
 
-func (r *Runner) complete(ctx context.Context, kind Kind, run store.Run, text string) error {
+// failed ends a run on err, unless the run's context ended meanwhile (the error is then
+// most likely that): a stopped run ends stopped, and a run of a closing runner stays as it
+// is, for the next Start.
+func (r *Runner) failed(j *job, run store.Run, err error) error {
+	if j.ctx.Err() != nil {
+		return r.cancelled(j, run, run.Output)
+	}
+	r.fail(j.ctx, run, reason(err))
+	return nil
+}
+
+// stopLeftover ends a stopped run whose job could not (it failed to read or write the run).
+func (r *Runner) stopLeftover(id uuid.UUID) error {
+	run, err := r.store.Q().RunByID(context.Background(), id)
+	if err != nil || store.RunFinished(run.Status) {
+		return err
+	}
+	return r.finishStopped(run, "")
+}
+
+func (r *Runner) complete(j *job, kind Kind, run store.Run, text string) error {
+	ctx := j.ctx
 	var result map[string]any
 	err := r.store.Tx(ctx, func(q store.Q) error {
 		var err error
@@ -438,8 +466,8 @@ func (r *Runner) complete(ctx context.Context, kind Kind, run store.Run, text st
 		return q.UpdateRun(ctx, run)
 	})
 	if err != nil {
-		r.fail(ctx, run, reason(err))
-		return nil
+		run.Output = text
+		return r.failed(j, run, err)
 	}
 	r.publish(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": 100})
 	r.publish(run, "generate.completed", map[string]any{"run_id": run.ID, "text": text, "result": result,
@@ -522,12 +550,12 @@ func (r *Runner) sentText(ctx context.Context, run store.Run) (string, error) {
 // RunText rebuilds a run's text from its published deltas, and returns the number of the
 // last one. The event log is the record of what was sent.
 func RunText(ctx context.Context, q store.Q, run store.Run) (string, error) {
-	text, _, err := RunTextSeq(ctx, q, run, 0)
+	text, _, err := RunTextSeq(ctx, q, run, -1)
 	return text, err
 }
 
-// RunTextSeq is RunText up to the event numbered upTo (all events, when 0), with the number
-// of the last delta included.
+// RunTextSeq is RunText up to the event numbered upTo (all events, when negative), with the
+// number of the last delta included.
 func RunTextSeq(ctx context.Context, q store.Q, run store.Run, upTo int64) (string, int64, error) {
 	if run.StartedAt == nil {
 		return "", 0, nil
@@ -543,7 +571,7 @@ func RunTextSeq(ctx context.Context, q store.Q, run store.Run, upTo int64) (stri
 		}
 		for _, ev := range evs {
 			after = ev.Seq
-			if upTo > 0 && ev.Seq > upTo {
+			if upTo >= 0 && ev.Seq > upTo {
 				return b.String(), last, nil
 			}
 			if ev.Name != name {
