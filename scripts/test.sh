@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh: what `make test` runs (inside scripts/with-postgres.sh, which provides
-# GLOW_TEST_POSTGRES_URL): vet, every package's tests, then the transport packages again
+# GLOW_TEST_POSTGRES_URL): vet, every package's tests, then the concurrent packages again
 # under the race detector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +11,5 @@ go vet ./...
 echo "== go test"
 go test -count=1 ./...
 
-echo "== go test -race (transports and dispatcher)"
-go test -race -count=1 ./api/... ./ws/... ./internal/dispatch/...
+echo "== go test -race (transports, dispatcher, event log and runs)"
+go test -race -count=1 ./api/... ./ws/... ./internal/dispatch/... ./internal/events/... ./internal/jobs/...
