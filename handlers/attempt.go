@@ -63,6 +63,7 @@ func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMes
 	}
 	m := store.Message{ChatID: in.ChatId, Role: string(gen.ChatRoleUser), Text: in.Text, ParentID: in.ParentMessageId}
 	var chat store.Chat
+	var run store.Run
 	err = s.store.Tx(ctx, func(q store.Q) error {
 		var err error
 		if chat, err = ownChat(ctx, q, id, in.ChatId, true); err != nil {
@@ -81,18 +82,21 @@ func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMes
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		return q.AppendMessage(ctx, &m)
+		if err := q.AppendMessage(ctx, &m); err != nil {
+			return err
+		}
+		// The reply's run is stored with the message: both or neither.
+		reply, input := replyRun(chat)
+		run, err = s.submitRun(ctx, q, id, reply, input, nil, nil)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := &gen.AttemptChatMessageResponse{Success: true, ChatId: in.ChatId, Message: messageOut(m), IdempotencyKey: in.IdempotencyKey}
+	out := &gen.AttemptChatMessageResponse{Success: true, ChatId: in.ChatId, Message: messageOut(m), IdempotencyKey: in.IdempotencyKey,
+		ReplyRunId: &run.ID}
 	s.announceMessage(events.AttemptTopic(chat.AttemptID), id.ProfileID, out.Message)
-	run, err := s.startReply(ctx, id, chat, nil)
-	if err != nil {
-		return nil, err
-	}
-	out.ReplyRunId = &run.ID
+	s.runner.Execute(run)
 	return out, nil
 }
 

@@ -36,7 +36,17 @@ type runIn struct {
 
 // startRun checks the model and group a caller names, stores the run and starts it.
 func (s *Service) startRun(ctx context.Context, id *auth.Identity, run store.Run, in runIn, modelID, groupID *uuid.UUID) (store.Run, error) {
-	q := s.store.Q()
+	run, err := s.submitRun(ctx, s.store.Q(), id, run, in, modelID, groupID)
+	if err != nil {
+		return run, err
+	}
+	s.runner.Execute(run)
+	return run, nil
+}
+
+// submitRun stores a new queued run with q, for the caller to Execute once q's transaction
+// (if any) has committed.
+func (s *Service) submitRun(ctx context.Context, q store.Q, id *auth.Identity, run store.Run, in runIn, modelID, groupID *uuid.UUID) (store.Run, error) {
 	if modelID != nil {
 		if _, err := q.ModelByID(ctx, *modelID); err != nil {
 			return run, notFound(err, "model", *modelID)
@@ -56,11 +66,7 @@ func (s *Service) startRun(ctx context.Context, id *auth.Identity, run store.Run
 		return run, err
 	}
 	run.ProfileID, run.ModelID, run.GroupID, run.Input = id.ProfileID, modelID, groupID, input
-	if run, err = s.runner.Submit(ctx, q, run); err != nil {
-		return run, err
-	}
-	s.runner.Execute(run)
-	return run, nil
+	return s.runner.Submit(ctx, q, run)
 }
 
 func generated(run store.Run, key *string) *gen.GenerateResponse {
@@ -117,8 +123,14 @@ func (s *Service) AttemptGenerate(ctx context.Context, in *gen.AttemptGenerateRe
 
 // startReply starts the run of a chat's next reply; its events go to the attempt's topic.
 func (s *Service) startReply(ctx context.Context, id *auth.Identity, c store.Chat, modelID *uuid.UUID) (store.Run, error) {
-	return s.startRun(ctx, id, store.Run{Artifact: "attempt", Kind: kindChatReply, SubjectID: &c.ID,
-		Topic: events.AttemptTopic(c.AttemptID)}, runIn{ChatID: &c.ID}, modelID, nil)
+	run, in := replyRun(c)
+	return s.startRun(ctx, id, run, in, modelID, nil)
+}
+
+// replyRun is the run of a chat's next reply and its input.
+func replyRun(c store.Chat) (store.Run, runIn) {
+	return store.Run{Artifact: "attempt", Kind: kindChatReply, SubjectID: &c.ID, Topic: events.AttemptTopic(c.AttemptID)},
+		runIn{ChatID: &c.ID}
 }
 
 // textRun starts a run answering instructions about an artifact (or one record of it).
