@@ -136,8 +136,9 @@ func TestContainD1PollingServerCloses(t *testing.T) {
 	// The library's Disconnect(true) closes a polling connection before what it queued (the
 	// CONNECT ack, the DISCONNECT) is written, and may leave the pending poll unanswered: the
 	// client then learns nothing until its ping timeout (fault D). glow never uses it; here
-	// it is only the way to make D1 measurable.
-	r.allowFailures(t, "timeout (", r.cycles/50+1, "a client never told of the immediate close (fault D, Disconnect(true))")
+	// it is only the way to make D1 measurable. About 2 % of the cycles fail so, 4 % in an
+	// unlucky run of 150 under -race: 5 % is allowed.
+	r.allowFailures(t, "timeout (", r.cycles/20+1, "a client never told of the immediate close (fault D, Disconnect(true))")
 	r.assertNoFailures(t)
 
 	b := cycleBounds(r.cycles, r.d1())
