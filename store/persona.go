@@ -170,13 +170,9 @@ func (f PersonaFilter) where(withDepartments bool) (string, []any) {
 // the number of matches across all pages.
 func (q Q) SearchPersonas(ctx context.Context, f PersonaFilter, limit, offset int) ([]Persona, int, error) {
 	where, args := f.where(true)
-	var total int
-	if err := q.get(ctx, &total, `SELECT COUNT(*) FROM personas p WHERE `+where, args...); err != nil {
-		return nil, 0, err
-	}
 	var ps []Persona
-	if err := q.sel(ctx, &ps, `SELECT `+personaColumns+` FROM personas p WHERE `+where+`
-		ORDER BY p.updated_at DESC, p.id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
+	total, err := q.page(ctx, &ps, personaColumns, "personas p", where, "p.updated_at DESC, p.id DESC", args, limit, offset)
+	if err != nil {
 		return nil, 0, err
 	}
 	return ps, total, q.fillDepartments(ctx, ps)
@@ -300,21 +296,9 @@ func (q Q) ListPersonaDrafts(ctx context.Context, f DraftFilter, limit, offset i
 		conds = append(conds, `lower(name) LIKE ? ESCAPE '\'`)
 		args = append(args, likePattern(f.Text))
 	}
-	if f.From != nil {
-		conds = append(conds, "created_at >= ?")
-		args = append(args, f.From.UTC())
-	}
-	if f.To != nil {
-		conds = append(conds, "created_at <= ?")
-		args = append(args, f.To.UTC())
-	}
+	conds, args = createdBetween(conds, args, f.From, f.To)
 	where := strings.Join(conds, " AND ")
-	var total int
-	if err := q.get(ctx, &total, `SELECT COUNT(*) FROM persona_drafts WHERE `+where, args...); err != nil {
-		return nil, 0, err
-	}
 	var ds []PersonaDraft
-	err := q.sel(ctx, &ds, `SELECT `+draftColumns+` FROM persona_drafts WHERE `+where+`
-		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
+	total, err := q.page(ctx, &ds, draftColumns, "persona_drafts", where, "created_at DESC, id DESC", args, limit, offset)
 	return ds, total, err
 }

@@ -86,13 +86,8 @@ func (q Q) SearchProviders(ctx context.Context, text string, limit, offset int) 
 		where += ` AND lower(name) LIKE ? ESCAPE '\'`
 		args = append(args, likePattern(text))
 	}
-	var total int
-	if err := q.get(ctx, &total, `SELECT COUNT(*) FROM providers WHERE `+where, args...); err != nil {
-		return nil, 0, err
-	}
 	var ps []Provider
-	err := q.sel(ctx, &ps, `SELECT `+providerColumns+` FROM providers WHERE `+where+` ORDER BY name, id LIMIT ? OFFSET ?`,
-		append(args, limit, offset)...)
+	total, err := q.page(ctx, &ps, providerColumns, "providers", where, "name, id", args, limit, offset)
 	return ps, total, err
 }
 
@@ -160,12 +155,7 @@ func (q Q) SearchModels(ctx context.Context, providerID *uuid.UUID, text string,
 		where += ` AND (lower(label) LIKE ? ESCAPE '\' OR lower(name) LIKE ? ESCAPE '\')`
 		args = append(args, likePattern(text), likePattern(text))
 	}
-	var total int
-	if err := q.get(ctx, &total, `SELECT COUNT(*) FROM models WHERE `+where, args...); err != nil {
-		return nil, 0, err
-	}
 	var ms []Model
-	err := q.sel(ctx, &ms, `SELECT `+modelColumns+` FROM models WHERE `+where+` ORDER BY label, id LIMIT ? OFFSET ?`,
-		append(args, limit, offset)...)
+	total, err := q.page(ctx, &ms, modelColumns, "models", where, "label, id", args, limit, offset)
 	return ms, total, err
 }

@@ -130,22 +130,10 @@ func (q Q) ListRuns(ctx context.Context, f RunFilter, limit, offset int) ([]Run,
 		conds = append(conds, `lower(input) LIKE ? ESCAPE '\'`)
 		args = append(args, likePattern(f.Text))
 	}
-	if f.From != nil {
-		conds = append(conds, "created_at >= ?")
-		args = append(args, f.From.UTC())
-	}
-	if f.To != nil {
-		conds = append(conds, "created_at <= ?")
-		args = append(args, f.To.UTC())
-	}
+	conds, args = createdBetween(conds, args, f.From, f.To)
 	where := strings.Join(conds, " AND ")
-	var total int
-	if err := q.get(ctx, &total, `SELECT COUNT(*) FROM runs WHERE `+where, args...); err != nil {
-		return nil, 0, err
-	}
 	var rs []Run
-	err := q.sel(ctx, &rs, `SELECT `+runColumns+` FROM runs WHERE `+where+` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
-		append(args, limit, offset)...)
+	total, err := q.page(ctx, &rs, runColumns, "runs", where, "created_at DESC, id DESC", args, limit, offset)
 	return rs, total, err
 }
 

@@ -172,6 +172,28 @@ func (q Q) get(ctx context.Context, dest any, query string, args ...any) error {
 	return err
 }
 
+// page reads one page of the rows of from (a table, with its alias if any) matching where,
+// in order, into dest, and returns how many rows match in all.
+func (q Q) page(ctx context.Context, dest any, columns, from, where, order string, args []any, limit, offset int) (int, error) {
+	var total int
+	if err := q.get(ctx, &total, `SELECT COUNT(*) FROM `+from+` WHERE `+where, args...); err != nil {
+		return 0, err
+	}
+	return total, q.sel(ctx, dest, `SELECT `+columns+` FROM `+from+` WHERE `+where+` ORDER BY `+order+` LIMIT ? OFFSET ?`,
+		append(args, limit, offset)...)
+}
+
+// createdBetween adds the conditions of a created_at range; either end may be open.
+func createdBetween(conds []string, args []any, from, to *time.Time) ([]string, []any) {
+	if from != nil {
+		conds, args = append(conds, "created_at >= ?"), append(args, from.UTC())
+	}
+	if to != nil {
+		conds, args = append(conds, "created_at <= ?"), append(args, to.UTC())
+	}
+	return conds, args
+}
+
 func (q Q) sel(ctx context.Context, dest any, query string, args ...any) error {
 	return sqlx.SelectContext(ctx, q.x, dest, q.x.Rebind(query), args...)
 }
