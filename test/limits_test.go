@@ -279,6 +279,7 @@ func TestLimitsStream(t *testing.T) {
 	call("/persona/search")
 	call("/system/session")
 	call("/system/session")
+	env.Server.Events.Sync() // a call's completed event may be stored just after its answer
 
 	// Back with Last-Event-ID: the missed system.* events, replay_done, then live ones.
 	s = limitsOpenStream(t, env, learner, "", strconv.FormatInt(lastID, 10))
