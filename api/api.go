@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -43,6 +44,9 @@ type Options struct {
 	// WriteTimeout bounds each write of an SSE stream (default 10s): a client that does not
 	// read for that long is dropped.
 	WriteTimeout time.Duration
+	// BodyTimeout bounds how long a request body may take to arrive (default 10s); a body
+	// that trickles in slower is answered 408.
+	BodyTimeout time.Duration
 }
 
 // API serves the operations over HTTP.
@@ -64,6 +68,9 @@ func Mount(mux *http.ServeMux, d *dispatch.Dispatcher, r Resolver, log *slog.Log
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 10 * time.Second
 	}
 	contract := d.Contract()
 	cfg := huma.DefaultConfig(contract.Doc.Info.Title, contract.Version())
@@ -177,8 +184,17 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) 
 	if !ok {
 		return
 	}
-	// The body is read as JSON whatever its Content-Type says (curl -d sends a form type).
+	// The body is read as JSON whatever its Content-Type says (curl -d sends a form type),
+	// within the body timeout.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(a.opts.BodyTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	_ = rc.SetReadDeadline(time.Time{})
+	if timedOut(err) {
+		w.Header().Set("Connection", "close")
+		writeProblem(w, problem.New(http.StatusRequestTimeout, fmt.Sprintf("the request body took longer than %s to arrive", a.opts.BodyTimeout)))
+		return
+	}
 	if err != nil {
 		writeProblem(w, problem.BadRequest("the request body could not be read"))
 		return
@@ -191,6 +207,12 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) 
 	res := a.dispatch.Do(ctx, op, body, dispatch.HTTP)
 	w.Header().Set("Glow-Call-Id", res.CallID.String())
 	write(w, res.Status, res.Body)
+}
+
+// timedOut says whether err is a deadline's.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // write answers with a JSON body, or a problem document when status is 400 or more.

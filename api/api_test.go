@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -157,5 +160,30 @@ func TestCallIDMatchesLifecycleEvents(t *testing.T) {
 	_ = json.Unmarshal(ev.Data, &payload)
 	if payload["transport"] != "http" || payload["status"] != float64(200) {
 		t.Fatalf("completed event: %s", ev.Data)
+	}
+}
+
+// TestASlowBodyIsCutOff: a request whose body trickles in is answered 408 once the body
+// timeout has passed, instead of holding its connection and goroutine as long as it likes.
+func TestASlowBodyIsCutOff(t *testing.T) {
+	env := testserver.Start(t, testdb.Dialects(t)[0], &server.Options{BodyTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /system/health HTTP/1.1\r\nHost: glow\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a trickling body: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "took longer than 300ms") {
+		t.Fatalf("%d %s, want 408", res.StatusCode, body)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("answered after %s", took)
 	}
 }

@@ -4,6 +4,7 @@ package gen
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -1355,4 +1356,32 @@ var Streams = []Stream{
 	{ID: "profile.stream", Artifact: "profile", Path: "/profile/stream"},
 	{ID: "provider.stream", Artifact: "provider", Path: "/provider/stream"},
 	{ID: "system.stream", Artifact: "system", Path: "/system/stream"},
+}
+
+// Topic is a kind of topic of x-glow-topics: the first segment of a topic, e.g. "profile" for
+// profile/<id>, and whether its events are stored.
+type Topic struct {
+	Kind    string
+	Durable bool // stored, numbered per topic and replayable across restarts; else live only
+	Summary string
+}
+
+// Topics lists the kinds of topic of openapi.yaml, sorted by Kind.
+var Topics = []Topic{
+	{Kind: "attempt", Durable: true, Summary: "An attempt's chat messages and the events of its replies."},
+	{Kind: "profile", Durable: false, Summary: "A profile's call lifecycle events; the events of its attempts and runs also reach it live."},
+	{Kind: "run", Durable: true, Summary: "A generation run's progress, text, control and outcome."},
+	{Kind: "system", Durable: false, Summary: "system/metrics: the periodic metrics snapshot (level 0)."},
+}
+
+// TopicDurable says whether the events of a topic ("attempt/<id>") are stored. A kind the
+// spec does not list is taken as durable: nothing is lost by storing it.
+func TopicDurable(topic string) bool {
+	kind, _, _ := strings.Cut(topic, "/")
+	for _, t := range Topics {
+		if t.Kind == kind {
+			return t.Durable
+		}
+	}
+	return true
 }

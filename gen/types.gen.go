@@ -177,6 +177,24 @@ func (e SystemHealthResponseDatabase) Valid() bool {
 	}
 }
 
+// Defines values for SystemHealthResponseEventLog.
+const (
+	SystemHealthResponseEventLogOk    SystemHealthResponseEventLog = "ok"
+	SystemHealthResponseEventLogStuck SystemHealthResponseEventLog = "stuck"
+)
+
+// Valid indicates whether the value is a known member of the SystemHealthResponseEventLog enum.
+func (e SystemHealthResponseEventLog) Valid() bool {
+	switch e {
+	case SystemHealthResponseEventLogOk:
+		return true
+	case SystemHealthResponseEventLogStuck:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SystemHealthResponseStatus.
 const (
 	SystemHealthResponseStatusDegraded SystemHealthResponseStatus = "degraded"
@@ -1395,17 +1413,25 @@ type SystemHealthRequest = map[string]interface{}
 
 // SystemHealthResponse defines model for SystemHealthResponse.
 type SystemHealthResponse struct {
-	Database      SystemHealthResponseDatabase `json:"database"`
-	Status        SystemHealthResponseStatus   `json:"status"`
-	Time          time.Time                    `json:"time"`
-	UptimeSeconds int                          `json:"uptime_seconds"`
-	Version       string                       `json:"version"`
+	Database SystemHealthResponseDatabase `json:"database"`
+
+	// EventLog `stuck` when durable events have failed to be stored for more than 5 seconds.
+	EventLog SystemHealthResponseEventLog `json:"event_log"`
+
+	// Status `degraded` when the database does not answer or the event log is stuck.
+	Status        SystemHealthResponseStatus `json:"status"`
+	Time          time.Time                  `json:"time"`
+	UptimeSeconds int                        `json:"uptime_seconds"`
+	Version       string                     `json:"version"`
 }
 
 // SystemHealthResponseDatabase defines model for SystemHealthResponse.Database.
 type SystemHealthResponseDatabase string
 
-// SystemHealthResponseStatus defines model for SystemHealthResponse.Status.
+// SystemHealthResponseEventLog `stuck` when durable events have failed to be stored for more than 5 seconds.
+type SystemHealthResponseEventLog string
+
+// SystemHealthResponseStatus `degraded` when the database does not answer or the event log is stuck.
 type SystemHealthResponseStatus string
 
 // SystemRunAnswerRequest defines model for SystemRunAnswerRequest.

@@ -316,6 +316,11 @@ func (s *Service) watch(ctx context.Context, artifact string, in *gen.WatchReque
 		}
 		out.WaitedSeconds = time.Since(start).Seconds()
 		if settled {
+			// The runs' last events are published before their end is told: once they are
+			// stored too, a watcher may replay the run's topic and find its end there.
+			if err := s.events.Synced(ctx); err != nil {
+				return nil, err
+			}
 			return out, nil
 		}
 		select {

@@ -27,16 +27,21 @@ func (s *Service) ProfileContext(ctx context.Context, _ *gen.ProfileContextReque
 	return out, nil
 }
 
-// SystemHealth reports whether the server and its database answer.
+// SystemHealth reports whether the server and its database answer, and whether the event
+// log stores what is published.
 func (s *Service) SystemHealth(ctx context.Context, _ *gen.SystemHealthRequest) (*gen.SystemHealthResponse, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	status := gen.SystemHealthResponseStatusOk
+	status, eventLog := gen.SystemHealthResponseStatusOk, gen.SystemHealthResponseEventLogOk
 	if err := s.store.Ping(pingCtx); err != nil {
 		status = gen.SystemHealthResponseStatusDegraded
 	}
+	if _, stuck := s.events.Stuck(); stuck {
+		status, eventLog = gen.SystemHealthResponseStatusDegraded, gen.SystemHealthResponseEventLogStuck
+	}
 	return &gen.SystemHealthResponse{
 		Status:        status,
+		EventLog:      eventLog,
 		Version:       s.version,
 		Database:      gen.SystemHealthResponseDatabase(s.store.Dialect()),
 		UptimeSeconds: int(time.Since(s.started).Seconds()),

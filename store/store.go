@@ -146,16 +146,23 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // Q runs queries outside a transaction.
 func (s *Store) Q() Q { return Q{x: s.db} }
 
-// Tx runs fn in a transaction, committed when fn returns nil and rolled back otherwise.
+// Tx runs fn in a transaction, committed when fn returns nil and rolled back on every other
+// way out: an error, or a panic (which goes on up).
 func (s *Store) Tx(ctx context.Context, fn func(q Q) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
 	if err := fn(Q{x: tx}); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
+	committed = true // a failed commit has ended the transaction too
 	return tx.Commit()
 }
 

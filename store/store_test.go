@@ -291,3 +291,35 @@ func TestSQLitePathWithURICharacters(t *testing.T) {
 		t.Fatalf("the database is not in the data directory: %v", err)
 	}
 }
+
+// TestTxRollsBackWhenItsFunctionPanics: a panic inside a transaction rolls it back, so its
+// write is gone and the database takes the next writer at once (on SQLite, a transaction
+// left open would hold the write lock).
+func TestTxRollsBackWhenItsFunctionPanics(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			st := d.Open(t)
+			func() {
+				defer func() { _ = recover() }()
+				_ = st.Tx(context.Background(), func(q store.Q) error {
+					if _, err := q.CreateProfile(context.Background(), "ghost", "learner"); err != nil {
+						t.Fatal(err)
+					}
+					panic("a bug")
+				})
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err := st.Tx(ctx, func(q store.Q) error {
+				_, err := q.CreateProfile(ctx, "next", "learner")
+				return err
+			})
+			if err != nil {
+				t.Fatalf("the next transaction: %v", err)
+			}
+			if _, err := st.Q().ProfileByName(ctx, "ghost"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("the panicking transaction's write: %v, want it rolled back", err)
+			}
+		})
+	}
+}

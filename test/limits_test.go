@@ -112,7 +112,7 @@ func TestLimitsMalformedPackets(t *testing.T) {
 		{"ack id out of range", []any{`4299999999999999999999999["system.health",{}]`}, "closed"},
 		{"not JSON: NaN", []any{`42["system.health",NaN]`}, "closed"},
 		{"event name not a string", []any{`421[1,2]`}, "404"},
-		{"argument nested 3000 deep", []any{`421["system.health",` + strings.Repeat("[", 3000) + strings.Repeat("]", 3000) + `]`}, "422"},
+		{"argument nested 3000 deep", []any{`421["system.health",` + strings.Repeat("[", 3000) + strings.Repeat("]", 3000) + `]`}, "400"}, // refused at the door: deeper than dispatch.MaxDepth
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {

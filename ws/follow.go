@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"sync"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -18,6 +19,42 @@ import (
 type follower struct {
 	s    *Server
 	sock *socket.Socket
+
+	mu     sync.Mutex
+	live   map[string]bool // the live topics followed, counted in their audience (Log.Join)
+	closed bool            // the socket is gone: it joins nothing any more
+}
+
+// joinLive counts the socket in a live topic's audience, once.
+func (f *follower) joinLive(topic string) {
+	if events.Durable(topic) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return
+	}
+	if f.live == nil {
+		f.live = map[string]bool{}
+	}
+	if !f.live[topic] {
+		f.live[topic] = true
+		f.s.events.Join(topic)
+	}
+}
+
+// leaveLive undoes joinLive; an empty topic leaves them all, for good (the socket is gone).
+func (f *follower) leaveLive(topic string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = f.closed || topic == ""
+	for t := range f.live {
+		if topic == "" || t == topic {
+			delete(f.live, t)
+			f.s.events.Leave(t)
+		}
+	}
 }
 
 func (f *follower) Follow(ctx context.Context, topic string, since *int64) (events.Replay, error) {
@@ -34,6 +71,7 @@ func (f *follower) Follow(ctx context.Context, topic string, since *int64) (even
 	// Until the seam, live delivery skips the socket for this topic — through any of its
 	// rooms, the topic's own included when it follows again — but not for the others.
 	room, replaying := socket.Room(roomOf(topic)), socket.Room(replayRoomOf(topic))
+	f.joinLive(topic)
 	f.sock.Join(replaying)
 	r, err := f.s.events.Attach(ctx, topic, from,
 		func(ev events.Event) { _ = f.sock.Emit(ev.Name, ev.Payload()) },
@@ -45,6 +83,9 @@ func (f *follower) Follow(ctx context.Context, topic string, since *int64) (even
 		})
 	if err != nil {
 		f.sock.Leave(replaying)
+		if !f.sock.Rooms().Has(room) {
+			f.leaveLive(topic)
+		}
 	}
 	return r, err
 }
@@ -52,4 +93,5 @@ func (f *follower) Follow(ctx context.Context, topic string, since *int64) (even
 func (f *follower) Unfollow(topic string) {
 	f.sock.Leave(socket.Room(roomOf(topic)))
 	f.sock.Leave(socket.Room(replayRoomOf(topic)))
+	f.leaveLive(topic)
 }

@@ -102,6 +102,7 @@ type Server struct {
 // conn is what a socket carries: who it is, and its bounded call slots.
 type conn struct {
 	id     *auth.Identity
+	follow *follower
 	ctx    context.Context // carries id; cancelled when the socket disconnects
 	cancel context.CancelFunc
 	slots  chan struct{}
@@ -171,18 +172,22 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 		next(socket.NewExtendedError("unauthorized", problem.Unauthorized("a valid bearer token is required in auth.token")))
 		return
 	}
-	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls)}
-	c.ctx, c.cancel = context.WithCancel(events.WithFollower(auth.NewContext(s.ctx, id), &follower{s: s, sock: sock}))
+	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls), follow: &follower{s: s, sock: sock}}
+	c.ctx, c.cancel = context.WithCancel(events.WithFollower(auth.NewContext(s.ctx, id), c.follow))
 	sock.SetData(c)
 	if sock.Recovered() {
 		// A replay the dropped connection was in the middle of ended with it; its replay room,
-		// restored with the others, would go on keeping the topic's live events away.
+		// restored with the others, would go on keeping the topic's live events away. The
+		// live topics it followed count it in their audience again.
 		for _, room := range sock.Rooms().Keys() {
 			if strings.HasPrefix(string(room), replayRoomPrefix) {
 				sock.Leave(room)
+			} else if topic := topicOf(string(room)); topic != events.ProfileTopic(id.ProfileID) {
+				c.follow.joinLive(topic)
 			}
 		}
 	}
+	c.follow.joinLive(events.ProfileTopic(id.ProfileID))
 	sock.Join(socket.Room(profileRoom(id.ProfileID)))
 	sock.OnAny(func(args ...any) { s.onEvent(c, args) })
 	_ = sock.On("disconnect", func(...any) { s.forget(sock, c) })
@@ -297,6 +302,10 @@ func profileRoom(id uuid.UUID) string { return roomOf(events.ProfileTopic(id)) }
 // roomOf names the room of a topic's live audience: "profile/<id>" is "profile:<id>".
 func roomOf(topic string) string { return strings.Replace(topic, "/", ":", 1) }
 
+// topicOf is the topic of a room named by roomOf: "profile:<id>" is "profile/<id>". (A
+// socket's own room, its id, names no topic and is left as it is.)
+func topicOf(room string) string { return strings.Replace(room, ":", "/", 1) }
+
 // replayRoomOf names the room of the sockets replaying a topic: "replay:profile/<id>".
 func replayRoomOf(topic string) string { return replayRoomPrefix + topic }
 
@@ -319,6 +328,7 @@ func (s *Server) track(sock *socket.Socket, c *conn) {
 func (s *Server) forget(sock *socket.Socket, c *conn) {
 	c.once.Do(func() {
 		c.cancel()
+		c.follow.leaveLive("")
 		s.mu.Lock()
 		if set := s.sessions[c.id.SessionID]; set != nil {
 			delete(set, sock)

@@ -27,6 +27,8 @@ type Contract struct {
 type opSchemas struct {
 	request, response *huma.Schema
 	defaults          map[string]any // the request schema's top-level property defaults
+	// What events must not show of a request or response (nil: nothing).
+	redactRequest, redactResponse *redaction
 }
 
 // NewContract loads a spec and checks that it describes exactly the generated operations.
@@ -70,9 +72,11 @@ func NewContract(spec []byte) (*Contract, error) {
 			}
 		}
 		c.ops[op.ID] = opSchemas{
-			request:  &huma.Schema{Ref: schemaPrefix + op.RequestSchema},
-			response: &huma.Schema{Ref: schemaPrefix + op.ResponseSchema},
-			defaults: defaults,
+			request:        &huma.Schema{Ref: schemaPrefix + op.RequestSchema},
+			response:       &huma.Schema{Ref: schemaPrefix + op.ResponseSchema},
+			defaults:       defaults,
+			redactRequest:  redactionOf(reg, req, map[*huma.Schema]bool{}),
+			redactResponse: redactionOf(reg, reg.Map()[op.ResponseSchema], map[*huma.Schema]bool{}),
 		}
 	}
 	return c, nil
@@ -96,19 +100,30 @@ func (c *Contract) ValidateSchema(name string, v any) []problem.Detail {
 	return c.validate(&huma.Schema{Ref: schemaPrefix + name}, huma.ModeReadFromServer, v)
 }
 
+// MaxErrors bounds the validation errors reported for one request; the problem document
+// says when more were found.
+const MaxErrors = 50
+
 func (c *Contract) validate(s *huma.Schema, mode huma.ValidateMode, v any) []problem.Detail {
 	res := &huma.ValidateResult{}
 	huma.Validate(c.Registry, s, huma.NewPathBuffer([]byte("body"), 0), mode, v, res)
 	if len(res.Errors) == 0 {
+		// Unique items are checked here rather than by huma, which panics on an array of
+		// objects or arrays; only once the items have the types the schema says.
+		checkUnique(c.Registry, s, huma.NewPathBuffer([]byte("body"), 0), v, res)
+	}
+	if len(res.Errors) == 0 {
 		return nil
 	}
-	out := make([]problem.Detail, 0, len(res.Errors))
+	out := make([]problem.Detail, 0, min(len(res.Errors), MaxErrors+1))
 	for _, e := range res.Errors {
-		d := problem.Detail{Message: e.Error()}
+		// Never e.Error(): it prints the offending value, which for an unexpected property
+		// is the whole object — once per property, quadratic in the body.
 		if ed, ok := e.(*huma.ErrorDetail); ok {
-			d = problem.Detail{Message: ed.Message, Location: ed.Location, Value: scalar(ed.Value)}
+			out = append(out, problem.Detail{Message: ed.Message, Location: ed.Location, Value: scalar(ed.Value)})
+		} else {
+			out = append(out, problem.Detail{Message: "invalid"})
 		}
-		out = append(out, d)
 	}
 	// huma walks unexpected properties in map order: sort for a stable answer.
 	sort.SliceStable(out, func(i, j int) bool {
@@ -117,6 +132,11 @@ func (c *Contract) validate(s *huma.Schema, mode huma.ValidateMode, v any) []pro
 		}
 		return out[i].Message < out[j].Message
 	})
+	if len(out) > MaxErrors {
+		more := len(out) - MaxErrors
+		out = append(out[:MaxErrors], problem.Detail{Location: "body",
+			Message: fmt.Sprintf("%d more errors not shown (at most %d are reported)", more, MaxErrors)})
+	}
 	return out
 }
 
@@ -145,7 +165,6 @@ func convertSchema(s *openapi3.Schema) *huma.Schema {
 		Default:       s.Default,
 		Nullable:      s.Nullable,
 		Pattern:       s.Pattern,
-		UniqueItems:   s.UniqueItems,
 		Required:      s.Required,
 		ReadOnly:      s.ReadOnly,
 		WriteOnly:     s.WriteOnly,
@@ -161,6 +180,9 @@ func convertSchema(s *openapi3.Schema) *huma.Schema {
 		MaxProperties: toInt(s.MaxProps),
 		Items:         convertRef(s.Items),
 		Not:           convertRef(s.Not),
+	}
+	if s.UniqueItems {
+		h.Extensions = map[string]any{uniqueItemsKey: true} // checked by checkUnique
 	}
 	if s.Type != nil {
 		for _, t := range s.Type.Slice() {

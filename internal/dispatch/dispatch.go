@@ -16,8 +16,11 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -100,7 +103,7 @@ func (d *Dispatcher) Do(ctx context.Context, op *gen.Operation, body []byte, tra
 	}
 	start := time.Now()
 	parsed, perr := parse(body)
-	c.emitStarted(body, perr)
+	c.emitStarted(body, parsed, perr)
 
 	ctx, cancel := context.WithTimeout(ctx, max(d.opts.CallTimeout, op.Timeout))
 	defer cancel()
@@ -138,17 +141,85 @@ func (c *call) run(ctx context.Context, body []byte, parsed any, perr *problem.P
 	return c.invoke(ctx, req)
 }
 
-// parse reads the body as JSON. It is the only place that answers 400.
+// MaxDepth bounds how deeply a request body may nest objects and arrays.
+const MaxDepth = 32
+
+// parse reads the body as JSON. Beside an empty body and broken JSON, it refuses with 400 what
+// no schema could accept and some peers cannot even carry: text that is not UTF-8, and
+// nesting deeper than MaxDepth; and with 422 text holding NUL, which PostgreSQL cannot store.
 func parse(body []byte) (any, *problem.Problem) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, problem.BadRequest("request body is required")
+	}
+	if !utf8.Valid(body) {
+		return nil, problem.BadRequest("request body is not valid UTF-8")
+	}
+	if tooDeep(body, MaxDepth) {
+		return nil, problem.BadRequest(fmt.Sprintf("request body nests objects and arrays deeper than %d levels", MaxDepth))
 	}
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, problem.BadRequest("request body is not valid JSON",
 			problem.Detail{Location: "body", Message: err.Error()})
 	}
+	if at := nulAt(v, "body"); at != "" {
+		return nil, problem.Invalid("validation failed",
+			problem.Detail{Location: at, Message: "text must not contain the NUL character (U+0000)"})
+	}
 	return v, nil
+}
+
+// tooDeep says whether JSON text nests objects and arrays deeper than limit.
+func tooDeep(b []byte, limit int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
+}
+
+// nulAt returns where a decoded body has a string (or a property name) with NUL, or "".
+func nulAt(v any, at string) string {
+	switch v := v.(type) {
+	case string:
+		if strings.IndexByte(v, 0) >= 0 {
+			return at
+		}
+	case []any:
+		for i, item := range v {
+			if found := nulAt(item, at+"["+strconv.Itoa(i)+"]"); found != "" {
+				return found
+			}
+		}
+	case map[string]any:
+		for k, item := range v {
+			if strings.IndexByte(k, 0) >= 0 {
+				return at
+			}
+			if found := nulAt(item, at+"."+k); found != "" {
+				return found
+			}
+		}
+	}
+	return ""
 }
 
 // decode turns the validated body into the operation's request type, filling in the
@@ -269,49 +340,67 @@ func (c *call) problem(p *problem.Problem) Result {
 	return Result{Status: p.Status, Body: body, CallID: c.callID}
 }
 
-// The lifecycle events (schemas CallStarted, CallCompleted and CallFailed in the spec).
-type startedEvent struct {
-	CallID    uuid.UUID       `json:"call_id"`
-	Operation string          `json:"operation"`
-	Transport Transport       `json:"transport"`
-	Request   json.RawMessage `json:"request"`
-}
+// The lifecycle events (schemas CallStarted, CallCompleted and CallFailed in the spec) go to
+// the caller's profile topic, which is live: nothing is built when nobody listens. Their JSON
+// is written by hand around the request and response bodies, which are already JSON.
 
-type finishedEvent struct {
-	CallID    uuid.UUID       `json:"call_id"`
-	Operation string          `json:"operation"`
-	Transport Transport       `json:"transport"`
-	Status    int             `json:"status"`
-	Body      json.RawMessage `json:"body"`
-}
-
-func (c *call) emitStarted(body []byte, perr *problem.Problem) {
+func (c *call) emitStarted(body []byte, parsed any, perr *problem.Problem) {
 	if c.id == nil {
 		return
 	}
-	request := json.RawMessage(body)
-	if perr != nil { // not JSON: report the text as a JSON string
-		request, _ = json.Marshal(string(body))
+	topic := events.ProfileTopic(c.id.ProfileID)
+	if !c.d.events.Wants(topic) {
+		return
 	}
-	c.emit(".started", startedEvent{CallID: c.callID, Operation: c.op.ID, Transport: c.transport, Request: request})
+	request := body
+	switch {
+	case perr != nil: // not a JSON value glow reads: report the text as a JSON string
+		request, _ = json.Marshal(string(body))
+	case c.d.contract.ops[c.op.ID].redactRequest != nil:
+		request, _ = json.Marshal(c.d.contract.ops[c.op.ID].redactRequest.apply(parsed))
+	}
+	data := c.eventHead(len(request) + 16)
+	data = append(data, `,"request":`...)
+	data = append(data, request...)
+	data = append(data, '}')
+	c.d.events.Publish(events.Event{Topic: topic, Name: c.op.ID + ".started", Data: data})
 }
 
 func (c *call) emitFinished(res Result) {
 	if c.id == nil {
 		return
 	}
-	suffix := ".completed"
-	if res.Status >= http.StatusBadRequest {
-		suffix = ".failed"
-	}
-	c.emit(suffix, finishedEvent{CallID: c.callID, Operation: c.op.ID, Transport: c.transport, Status: res.Status, Body: res.Body})
-}
-
-func (c *call) emit(suffix string, payload any) {
-	data, err := json.Marshal(payload)
-	if err != nil {
-		c.d.log.Error("encode lifecycle event", "op", c.op.ID, "err", err)
+	topic := events.ProfileTopic(c.id.ProfileID)
+	if !c.d.events.Wants(topic) {
 		return
 	}
-	c.d.events.Publish(events.Event{Topic: events.ProfileTopic(c.id.ProfileID), Name: c.op.ID + suffix, Data: data})
+	suffix, body := ".completed", res.Body
+	if res.Status >= http.StatusBadRequest {
+		suffix = ".failed"
+	} else if r := c.d.contract.ops[c.op.ID].redactResponse; r != nil {
+		var v any
+		if json.Unmarshal(body, &v) == nil {
+			body, _ = json.Marshal(r.apply(v))
+		}
+	}
+	data := c.eventHead(len(body) + 32)
+	data = append(data, `,"status":`...)
+	data = strconv.AppendInt(data, int64(res.Status), 10)
+	data = append(data, `,"body":`...)
+	data = append(data, body...)
+	data = append(data, '}')
+	c.d.events.Publish(events.Event{Topic: topic, Name: c.op.ID + suffix, Data: data})
+}
+
+// eventHead starts a lifecycle event's JSON: {"call_id":…,"operation":…,"transport":…
+// (operation ids and transports are plain ASCII names, written as they are).
+func (c *call) eventHead(extra int) []byte {
+	b := make([]byte, 0, 96+len(c.op.ID)+extra)
+	b = append(b, `{"call_id":"`...)
+	b = append(b, c.callID.String()...)
+	b = append(b, `","operation":"`...)
+	b = append(b, c.op.ID...)
+	b = append(b, `","transport":"`...)
+	b = append(b, c.transport...)
+	return append(b, '"')
 }

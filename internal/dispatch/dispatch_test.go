@@ -69,6 +69,8 @@ func newRig(t *testing.T, h gen.Handlers) *rig {
 	go func() { r.eventLog.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	r.d = dispatch.New(c, h, st, r.eventLog, logger, dispatch.Options{CallTimeout: time.Second})
+	// The profile's topic is live: it has an audience, as when the profile has a socket open.
+	r.eventLog.Join(events.ProfileTopic(p.ID))
 	r.ctx = auth.NewContext(context.Background(), &auth.Identity{
 		ProfileID: p.ID, ProfileName: "admin", Role: "admin",
 		Permissions: []store.Permission{{Artifact: "*", Operation: "*"}},

@@ -1,10 +1,12 @@
 // Package events is glow's event log. Everything glow pushes to clients — the lifecycle
-// events of every call, the progress of generation runs, presence, metrics — is published
-// here with a topic (profile/<id>, attempt/<id>, run/<id>, system/metrics), numbered within
-// its topic, stored, and only then handed to the transports, in order. Because every event
-// is stored before anyone sees it, a client can always ask for what it missed: Attach
-// replays a topic from a sequence number and joins it to live delivery with no gap and no
-// duplicate at the seam.
+// events of every call, the progress of generation runs, chat messages, metrics — is
+// published here with a topic (profile/<id>, attempt/<id>, run/<id>, system/metrics) and
+// numbered within its topic. The spec's x-glow-topics (gen.Topics) says which topics are
+// durable: their events are stored before anyone sees them and are replayable across
+// restarts. The others are live: their events are delivered at once and kept in a bounded
+// in-memory history per topic, and cost nothing when the topic has no audience. Either way a
+// client can ask for what it missed: Attach replays a topic from a sequence number and joins
+// it to live delivery with no gap and no duplicate at the seam.
 package events
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/store"
 )
 
@@ -28,7 +31,7 @@ type Event struct {
 	Name  string          // the socket.io event name, e.g. "attempt.generate.text.progress"
 	Data  json.RawMessage // a JSON object
 	Also  []string        // other topics whose audiences receive it live (not replayed there)
-	Seq   int64           // its number within Topic, set when it is stored
+	Seq   int64           // its number within Topic, set when it is stored (or, live, published)
 	At    time.Time
 
 	barrier chan struct{} // set on the markers Sync sends through the queue
@@ -55,6 +58,9 @@ func payload(topic string, seq int64, data []byte) json.RawMessage {
 	return b.Bytes()
 }
 
+// Durable says whether a topic's events are stored (x-glow-topics in the spec).
+func Durable(topic string) bool { return gen.TopicDurable(topic) }
+
 // Topics.
 func ProfileTopic(id uuid.UUID) string { return "profile/" + id.String() }
 func AttemptTopic(id uuid.UUID) string { return "attempt/" + id.String() }
@@ -68,7 +74,14 @@ type Options struct {
 	Buffer    int           // events waiting to be stored before Publish blocks (default 8192)
 	BatchSize int           // events stored per transaction at most (default 512)
 	Retention time.Duration // how long events are kept (default 7 days)
+	// History bounds what a live topic keeps in memory for subscribers that come back: its
+	// last HistoryEvents events (default 1024), none older than HistoryAge (default 2 minutes).
+	HistoryEvents int
+	HistoryAge    time.Duration
 }
+
+// stuckAfter is how long durable events may fail to be stored before Stuck reports it.
+const stuckAfter = 5 * time.Second
 
 // Log stores and delivers events.
 type Log struct {
@@ -77,19 +90,39 @@ type Log struct {
 	opts  Options
 	in    chan Event
 
-	// mu is held while a batch is stored and delivered, and while Attach joins a
-	// subscriber: so a joining subscriber sees either all of a batch or none of it live.
-	mu        sync.Mutex
-	sinks     []func([]Event)
-	listeners map[string]map[*Listener]struct{}
+	// sinks receive every event, in order per topic; they are set up before publishing starts.
+	sinks []func([]Event)
 
-	stored atomic.Int64
+	// mu is held while a batch of durable events is delivered, and while a subscriber joins a
+	// durable topic: so a joining subscriber sees either all of a batch or none of it live.
+	// It is never held across database I/O.
+	mu        sync.Mutex
+	listeners map[string]map[*Listener]struct{} // of durable topics
+
+	live [liveShards]liveShard
+
+	stored     atomic.Int64
+	liveCount  atomic.Int64
+	failingFor atomic.Int64 // unix nanoseconds since storing has failed, or 0
 }
 
-// Stored counts the events stored since start.
+// Stored counts the durable events stored since start.
 func (l *Log) Stored() int64 { return l.stored.Load() }
 
-// New returns a log over st. Run must be running for published events to be stored.
+// Published counts the events stored or delivered live since start.
+func (l *Log) Published() int64 { return l.stored.Load() + l.liveCount.Load() }
+
+// Stuck reports since when durable events have failed to be stored, once that has lasted
+// more than 5 seconds.
+func (l *Log) Stuck() (since time.Time, stuck bool) {
+	ns := l.failingFor.Load()
+	if ns == 0 || time.Since(time.Unix(0, ns)) < stuckAfter {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// New returns a log over st. Run must be running for published durable events to be stored.
 func New(st *store.Store, log *slog.Logger, opts Options) *Log {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 8192
@@ -100,42 +133,79 @@ func New(st *store.Store, log *slog.Logger, opts Options) *Log {
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
-	return &Log{store: st, log: log, opts: opts, in: make(chan Event, opts.Buffer), listeners: map[string]map[*Listener]struct{}{}}
+	if opts.HistoryEvents <= 0 {
+		opts.HistoryEvents = 1024
+	}
+	if opts.HistoryAge <= 0 {
+		opts.HistoryAge = 2 * time.Minute
+	}
+	l := &Log{store: st, log: log, opts: opts, in: make(chan Event, opts.Buffer), listeners: map[string]map[*Listener]struct{}{}}
+	for i := range l.live {
+		l.live[i].topics = map[string]*history{}
+	}
+	return l
 }
 
-// Publish queues an event. It blocks only when Buffer events are already waiting.
+// Publish delivers an event of a live topic at once, or queues an event of a durable topic
+// to be stored and then delivered; that blocks only when Buffer events are already waiting.
 func (l *Log) Publish(ev Event) {
 	if ev.At.IsZero() {
 		ev.At = store.Now()
 	}
+	if !Durable(ev.Topic) {
+		l.publishLive(ev)
+		return
+	}
 	l.in <- ev
 }
 
-// Sync waits until every event published before the call has been stored and delivered.
+// Sync waits until every durable event published before the call has been stored and
+// delivered. (Live events are delivered before Publish returns.)
 func (l *Log) Sync() {
 	done := make(chan struct{})
 	l.in <- Event{barrier: done}
 	<-done
 }
 
-// Subscribe adds a sink: it receives every stored batch, in order, under the log's lock,
-// and must not block.
+// Synced is Sync bounded by ctx.
+func (l *Log) Synced(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case l.in <- Event{barrier: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Subscribe adds a sink: it receives every event, in order per topic, and must not block.
+// Durable events come in stored batches, live ones one at a time from the publisher's
+// goroutine. Call it before anything is published.
 func (l *Log) Subscribe(sink func([]Event)) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.sinks = append(l.sinks, sink)
 }
 
-// Run stores and delivers published events until ctx ends, then drains what was queued.
+// Run stores and delivers published durable events until ctx ends, then drains what was
+// queued. It also forgets expired events: stored ones after the retention, live ones after
+// their history's age.
 func (l *Log) Run(ctx context.Context) {
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
+	sweep := time.NewTicker(max(l.opts.HistoryAge/4, time.Second))
+	defer sweep.Stop()
 	for {
 		select {
 		case ev := <-l.in:
 			l.flush(ctx, l.collect(ev))
 		case <-purge.C:
 			l.purge(ctx)
+		case <-sweep.C:
+			l.sweepLive()
 		case <-ctx.Done():
 			for {
 				select {
@@ -163,9 +233,10 @@ func (l *Log) collect(first Event) []Event {
 	return batch
 }
 
-// flush stores a batch, retrying while the database fails (producers wait meanwhile), then
-// delivers it and releases the Sync markers in it. Only when the log is stopping and the
-// database still fails are the events given up, with an error in the log.
+// flush stores a batch, then delivers it and releases the Sync markers in it. While the
+// database is down it retries (producers wait meanwhile); an event the database refuses
+// while it answers is logged and dropped, so that it cannot hold up the others. Only when
+// the log is stopping and the database still fails are the events given up.
 func (l *Log) flush(ctx context.Context, all []Event) {
 	batch := all[:0:0]
 	var barriers []chan struct{}
@@ -184,36 +255,86 @@ func (l *Log) flush(ctx context.Context, all []Event) {
 	if len(batch) == 0 {
 		return
 	}
-	recs := make([]store.Event, len(batch))
-	for i, ev := range batch {
-		recs[i] = store.Event{Topic: ev.Topic, Name: ev.Name, Data: ev.Data, CreatedAt: ev.At}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.deliver(l.storeBatch(ctx, batch))
+}
+
+// storeBatch numbers and stores a batch, holding no lock, and returns the events stored.
+func (l *Log) storeBatch(ctx context.Context, batch []Event) []Event {
+	bg := context.Background()
 	for attempt, wait := 1, 50*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 5*time.Second) {
-		err := l.store.Tx(context.Background(), func(q store.Q) error { return q.AppendEvents(context.Background(), recs) })
+		err := l.append(bg, batch)
 		if err == nil {
-			break
+			l.failingFor.Store(0)
+			return batch
+		}
+		l.failingFor.CompareAndSwap(0, time.Now().UnixNano())
+		if l.store.Ping(bg) == nil {
+			// The database answers, yet refused the batch: some event of it is refused.
+			rest, kept := l.storeEach(bg, batch)
+			if rest == nil {
+				l.failingFor.Store(0)
+				return kept
+			}
+			l.deliver(kept) // the database went away meanwhile: deliver what it took, retry the rest
+			batch = rest
 		}
 		if ctx.Err() != nil && attempt >= 3 {
-			l.log.Error("the database refuses events while the server stops: they are lost", "events", len(recs), "err", err)
-			return
+			l.log.Error("the database refuses events while the server stops: they are lost", "events", len(batch), "err", err)
+			return nil
 		}
-		l.log.Error("store events; retrying", "events", len(recs), "err", err, "retry_in", wait)
+		l.log.Error("store events; retrying", "events", len(batch), "err", err, "retry_in", wait)
 		time.Sleep(wait)
 	}
-	for i := range batch {
-		batch[i].Seq = recs[i].Seq
+}
+
+// storeEach stores events one at a time and drops those the database refuses while it
+// answers. It stops when the database stops answering, returning the events not stored yet.
+func (l *Log) storeEach(ctx context.Context, batch []Event) (rest, kept []Event) {
+	for i, ev := range batch {
+		one := []Event{ev}
+		if err := l.append(ctx, one); err != nil {
+			if l.store.Ping(ctx) != nil {
+				return batch[i:], kept
+			}
+			l.log.Error("the database refuses an event: it is dropped", "topic", ev.Topic, "event", ev.Name, "err", err)
+			continue
+		}
+		kept = append(kept, one[0])
 	}
-	l.stored.Add(int64(len(batch)))
+	return nil, kept
+}
+
+// deliver hands stored events to the sinks and listeners.
+func (l *Log) deliver(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	l.stored.Add(int64(len(evs)))
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, sink := range l.sinks {
-		sink(batch)
+		sink(evs)
 	}
-	for _, ev := range batch {
+	for _, ev := range evs {
 		for li := range l.listeners[ev.Topic] {
 			li.offer(ev)
 		}
 	}
+}
+
+// append stores events in one transaction and sets their numbers.
+func (l *Log) append(ctx context.Context, evs []Event) error {
+	recs := make([]store.Event, len(evs))
+	for i, ev := range evs {
+		recs[i] = store.Event{Topic: ev.Topic, Name: ev.Name, Data: ev.Data, CreatedAt: ev.At}
+	}
+	if err := l.store.Tx(ctx, func(q store.Q) error { return q.AppendEvents(ctx, recs) }); err != nil {
+		return err
+	}
+	for i := range evs {
+		evs[i].Seq = recs[i].Seq
+	}
+	return nil
 }
 
 func (l *Log) purge(ctx context.Context) {
@@ -236,12 +357,15 @@ type Replay struct {
 
 // LastSeq is the number of a topic's last event (0 for none).
 func (l *Log) LastSeq(ctx context.Context, topic string) (int64, error) {
-	_, last, err := l.store.Q().TopicBounds(ctx, topic)
+	_, last, err := l.Bounds(ctx, topic)
 	return last, err
 }
 
 // After returns up to limit events of a topic numbered above since.
 func (l *Log) After(ctx context.Context, topic string, since int64, limit int) ([]Event, error) {
+	if !Durable(topic) {
+		return l.liveAfter(topic, since, limit), nil
+	}
 	recs, err := l.store.Q().EventsAfter(ctx, topic, since, limit)
 	evs := make([]Event, len(recs))
 	for i, e := range recs {
@@ -252,6 +376,10 @@ func (l *Log) After(ctx context.Context, topic string, since int64, limit int) (
 
 // Bounds returns the first kept and the last number of a topic.
 func (l *Log) Bounds(ctx context.Context, topic string) (first, last int64, err error) {
+	if !Durable(topic) {
+		first, last = l.liveBounds(topic)
+		return first, last, nil
+	}
 	return l.store.Q().TopicBounds(ctx, topic)
 }
 
@@ -260,21 +388,30 @@ const replayPage = 500
 
 // Attach replays the events of topic numbered above since through emit, in order, then
 // calls join — which must make live delivery reach the subscriber — at a moment when no
-// batch is being delivered, after replaying the events stored until then. The subscriber
-// thus gets every event once, in order, across the seam. emit and join run on the caller's
-// goroutine; join runs under the log's lock, as do the last replayed emits.
+// event of the topic is being delivered. The subscriber thus gets every event once, in
+// order, across the seam. emit and join run on the caller's goroutine; join runs under the
+// log's lock (no I/O is done under it), as do the last emits: the events delivered while
+// the bulk of the replay was read, which are buffered meanwhile.
 func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(Event), join func(Replay)) (Replay, error) {
+	if !Durable(topic) {
+		return l.attachLive(topic, since, emit, join), nil
+	}
 	r := Replay{Topic: topic, Since: since, Last: since}
 	first, _, err := l.Bounds(ctx, topic)
 	if err != nil {
 		return r, err
 	}
 	r.Truncated = first > since+1
-	replay := func() error {
+	for {
+		// What is delivered from now on is buffered while the stored events are read.
+		l.mu.Lock()
+		buf := l.listenLocked(topic, 4*replayPage)
+		l.mu.Unlock()
 		for {
 			evs, err := l.After(ctx, topic, r.Last, replayPage)
 			if err != nil {
-				return err
+				l.Unlisten(buf)
+				return r, err
 			}
 			for _, e := range evs {
 				emit(e)
@@ -282,20 +419,32 @@ func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(E
 				r.Replayed++
 			}
 			if len(evs) < replayPage {
-				return nil
+				break
 			}
 		}
+		l.mu.Lock()
+		l.unlistenLocked(buf)
+		if buf.lost { // the topic outran the buffer: read the rest from the database again
+			l.mu.Unlock()
+			continue
+		}
+		defer l.mu.Unlock()
+		for {
+			select {
+			case e := <-buf.C:
+				if e.Seq > r.Last {
+					emit(e)
+					r.Last = e.Seq
+					r.Replayed++
+				}
+				continue
+			default:
+			}
+			break
+		}
+		join(r)
+		return r, nil
 	}
-	if err := replay(); err != nil { // the bulk, without holding up delivery
-		return r, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := replay(); err != nil { // what was stored meanwhile
-		return r, err
-	}
-	join(r)
-	return r, nil
 }
 
 // Follower is what a socket.io connection offers the handlers: following topics on it.
@@ -332,6 +481,14 @@ type Listener struct {
 // Listen makes a listener for topic with room for buf events. Call it from Attach's join.
 // The caller must call Unlisten.
 func (l *Log) Listen(topic string, buf int) *Listener {
+	if !Durable(topic) {
+		return l.listenLive(topic, buf)
+	}
+	return l.listenLocked(topic, buf)
+}
+
+// listenLocked adds a listener to a durable topic; l.mu is held.
+func (l *Log) listenLocked(topic string, buf int) *Listener {
 	li := &Listener{topic: topic, C: make(chan Event, buf), Lost: make(chan struct{})}
 	if l.listeners[topic] == nil {
 		l.listeners[topic] = map[*Listener]struct{}{}
@@ -342,15 +499,24 @@ func (l *Log) Listen(topic string, buf int) *Listener {
 
 // Unlisten removes a listener.
 func (l *Log) Unlisten(li *Listener) {
+	if !Durable(li.topic) {
+		l.unlistenLive(li)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.unlistenLocked(li)
+}
+
+func (l *Log) unlistenLocked(li *Listener) {
 	delete(l.listeners[li.topic], li)
 	if len(l.listeners[li.topic]) == 0 {
 		delete(l.listeners, li.topic)
 	}
 }
 
-// offer hands an event over without blocking; a full listener is cut off. l.mu is held.
+// offer hands an event over without blocking; a full listener is cut off. The lock of the
+// listener's topic is held.
 func (li *Listener) offer(ev Event) {
 	if li.lost {
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/glowhq/glow/internal/events"
 	"github.com/glowhq/glow/internal/testdb"
+	"github.com/glowhq/glow/store"
 )
 
 func startLog(t *testing.T, d testdb.Dialect) *events.Log {
@@ -147,5 +148,102 @@ func TestSlowListenerIsCutOff(t *testing.T) {
 	}
 	if len(li.C) != 2 {
 		t.Fatalf("buffered %d events", len(li.C))
+	}
+}
+
+// TestAnEventTheDatabaseRefusesDoesNotBlockTheOthers: on PostgreSQL, text that is not UTF-8
+// is refused; that event is dropped (and logged), the events around it are stored and
+// delivered, and the log does not report itself stuck.
+func TestAnEventTheDatabaseRefusesDoesNotBlockTheOthers(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		if d.Name != store.Postgres {
+			continue
+		}
+		t.Run(d.Name, func(t *testing.T) {
+			l := startLog(t, d)
+			var mu sync.Mutex
+			var got []string
+			l.Subscribe(func(batch []events.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, e := range batch {
+					got = append(got, string(e.Data))
+				}
+			})
+			l.Publish(ev("a", 1))
+			l.Publish(events.Event{Topic: "a", Name: "test.bad", Data: json.RawMessage("{\"n\":\"\xff\xfe\"}")})
+			l.Publish(ev("a", 3))
+			done := make(chan struct{})
+			go func() { l.Sync(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the log is wedged on the refused event")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != 2 || got[0] != `{"n":1}` || got[1] != `{"n":3}` {
+				t.Fatalf("delivered %q, want the two good events", got)
+			}
+			if _, stuck := l.Stuck(); stuck {
+				t.Fatal("the log says it is stuck")
+			}
+		})
+	}
+}
+
+// TestLiveTopics: a live topic's events are numbered and delivered at once, never stored,
+// kept in a bounded history only while someone listens (or did, within the history's age),
+// and replayed from that history with no gap at the seam; a since older than the history
+// is reported truncated.
+func TestLiveTopics(t *testing.T) {
+	d := testdb.Dialects(t)[0]
+	st := d.Open(t)
+	l := events.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), events.Options{HistoryEvents: 5})
+	var mu sync.Mutex
+	var delivered []events.Event
+	l.Subscribe(func(batch []events.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		delivered = append(delivered, batch...)
+	})
+	topic := "profile/" + store.NewID().String()
+	if events.Durable(topic) || !events.Durable("attempt/x") {
+		t.Fatal("x-glow-topics: profile topics must be live, attempt topics durable")
+	}
+	l.Publish(ev(topic, 0))
+	if l.Wants(topic) || len(delivered) != 0 {
+		t.Fatal("a live topic nobody listens to kept or delivered an event")
+	}
+	l.Join(topic)
+	for i := 1; i <= 8; i++ {
+		l.Publish(ev(topic, i))
+	}
+	if len(delivered) != 8 || l.Stored() != 0 {
+		t.Fatalf("delivered %d, stored %d; want 8 delivered at once, none stored", len(delivered), l.Stored())
+	}
+	first := delivered[0].Seq
+	for i, e := range delivered {
+		if e.Seq != first+int64(i) {
+			t.Fatalf("event %d numbered %d after %d", i, e.Seq, first)
+		}
+	}
+	if first < time.Now().Add(-time.Minute).UnixMicro() {
+		t.Fatalf("numbers start at %d, not at the time in microseconds", first)
+	}
+	// The history keeps the last 5: a replay from the third event has lost some.
+	var replayed []int64
+	r, err := l.Attach(context.Background(), topic, first+1, func(e events.Event) { replayed = append(replayed, e.Seq) }, func(events.Replay) {})
+	if err != nil || !r.Truncated || r.Replayed != 5 || replayed[0] != first+3 || r.Last != first+7 {
+		t.Fatalf("replay %+v %v of %v", r, err, replayed)
+	}
+	r, _ = l.Attach(context.Background(), topic, first+4, func(events.Event) {}, func(events.Replay) {})
+	if r.Truncated || r.Replayed != 3 {
+		t.Fatalf("replay within the history: %+v", r)
+	}
+	// A subscriber that left is still kept for: its events wait in the history.
+	l.Leave(topic)
+	if !l.Wants(topic) {
+		t.Fatal("the topic forgot its history as soon as its audience left")
 	}
 }

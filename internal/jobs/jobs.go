@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,7 +223,7 @@ func (r *Runner) execute(run store.Run) {
 			j.cancel()
 			r.notify()
 		}()
-		err := r.run(j)
+		err := r.runSafely(j)
 		if err != nil && j.wasStopped() {
 			// Stopped while the run was being read or written: it still ends stopped.
 			err = r.stopLeftover(id)
@@ -286,6 +287,28 @@ func (r *Runner) waitIfPaused(j *job) error {
 		return j.ctx.Err()
 	}
 	return r.acquire(j)
+}
+
+// runSafely runs j, turning a panic of its kind (or of the runner) into the run's failure,
+// with the cause logged: the server lives on.
+func (r *Runner) runSafely(j *job) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		r.log.Error("run panicked", "run", j.id, "panic", p, "stack", string(debug.Stack()))
+		run, rerr := r.store.Q().RunByID(context.Background(), j.id)
+		if rerr != nil {
+			err = rerr
+			return
+		}
+		if !store.RunFinished(run.Status) {
+			r.fail(context.Background(), run, "the run failed unexpectedly; the cause has been logged")
+		}
+		err = nil
+	}()
+	return r.run(j)
 }
 
 // run executes one run to its end (or until it parks).

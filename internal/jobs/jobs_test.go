@@ -30,6 +30,8 @@ func (echoKind) Prepare(_ context.Context, _ store.Q, run store.Run) (llm.Reques
 	switch {
 	case in.Text == "fail":
 		return llm.Request{}, "", errors.New("cannot prepare")
+	case in.Text == "panic":
+		panic("a bug in a kind")
 	case in.Text == "ask" && run.Answer == nil:
 		return llm.Request{}, "What should I talk about?", nil
 	case in.Text == "ask":
@@ -340,3 +342,16 @@ func TestOneRunPerSubjectAtATime(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestAPanickingRunFailsAndTheServerLives: a kind that panics fails its run with a reason;
+// the runner goes on running the next ones.
+func TestAPanickingRunFailsAndTheServerLives(t *testing.T) {
+	r := newRig(t, testdb.Dialects(t)[0].Open(t), time.Millisecond)
+	bad := r.wait(t, r.submit(t, "panic", nil).ID, "an end", ended)
+	if bad.Status != store.RunFailed || bad.Error == nil || !strings.Contains(*bad.Error, "unexpectedly") {
+		t.Fatalf("the panicking run: %s %v", bad.Status, bad.Error)
+	}
+	if good := r.wait(t, r.submit(t, "hello", nil).ID, "an end", ended); good.Status != store.RunCompleted {
+		t.Fatalf("the next run: %s", good.Status)
+	}
+}

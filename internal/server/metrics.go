@@ -19,7 +19,7 @@ func (s *Server) pushMetrics(ctx context.Context) {
 	t := time.NewTicker(s.opts.MetricsInterval)
 	defer t.Stop()
 	last := time.Now()
-	lastCalls, lastEvents, lastTokens := s.Dispatch.Calls(), s.Events.Stored(), s.Runner.Tokens()
+	lastCalls, lastEvents, lastTokens := s.Dispatch.Calls(), s.Events.Published(), s.Runner.Tokens()
 	for {
 		select {
 		case <-ctx.Done():
@@ -28,7 +28,7 @@ func (s *Server) pushMetrics(ctx context.Context) {
 		}
 		now := time.Now()
 		secs := now.Sub(last).Seconds()
-		calls, stored, tokens := s.Dispatch.Calls(), s.Events.Stored(), s.Runner.Tokens()
+		calls, stored, tokens := s.Dispatch.Calls(), s.Events.Published(), s.Runner.Tokens()
 		runs, err := s.Store.Q().CountRunsByStatus(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("count runs for metrics", "err", err)

@@ -33,6 +33,8 @@ type Options struct {
 	PresenceGrace   time.Duration // how long a profile without sockets stays active
 	StreamKeepAlive time.Duration // SSE keep-alive comment interval
 	RecoveryWindow  time.Duration // socket.io connection state recovery (negative: off)
+	BodyTimeout     time.Duration // longest an HTTP request body may take to arrive
+	DebugAddr       string        // where net/http/pprof is served; empty: nowhere
 
 	envErrs []string // GLOW_* variables that could not be parsed
 }
@@ -49,6 +51,9 @@ func (o *Options) defaults() {
 	}
 	if o.MetricsInterval <= 0 {
 		o.MetricsInterval = 10 * time.Second
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 10 * time.Second
 	}
 }
 
@@ -69,6 +74,7 @@ func Defaults() Options {
 		LocalTokenDelay: 30 * time.Millisecond,
 		EventRetention:  7 * 24 * time.Hour,
 		ShutdownTimeout: 10 * time.Second,
+		BodyTimeout:     10 * time.Second,
 	}
 }
 
@@ -97,6 +103,8 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Workers, "workers", int(o.envInt("GLOW_WORKERS", int64(def.Workers))), "generation runs executed at once (GLOW_WORKERS)")
 	fs.DurationVar(&o.LocalTokenDelay, "local-token-delay", o.envDuration("GLOW_LOCAL_TOKEN_DELAY", def.LocalTokenDelay), "pause between the words the local model streams (GLOW_LOCAL_TOKEN_DELAY)")
 	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", def.EventRetention), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
+	fs.DurationVar(&o.BodyTimeout, "body-timeout", o.envDuration("GLOW_BODY_TIMEOUT", def.BodyTimeout), "longest an HTTP request body may take to arrive; a slower one gets 408 (GLOW_BODY_TIMEOUT)")
+	fs.StringVar(&o.DebugAddr, "debug-addr", env("GLOW_DEBUG_ADDR", ""), "address to serve net/http/pprof on, e.g. 127.0.0.1:6060; empty: off (GLOW_DEBUG_ADDR)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", def.ShutdownTimeout), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
 }
 
@@ -120,7 +128,7 @@ func (o *Options) Validate() error {
 	if o.LocalTokenDelay < 0 || o.EventRetention <= 0 {
 		return fmt.Errorf("local token delay must not be negative and event retention must be positive")
 	}
-	for name, d := range map[string]time.Duration{"call timeout": o.CallTimeout, "ping interval": o.PingInterval, "ping timeout": o.PingTimeout, "write timeout": o.WriteTimeout} {
+	for name, d := range map[string]time.Duration{"call timeout": o.CallTimeout, "ping interval": o.PingInterval, "ping timeout": o.PingTimeout, "write timeout": o.WriteTimeout, "body timeout": o.BodyTimeout} {
 		if d <= 0 {
 			return fmt.Errorf("%s must be positive (got %s)", name, d)
 		}

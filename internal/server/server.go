@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	glow "github.com/glowhq/glow"
@@ -68,7 +69,8 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	s.resolver = auth.NewResolver(st, opts.TokenCacheTTL)
 	mux := http.NewServeMux()
 	s.API = api.Mount(mux, s.Dispatch, s.resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes,
-		Events: s.Events, AuthorizeTopic: svc.AuthorizeTopic, KeepAlive: opts.StreamKeepAlive, WriteTimeout: opts.WriteTimeout})
+		Events: s.Events, AuthorizeTopic: svc.AuthorizeTopic, KeepAlive: opts.StreamKeepAlive, WriteTimeout: opts.WriteTimeout,
+		BodyTimeout: opts.BodyTimeout})
 	s.WS = ws.New(s.Dispatch, s.resolver, s.Events, s.Presence, log, ws.Options{
 		PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout, WriteTimeout: opts.WriteTimeout,
 		MaxMessageBytes: opts.MaxBodyBytes, MaxCalls: opts.SocketMaxCalls, RecoveryWindow: opts.RecoveryWindow,
@@ -130,6 +132,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	go s.watchRevocations(background)
 	go s.purgeIdempotencyKeys(background)
 	go s.pushMetrics(background)
+
+	if s.opts.DebugAddr != "" {
+		stopDebug, err := serveDebug(s.opts.DebugAddr, s.log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(l) }()
@@ -209,4 +219,23 @@ func Version() (string, error) {
 		return "", err
 	}
 	return c.Version(), nil
+}
+
+// serveDebug serves net/http/pprof on its own listener (GLOW_DEBUG_ADDR), so that the
+// profiles are never reachable through the API's address. It returns what stops it.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	log.Info("serving profiles", "url", "http://"+l.Addr().String()+"/debug/pprof/")
+	return func() { _ = hs.Close() }, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type Env struct {
 
 	opts server.Options
 	log  *slog.Logger
+	logs *syncBuffer // everything the server logged, at debug level
 	addr string
 	stop func() // stops the server and waits for it
 }
@@ -60,11 +62,13 @@ func Start(t testing.TB, d testdb.Dialect, opts *server.Options) *Env {
 	if o.LocalTokenDelay == 0 {
 		o.LocalTokenDelay = time.Millisecond
 	}
-	logOut := io.Discard
+	var logOut io.Writer = io.Discard
 	if os.Getenv("GLOW_TEST_LOG") == "1" {
 		logOut = os.Stderr
 	}
-	e := &Env{opts: o, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})), addr: "127.0.0.1:0"}
+	logs := &syncBuffer{}
+	e := &Env{opts: o, logs: logs, addr: "127.0.0.1:0",
+		log: slog.New(slog.NewTextHandler(io.MultiWriter(logOut, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e.serve(t)
 	e.Admin = e.Server.AdminToken
 	t.Cleanup(func() {
@@ -198,4 +202,28 @@ func (e *Env) Post(t testing.TB, token, path string, body any) Response {
 		t.Fatal(err)
 	}
 	return Response{Status: res.StatusCode, Header: res.Header, Body: out}
+}
+
+// Logs returns everything the server has logged so far, at debug level.
+func (e *Env) Logs() string { return e.logs.String() }
+
+// Options are the settings the server runs with (its database's among them).
+func (e *Env) Options() server.Options { return e.opts }
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -100,12 +100,12 @@ func TestRenderIsDeterministicGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := Render(ops, streams)
+	first, err := Render(ops, streams, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
-		again, err := Render(ops, streams)
+		again, err := Render(ops, streams, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

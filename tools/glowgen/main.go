@@ -30,7 +30,11 @@ func run(specPath, outPath string) error {
 	if err != nil {
 		return fmt.Errorf("%s:\n%w", specPath, err)
 	}
-	src, err := Render(ops, streams)
+	topics, err := LoadTopics(data)
+	if err != nil {
+		return fmt.Errorf("%s:\n%w", specPath, err)
+	}
+	src, err := Render(ops, streams, topics)
 	if err != nil {
 		return err
 	}

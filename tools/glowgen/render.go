@@ -10,12 +10,13 @@ import (
 
 // Render writes the Go source of gen/operations.gen.go. The output depends on its input
 // alone (no timestamps, no map order), so regenerating an unchanged spec changes nothing.
-func Render(ops []Operation, streams []Stream) ([]byte, error) {
+func Render(ops []Operation, streams []Stream, topics []Topic) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := goTemplate.Execute(&buf, struct {
 		Ops     []Operation
 		Streams []Stream
-	}{ops, streams}); err != nil {
+		Topics  []Topic
+	}{ops, streams, topics}); err != nil {
 		return nil, err
 	}
 	src, err := format.Source(buf.Bytes())
@@ -37,6 +38,7 @@ package gen
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -124,5 +126,32 @@ var Streams = []Stream{
 {{- range .Streams}}
 	{ID: "{{.ID}}", Artifact: "{{.Artifact}}", Path: "{{.Path}}"},
 {{- end}}
+}
+
+// Topic is a kind of topic of x-glow-topics: the first segment of a topic, e.g. "profile" for
+// profile/<id>, and whether its events are stored.
+type Topic struct {
+	Kind    string
+	Durable bool // stored, numbered per topic and replayable across restarts; else live only
+	Summary string
+}
+
+// Topics lists the kinds of topic of openapi.yaml, sorted by Kind.
+var Topics = []Topic{
+{{- range .Topics}}
+	{Kind: "{{.Kind}}", Durable: {{.Durable}}, Summary: {{printf "%q" .Summary}}},
+{{- end}}
+}
+
+// TopicDurable says whether the events of a topic ("attempt/<id>") are stored. A kind the
+// spec does not list is taken as durable: nothing is lost by storing it.
+func TopicDurable(topic string) bool {
+	kind, _, _ := strings.Cut(topic, "/")
+	for _, t := range Topics {
+		if t.Kind == kind {
+			return t.Durable
+		}
+	}
+	return true
 }
 `))

@@ -200,3 +200,49 @@ func jsonSchemaRef(content openapi3.Content) string {
 	}
 	return strings.TrimPrefix(mt.Schema.Ref, "#/components/schemas/")
 }
+
+// Topic is one kind of topic of x-glow-topics: the first segment of the topics whose events
+// it describes, and whether those events are stored.
+type Topic struct {
+	Kind    string // "profile" for profile/<id>
+	Durable bool   // stored, numbered per topic and replayable across restarts; else live only
+	Summary string
+}
+
+// LoadTopics reads the spec's x-glow-topics, the one table that says which events are stored:
+// every kind of topic once, with durable true or false.
+func LoadTopics(data []byte) ([]Topic, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
+	}
+	raw, ok := doc.Extensions["x-glow-topics"].([]any)
+	if !ok || len(raw) == 0 {
+		return nil, errors.New("x-glow-topics must list the kinds of topic, each {kind, durable, summary}")
+	}
+	var topics []Topic
+	var problems []string
+	seen := map[string]bool{}
+	for i, r := range raw {
+		m, _ := r.(map[string]any)
+		kind, _ := m["kind"].(string)
+		durable, isBool := m["durable"].(bool)
+		summary, _ := m["summary"].(string)
+		switch {
+		case !segment.MatchString(kind):
+			problems = append(problems, fmt.Sprintf("x-glow-topics[%d]: kind %q must be a path segment (lower-case letters, digits, _)", i, kind))
+		case seen[kind]:
+			problems = append(problems, fmt.Sprintf("x-glow-topics[%d]: kind %q is listed twice", i, kind))
+		case !isBool:
+			problems = append(problems, fmt.Sprintf("x-glow-topics[%d]: %s must say durable: true or false", i, kind))
+		default:
+			seen[kind] = true
+			topics = append(topics, Topic{Kind: kind, Durable: durable, Summary: summary})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	sort.Slice(topics, func(i, j int) bool { return topics[i].Kind < topics[j].Kind })
+	return topics, nil
+}
