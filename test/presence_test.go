@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -448,7 +447,7 @@ type presenceNode struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan nodeCheck // the check lines, then the summary; closed at the end of stdout
-	stderr *presenceBuffer
+	stderr *testserver.SyncBuffer
 	steps  int
 	done   bool
 }
@@ -458,7 +457,7 @@ func presenceStartNode(t *testing.T, node, url string) *presenceNode {
 	cmd := exec.Command(node, "presence-tabs.mjs")
 	cmd.Dir = nodeDir
 	cmd.Env = append(os.Environ(), "GLOW_URL="+url)
-	p := &presenceNode{cmd: cmd, lines: make(chan nodeCheck, 16), stderr: &presenceBuffer{}}
+	p := &presenceNode{cmd: cmd, lines: make(chan nodeCheck, 16), stderr: &testserver.SyncBuffer{}}
 	cmd.Stderr = p.stderr
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -568,22 +567,4 @@ func (p *presenceNode) finish(t *testing.T) {
 	if summary == nil || summary.Summary.Checks != p.steps || summary.Summary.Failed != 0 {
 		t.Errorf("presence-tabs.mjs summary %+v after %d steps\n%s", summary, p.steps, p.stderr)
 	}
-}
-
-// presenceBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
-type presenceBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *presenceBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *presenceBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

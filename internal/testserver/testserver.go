@@ -32,7 +32,7 @@ type Env struct {
 
 	opts server.Options
 	log  *slog.Logger
-	logs *syncBuffer // everything the server logged, at debug level
+	logs *SyncBuffer // everything the server logged, at debug level
 	addr string
 	stop func() // stops the server and waits for it
 }
@@ -66,7 +66,7 @@ func Start(t testing.TB, d testdb.Dialect, opts *server.Options) *Env {
 	if os.Getenv("GLOW_TEST_LOG") == "1" {
 		logOut = os.Stderr
 	}
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	e := &Env{opts: o, logs: logs, addr: "127.0.0.1:0",
 		log: slog.New(slog.NewTextHandler(io.MultiWriter(logOut, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e.serve(t)
@@ -210,19 +210,20 @@ func (e *Env) Logs() string { return e.logs.String() }
 // Options are the settings the server runs with (its database's among them).
 func (e *Env) Options() server.Options { return e.opts }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers (a server's log, a
+// child process's output).
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
