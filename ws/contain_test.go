@@ -623,14 +623,14 @@ func (h *slowHandlers) SystemHealth(ctx context.Context, in *gen.SystemHealthReq
 
 // slowServer serves socket.io with the real dispatcher over slowHandlers on a free port of
 // 127.0.0.1, and returns an admin token and the server's log.
-func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers, string, string, *syncBuffer) {
+func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers, string, string, *testserver.SyncBuffer) {
 	t.Helper()
 	st := testdb.Dialects(t)[0].Open(t)
 	contract, err := dispatch.NewContract(glow.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testserver.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	evs := events.New(st, log, events.Options{})
 	evCtx, stopEvents := context.WithCancel(context.Background())
@@ -661,23 +661,6 @@ func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers,
 		t.Fatal(err)
 	}
 	return h, ts.URL, token, logs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // ---------------------------------------------------------------------------------------
