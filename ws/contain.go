@@ -8,8 +8,6 @@ package ws
 //   - A1: a transport that the peer closes never runs DoClose, leaking its write-queue
 //     goroutine and its file descriptor. contained.New closes it (for long-polling, its
 //     write queue) once it reports "close".
-//   - A2: every write queue and socket task queue carries a finalizer on a self-referencing
-//     object, which the garbage collector never frees. forgetQueue clears it.
 //   - B: the OPEN packet can reach the client before socket.io listens to the connection, and
 //     the client's CONNECT is then lost. gate holds a handshake's packets until the engine's
 //     "connection" listeners have run.
@@ -20,9 +18,7 @@ package ws
 //     watchConn disconnects such a socket and lets glow forget it.
 
 import (
-	"fmt"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -39,11 +35,10 @@ import (
 // containment off for a while (a negative control) to show that its fault still happens
 // without it, so that their passing with it on means something. Production code never
 // changes it; every containment is on unless a test says otherwise.
-var containFaults struct{ a1, a2, b, e atomic.Bool }
+var containFaults struct{ a1, b, e atomic.Bool }
 
 func init() {
 	containFaults.a1.Store(true)
-	containFaults.a2.Store(true)
 	containFaults.b.Store(true)
 	containFaults.e.Store(true)
 }
@@ -51,19 +46,11 @@ func init() {
 // contained wraps a stock transport constructor (given to ServerOptions.SetTransports).
 type contained struct {
 	engine.TransportCtor
-	onQueueError func(error) // reports a queue the A2 containment could not reach
 }
 
-// New builds the stock transport with the containments of A1, A2 and B around it.
+// New builds the stock transport with the containments of A1 and B around it.
 func (c *contained) New(ctx *types.HttpContext) transports.Transport {
 	t := c.TransportCtor.New(ctx)
-
-	// A2: the write queue's finalizer can never run while its goroutine holds it, and
-	// keeps it forever afterwards. The queue is always closed explicitly (by DoClose, or
-	// by A1 below), so the finalizer is dropped at once.
-	if err := forgetQueue(t, "writeQueue"); err != nil {
-		c.onQueueError(err)
-	}
 
 	// A1: once the transport reports "close", close it for real.
 	if containFaults.a1.Load() {
@@ -168,20 +155,8 @@ func watchConn(sock *socket.Socket, onClose func()) {
 
 var queueType = reflect.TypeFor[*queue.Queue]()
 
-// forgetQueue clears the finalizer of the *queue.Queue held in the named unexported field
-// of obj (or of a value embedded in it). It fails when no such field exists, which means the
-// library changed and A2 must be looked at again.
-func forgetQueue(obj any, field string) error {
-	q := findQueue(reflect.ValueOf(obj), field, 0)
-	if q == nil {
-		return fmt.Errorf("socket.io containment A2: no %s field of type *queue.Queue in %T", field, obj)
-	}
-	if containFaults.a2.Load() {
-		runtime.SetFinalizer(q, nil)
-	}
-	return nil
-}
-
+// findQueue returns the *queue.Queue held in the named unexported field of v (or of a value
+// embedded in it), or nil.
 func findQueue(v reflect.Value, field string, depth int) *queue.Queue {
 	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
 		if v.IsNil() {

@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +41,6 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/queue"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	glow "github.com/glowhq/glow"
@@ -195,101 +193,6 @@ func TestContainA1NegativeControl(t *testing.T) {
 	}
 }
 
-// TestContainA2NegativeControl shows that the leak tests detect A2: with the finalizers of the
-// library's queues left in place (A1 still contained), every closed connection keeps about
-// 19 KB of heap (two queues) forever; with them cleared, nothing.
-func TestContainA2NegativeControl(t *testing.T) {
-	node := needNode(t)
-	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
-	srv := env.Server.WS
-	n := scaled(500, 200)
-	run := func(contained bool) cycleRun {
-		defer ws.SetContainment("A2", contained)()
-		return measureCycles(t, srv, func(n int) cyclesResult {
-			return node.cycles(t, env.URL, env.Admin, "websocket", n, nil)
-		}, n)
-	}
-	off := run(false)
-	off.assertNoFailures(t)
-	perCycle := off.heapGrowth() / int64(n)
-	if perCycle < 12<<10 {
-		t.Errorf("A2 off: %d B of heap kept per closed connection, want ≥ 12 KB (two queues of ~9.5 KB): the leak test no longer sees fault A2", perCycle)
-	}
-	t.Logf("A2 off, %d websocket cycles: %+d KB heap (%d B per connection), %+d goroutines",
-		n, off.heapGrowth()/1024, perCycle, off.after.goroutines-off.base.goroutines)
-
-	on := run(true)
-	on.assertNoFailures(t)
-	on.assertBounds(t, cycleBounds(on.cycles, on.d1()))
-}
-
-// TestContainA2ForgetQueueReachesLibraryQueues checks the reflection A2 depends on: the
-// unexported writeQueue of fresh websocket, polling and JSONP transports and the taskQueue of
-// a server socket must be found (the test fails loudly when the library renames or retypes
-// them), and clearing their finalizers must be what lets the garbage collector free them.
-func TestContainA2ForgetQueueReachesLibraryQueues(t *testing.T) {
-	if err := ws.ForgetQueue(struct{ writeQueue int }{}, "writeQueue"); err == nil || !strings.Contains(err.Error(), "writeQueue") {
-		t.Fatalf("forgetQueue on a value without the queue: err = %v, want an error naming the field", err)
-	}
-
-	node := needNode(t)
-	for _, contained := range []bool{true, false} {
-		t.Run(fmt.Sprintf("contained=%v", contained), func(t *testing.T) {
-			restore := ws.SetContainment("A2", contained)
-			defer restore()
-
-			q := &queueProbe{}
-			url, _ := bareServer(t, []engine.TransportCtor{
-				ws.Contained(&transportProbe{TransportCtor: engine.Polling, q: q}, q.containmentError),
-				ws.Contained(&transportProbe{TransportCtor: engine.WebSocket, q: q}, q.containmentError),
-			}, func(s *socket.Socket, next func(*socket.ExtendedError)) {
-				if err := ws.ForgetQueue(s, "taskQueue"); err != nil {
-					q.containmentError(err)
-				}
-				q.record("server socket", fmt.Sprintf("%T", s), ws.QueueIn(s, "taskQueue"))
-				next(nil)
-			})
-
-			n := scaled(100, 30)
-			for _, mode := range []string{"websocket", "polling"} {
-				if r := node.cycles(t, url, "unused", mode, n, nil); r.Failed > 0 {
-					t.Fatalf("%s cycles: %+v", mode, r)
-				}
-			}
-			jsonpHandshake(t, url)
-
-			seen := q.kinds()
-			for _, kind := range []string{"websocket", "polling", "jsonp", "server socket"} {
-				if seen[kind] == 0 {
-					t.Errorf("no %s queue was recorded (kinds seen: %v)", kind, seen)
-				}
-			}
-			if errs := q.errors(); len(errs) > 0 {
-				t.Fatalf("the A2 containment could not reach a queue — the library changed, look at fault A2 again:\n%s", strings.Join(errs, "\n"))
-			}
-
-			// Every recorded queue belongs to a closed connection now. Cleared, they are
-			// collected; with their finalizers, none ever is (a cleanup runs only once the
-			// object is unreachable without a finalizer).
-			total := q.total()
-			wait := 5 * time.Second
-			if !contained {
-				wait = time.Second // nothing will be freed; the contained run frees all in ~0.1 s
-			}
-			freed := q.waitFreed(total, wait)
-			if contained {
-				// A few connections may still be held by a timer goroutine of fault D1.
-				if freed < total*95/100 {
-					t.Errorf("A2 contained: %d of %d closed queues were freed, want all", freed, total)
-				}
-			} else if freed != 0 {
-				t.Errorf("A2 off: %d of %d queues with their finalizer were freed, want none: has the library fixed fault A2? Then forgetQueue can go", freed, total)
-			}
-			t.Logf("A2 contained=%v: %d of %d closed queues freed (%v)", contained, freed, total, seen)
-		})
-	}
-}
-
 // ---------------------------------------------------------------------------------------
 // B: the first CONNECT is never lost
 
@@ -333,7 +236,7 @@ func TestContainBGateHoldsOpenUntilSocketIOListens(t *testing.T) {
 		t.Run(fmt.Sprintf("gate=%v", gate), func(t *testing.T) {
 			defer ws.SetContainment("B", gate)()
 			url, _ := bareServer(t, []engine.TransportCtor{
-				ws.Contained(&slowOpen{TransportCtor: engine.WebSocket, delay: 20 * time.Millisecond}, func(err error) { t.Error(err) }),
+				ws.Contained(&slowOpen{TransportCtor: engine.WebSocket, delay: 20 * time.Millisecond}),
 			}, func(_ *socket.Socket, next func(*socket.ExtendedError)) { next(nil) })
 			n := 40
 			if gate {
@@ -403,7 +306,7 @@ func TestContainEConnectionClosedWhileConnecting(t *testing.T) {
 					mu.Unlock()
 				}
 				url, sio := bareServer(t, []engine.TransportCtor{
-					ws.Contained(&closeOnAck{TransportCtor: engine.WebSocket, on: when == "ack"}, func(err error) { t.Error(err) }),
+					ws.Contained(&closeOnAck{TransportCtor: engine.WebSocket, on: when == "ack"}),
 				}, func(s *socket.Socket, next func(*socket.ExtendedError)) {
 					_ = s.On("disconnect", func(...any) { forget(s) })
 					mu.Lock()
@@ -1136,20 +1039,6 @@ func rawDials(t *testing.T, baseURL, token string, n, workers int, wait time.Dur
 	return rawResult{ok: int(ok.Load()), lost: int(lost.Load()), other: int(other.Load())}
 }
 
-// jsonpHandshake opens (and leaves to the server's timeouts) one JSONP polling connection.
-func jsonpHandshake(t *testing.T, baseURL string) {
-	t.Helper()
-	res, err := http.Get(baseURL + "/socket.io/?EIO=4&transport=polling&j=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("___eio[0]")) {
-		t.Fatalf("JSONP handshake: %d %s", res.StatusCode, body)
-	}
-}
-
 // ---------------------------------------------------------------------------------------
 // Helpers
 
@@ -1175,90 +1064,6 @@ func bareServer(t *testing.T, ctors []engine.TransportCtor, mw socket.NamespaceM
 		ts.Close()
 	})
 	return ts.URL, sio
-}
-
-// transportProbe wraps a stock transport constructor and records each transport's queue.
-type transportProbe struct {
-	engine.TransportCtor
-	q *queueProbe
-}
-
-func (p *transportProbe) New(ctx *types.HttpContext) transports.Transport {
-	tr := p.TransportCtor.New(ctx)
-	kind := tr.Name()
-	if ctx.Query().Has("j") {
-		kind = "jsonp"
-	}
-	p.q.record(kind, fmt.Sprintf("%T", tr), ws.QueueIn(tr, "writeQueue"))
-	return tr
-}
-
-// queueProbe records the queues the A2 containment must reach, and notices when they are
-// freed.
-type queueProbe struct {
-	mu    sync.Mutex
-	seen  map[string]int
-	errs  []string
-	n     int
-	freed atomic.Int64
-}
-
-func (q *queueProbe) record(kind, typ string, qu *queue.Queue) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.seen == nil {
-		q.seen = map[string]int{}
-	}
-	if qu == nil {
-		q.errs = append(q.errs, fmt.Sprintf("%s (%s): no queue found", kind, typ))
-		return
-	}
-	q.seen[kind]++
-	if kind == "jsonp" {
-		return // left open by jsonpHandshake: it is not freed during the test
-	}
-	q.n++
-	runtime.AddCleanup(qu, func(freed *atomic.Int64) { freed.Add(1) }, &q.freed)
-}
-
-func (q *queueProbe) containmentError(err error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.errs = append(q.errs, err.Error())
-}
-
-func (q *queueProbe) kinds() map[string]int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range q.seen {
-		out[k] = v
-	}
-	return out
-}
-
-func (q *queueProbe) errors() []string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]string(nil), q.errs...)
-}
-
-func (q *queueProbe) total() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.n
-}
-
-// waitFreed collects garbage until want queues were freed or wait has passed.
-func (q *queueProbe) waitFreed(want int, wait time.Duration) int {
-	deadline := time.Now().Add(wait)
-	for {
-		runtime.GC()
-		if n := int(q.freed.Load()); n >= want || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // sessionOf returns the session (token row) id of a token.

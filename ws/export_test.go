@@ -4,20 +4,18 @@ package ws
 // containments of contain.go, and to switch them off for a negative control.
 
 import (
-	"reflect"
 	"sync/atomic"
 
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/queue"
 )
 
-// SetContainment switches the containment of one fault — "A1", "A2", "B" or "E" (see
+// SetContainment switches the containment of one fault — "A1", "B" or "E" (see
 // contain.go) — and returns a function that restores the previous setting. Only a test that
 // owns every server running at the time may call it, and it must restore the setting before
 // it ends.
 func SetContainment(fault string, on bool) (restore func()) {
-	sw := map[string]*atomic.Bool{"A1": &containFaults.a1, "A2": &containFaults.a2, "B": &containFaults.b, "E": &containFaults.e}[fault]
+	sw := map[string]*atomic.Bool{"A1": &containFaults.a1, "B": &containFaults.b, "E": &containFaults.e}[fault]
 	if sw == nil {
 		panic("ws.SetContainment: no fault " + fault)
 	}
@@ -25,15 +23,9 @@ func SetContainment(fault string, on bool) (restore func()) {
 	return func() { sw.Store(was) }
 }
 
-// ForgetQueue is forgetQueue: it clears the finalizer of obj's queue in field.
-func ForgetQueue(obj any, field string) error { return forgetQueue(obj, field) }
-
-// QueueIn returns the *queue.Queue that forgetQueue would reach in obj's field, or nil.
-func QueueIn(obj any, field string) *queue.Queue { return findQueue(reflect.ValueOf(obj), field, 0) }
-
 // Contained wraps a stock transport constructor the way New does.
-func Contained(ctor engine.TransportCtor, onQueueError func(error)) engine.TransportCtor {
-	return &contained{TransportCtor: ctor, onQueueError: onQueueError}
+func Contained(ctor engine.TransportCtor) engine.TransportCtor {
+	return &contained{TransportCtor: ctor}
 }
 
 // ReleaseHandshake is the engine "connection" listener that opens a handshake's gate.

@@ -117,7 +117,6 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		sessions: map[uuid.UUID]map[*socket.Socket]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	reportQueue := func(err error) { log.Error("socket.io containment", "err", err) }
 	so := socket.DefaultServerOptions()
 	so.SetServeClient(false)
 	so.SetPingInterval(opts.PingInterval)
@@ -137,8 +136,8 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		so.SetConnectionStateRecovery(recovery)
 	}
 	so.SetTransports(types.NewSet[engine.TransportCtor](
-		&contained{TransportCtor: engine.Polling, onQueueError: reportQueue},
-		&contained{TransportCtor: engine.WebSocket, onQueueError: reportQueue},
+		&contained{TransportCtor: engine.Polling},
+		&contained{TransportCtor: engine.WebSocket},
 	))
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
@@ -157,9 +156,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // authenticate is the namespace middleware: it resolves the handshake's token, refuses the
 // socket without one, and otherwise wires the socket up before letting it connect.
 func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
-	if err := forgetQueue(sock, "taskQueue"); err != nil { // A2
-		s.log.Error("socket.io containment", "err", err)
-	}
 	id, err := s.resolver.Resolve(s.ctx, handshakeToken(sock.Handshake()))
 	if err != nil {
 		// The error's message is what socket.io clients show; its data is the problem
