@@ -5,9 +5,6 @@ package ws
 // library upgrade, say). See docs/SOCKETIO.md for what each fault does and how it was
 // measured, and for the faults that cannot be contained from outside (D, F).
 //
-//   - A1: a transport that the peer closes never runs DoClose, leaking its write-queue
-//     goroutine and its file descriptor. contained.New closes it (for long-polling, its
-//     write queue) once it reports "close".
 //   - B: the OPEN packet can reach the client before socket.io listens to the connection, and
 //     the client's CONNECT is then lost. gate holds a handshake's packets until the engine's
 //     "connection" listeners have run.
@@ -18,16 +15,13 @@ package ws
 //     watchConn disconnects such a socket and lets glow forget it.
 
 import (
-	"reflect"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/queue"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
@@ -35,10 +29,9 @@ import (
 // containment off for a while (a negative control) to show that its fault still happens
 // without it, so that their passing with it on means something. Production code never
 // changes it; every containment is on unless a test says otherwise.
-var containFaults struct{ a1, b, e atomic.Bool }
+var containFaults struct{ b, e atomic.Bool }
 
 func init() {
-	containFaults.a1.Store(true)
 	containFaults.b.Store(true)
 	containFaults.e.Store(true)
 }
@@ -48,35 +41,9 @@ type contained struct {
 	engine.TransportCtor
 }
 
-// New builds the stock transport with the containments of A1 and B around it.
+// New builds the stock transport with the containment of B around it.
 func (c *contained) New(ctx *types.HttpContext) transports.Transport {
 	t := c.TransportCtor.New(ctx)
-
-	// A1: once the transport reports "close", close it for real.
-	if containFaults.a1.Load() {
-		if t.Name() == transports.POLLING {
-			// Long-polling (and JSONP) holds no connection, only the write queue's
-			// goroutine. Its "close" comes from the handler of the client's last data
-			// request, whose response DoClose would also write, from another goroutine:
-			// a data race. Close the queue alone; it still runs what was queued (the
-			// answer to a pending poll).
-			q := findQueue(reflect.ValueOf(t), "writeQueue", 0)
-			_ = t.Once("close", func(...any) {
-				if q != nil {
-					q.TryClose()
-				}
-			})
-		} else {
-			// DoClose must run on another goroutine: "close" is emitted from inside the
-			// read loop, and DoClose would re-enter it.
-			_ = t.Once("close", func(...any) {
-				go func() {
-					t.Discard()
-					t.DoClose(nil)
-				}()
-			})
-		}
-	}
 
 	// B: a transport without a session id is a handshake; hold what it sends (the OPEN
 	// packet) until socket.io has attached to the new connection.
@@ -151,32 +118,4 @@ func watchConn(sock *socket.Socket, onClose func()) {
 	if c.ReadyState() == "closed" { // closed before the listener was in place
 		onClose()
 	}
-}
-
-var queueType = reflect.TypeFor[*queue.Queue]()
-
-// findQueue returns the *queue.Queue held in the named unexported field of v (or of a value
-// embedded in it), or nil.
-func findQueue(v reflect.Value, field string, depth int) *queue.Queue {
-	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return nil
-		}
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct || depth > 4 {
-		return nil
-	}
-	if f := v.FieldByName(field); f.IsValid() && f.Type() == queueType && f.CanAddr() {
-		return *(**queue.Queue)(unsafe.Pointer(f.UnsafeAddr()))
-	}
-	// The queue may sit in an embedded value (the JSONP transport embeds polling).
-	for i := 0; i < v.NumField(); i++ {
-		if v.Type().Field(i).Anonymous {
-			if q := findQueue(v.Field(i), field, depth+1); q != nil {
-				return q
-			}
-		}
-	}
-	return nil
 }

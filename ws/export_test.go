@@ -10,12 +10,12 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// SetContainment switches the containment of one fault — "A1", "B" or "E" (see
+// SetContainment switches the containment of one fault — "B" or "E" (see
 // contain.go) — and returns a function that restores the previous setting. Only a test that
 // owns every server running at the time may call it, and it must restore the setting before
 // it ends.
 func SetContainment(fault string, on bool) (restore func()) {
-	sw := map[string]*atomic.Bool{"A1": &containFaults.a1, "B": &containFaults.b, "E": &containFaults.e}[fault]
+	sw := map[string]*atomic.Bool{"B": &containFaults.b, "E": &containFaults.e}[fault]
 	if sw == nil {
 		panic("ws.SetContainment: no fault " + fault)
 	}
