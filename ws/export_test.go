@@ -6,30 +6,20 @@ package ws
 import (
 	"sync/atomic"
 
-	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// SetContainment switches the containment of one fault — "B" or "E" (see
-// contain.go) — and returns a function that restores the previous setting. Only a test that
-// owns every server running at the time may call it, and it must restore the setting before
-// it ends.
+// SetContainment switches the containment of a fault — "E", the one contain.go can switch —
+// and returns a function that restores the previous setting. Only a test that owns every
+// server running at the time may call it, and it must restore the setting before it ends.
 func SetContainment(fault string, on bool) (restore func()) {
-	sw := map[string]*atomic.Bool{"B": &containFaults.b, "E": &containFaults.e}[fault]
+	sw := map[string]*atomic.Bool{"E": &containFaults.e}[fault]
 	if sw == nil {
 		panic("ws.SetContainment: no fault " + fault)
 	}
 	was := sw.Swap(on)
 	return func() { sw.Store(was) }
 }
-
-// Contained wraps a stock transport constructor the way New does.
-func Contained(ctor engine.TransportCtor) engine.TransportCtor {
-	return &contained{TransportCtor: ctor}
-}
-
-// ReleaseHandshake is the engine "connection" listener that opens a handshake's gate.
-func ReleaseHandshake(args ...any) { releaseHandshake(args...) }
 
 // DisconnectAll disconnects every socket of s with the library's Disconnect(closeConn): with
 // closeConn, the connection is closed at once as well.

@@ -135,15 +135,9 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		recovery.SetSessionCleanupInterval(max(opts.RecoveryWindow/2, 100*time.Millisecond))
 		so.SetConnectionStateRecovery(recovery)
 	}
-	so.SetTransports(types.NewSet[engine.TransportCtor](
-		&contained{TransportCtor: engine.Polling},
-		&contained{TransportCtor: engine.WebSocket},
-	))
+	so.SetTransports(types.NewSet(engine.Polling, engine.WebSocket))
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
-	// Registered after ServeHandler bound socket.io to the engine, so it runs after
-	// socket.io attached to each new connection (fault B).
-	_ = s.io.Engine().On("connection", releaseHandshake)
 
 	s.io.Of("/", nil).Use(s.authenticate)
 	evs.Subscribe(s.deliver)
