@@ -60,7 +60,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------------------
-// A1, A2 (and D1): no growth across connect/close cycles
+// A1, A2, D1 (and F, G): no growth across connect/close cycles
 
 // TestContainA1A2WebsocketCycles2000 is the acceptance test of the leak fix: "no goroutine or
 // heap growth after 2 000 socket connect/close cycles". Exactly 2 000 websocket connections
@@ -73,14 +73,16 @@ func TestContainA1A2WebsocketCycles2000(t *testing.T) {
 		return node.cycles(t, env.URL, env.Admin, "websocket", n, nil)
 	}, scaled(2000, 300))
 	r.assertNoFailures(t)
-	r.assertBounds(t, cycleBounds(r.cycles, r.d1()))
+	r.assertBounds(t, cycleBounds(r.cycles, r.timersLeft()))
 }
 
 // TestContainA1A2CyclesAcrossTransports runs the same measurement for every other way a
 // connection ends: long-polling, polling upgraded to websocket, server-side kicks (Revoke of
 // the session; a connection the server closes at once, which also meets fault E's race now
 // and then) and refused handshakes. After every run the server must hold no connection, no
-// socket and no session (waitIdle).
+// socket and no session (waitIdle). Every upgrade must succeed (v3.0.2 lost a probe in about
+// 1 in 2 500: fault F), and under -race the library must not race with itself when a client
+// drops a poll request (fault G of v3.0.2, on the kick-revoke-polling cycles).
 func TestContainA1A2CyclesAcrossTransports(t *testing.T) {
 	node := needNode(t)
 	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
@@ -102,29 +104,21 @@ func TestContainA1A2CyclesAcrossTransports(t *testing.T) {
 		{"refused", "refused", 1000, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.mode == "kick-polling" && raceEnabled() {
-				// Fault G (docs/SOCKETIO.md): the library races with itself when a client
-				// drops a poll request the server is answering; the race detector rightly
-				// reports it, and glow cannot reach it. The plain run covers these cycles.
-				t.Skip("library data race on HttpContext.Cleanup (fault G); covered by the run without -race")
-			}
 			r := measureCycles(t, srv, func(n int) cyclesResult {
 				return node.cycles(t, env.URL, env.Admin, tc.mode, n, tc.kick)
 			}, scaled(tc.cycles, 150))
-			if tc.mode == "upgrade" {
-				r.allowFailures(t, "no upgrade", r.cycles/100+1, "an upgrade probe the server never answered (fault F, not contained)")
-			}
 			r.assertNoFailures(t)
-			r.assertBounds(t, cycleBounds(r.cycles, r.d1()))
+			r.assertBounds(t, cycleBounds(r.cycles, r.timersLeft()))
 		})
 	}
 }
 
-// TestContainD1PollingServerCloses measures fault D1, which glow cannot contain: when the
-// server closes a long-polling connection (here: a disconnect that closes the connection),
-// the library's utils.Timer.Stop sometimes misses its goroutine, which then waits forever.
-// The goroutines of the library's timers are counted apart; their growth must stay within a
-// documented rate, and everything else must not grow at all.
+// TestContainD1PollingServerCloses guards against fault D1 of v3.0.2: when the server closed a
+// long-polling connection (here: a disconnect that closes the connection), the library's
+// utils.Timer.Stop sometimes missed its goroutine, which then waited forever (2.5–3.8 % of
+// the connections; ~50 % under -race). The goroutines of the library's timers are counted
+// apart; their growth must stay within the bound below, and everything else must not grow
+// at all.
 func TestContainD1PollingServerCloses(t *testing.T) {
 	node := needNode(t)
 	env := testserver.Start(t, testdb.Dialects(t)[0], cycleServer())
@@ -135,23 +129,21 @@ func TestContainD1PollingServerCloses(t *testing.T) {
 	// The library's Disconnect(true) closes a polling connection before what it queued (the
 	// CONNECT ack, the DISCONNECT) is written, and may leave the pending poll unanswered: the
 	// client then learns nothing until its ping timeout (fault D). glow never uses it; here
-	// it is only the way to make D1 measurable. About 2 % of the cycles fail so, 4 % in an
-	// unlucky run of 150 under -race: 5 % is allowed.
+	// it is only the way to make D1 measurable. On v3.0.2 about 2 % of the cycles failed so,
+	// 4 % in an unlucky run of 150 under -race; on v3.0.6 0–1 in 1 000: 5 % is allowed.
 	r.allowFailures(t, "timeout (", r.cycles/20+1, "a client never told of the immediate close (fault D, Disconnect(true))")
 	r.assertNoFailures(t)
 
-	b := cycleBounds(r.cycles, r.d1())
-	// D1: the library's own figure is 5–9 % of polling closes; it measured 2–5 % here. 15 %
-	// is far above that and far below what A1 would cost (every connection). Under -race,
-	// whose slow goroutine start-up widens D1's window, about half the closes leak (measured
-	// 49 %): there only the other bounds hold, and at most one timer per connection.
-	b.timers = r.cycles * 15 / 100
-	if raceEnabled() {
-		b.timers = r.cycles
-	}
+	// v3.0.6 still leaves a timer running after 0–0.5 % of these closes: by when they end
+	// (28–30 s after the cycles), a polling transport's 30 s close timeout (DoClose waiting
+	// for the client's next poll), not stopped when the connection ended another way first.
+	// It ends by itself; D1's goroutines never did. 3 + 1 % of the cycles is well above the
+	// first and far below D1.
+	b := cycleBounds(r.cycles, r.timersLeft())
+	b.timers = 3 + r.cycles/100
 	r.assertBounds(t, b)
-	t.Logf("D1: %d of %d polling connections closed by the server left a timer goroutine (%.1f %%)",
-		r.d1(), r.cycles, 100*float64(r.d1())/float64(r.cycles))
+	t.Logf("%d of %d polling connections closed by the server left a library timer running (%.1f %%)",
+		r.timersLeft(), r.cycles, 100*float64(r.timersLeft())/float64(r.cycles))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -532,7 +524,8 @@ type procSample struct {
 	heapInuse  uint64
 }
 
-// other counts the goroutines that are not the library's timers (those are fault D1's).
+// other counts the goroutines that are not the library's timers (counted apart: see
+// cycleBounds).
 func (s procSample) other() int { return s.goroutines - s.timers }
 
 var stackBuf []byte
@@ -609,36 +602,39 @@ func countSocketFDs() int {
 // bounds are the growths a leak test tolerates.
 type bounds struct {
 	other     int   // goroutines that are not library timers
-	timers    int   // library timer goroutines (fault D1)
+	timers    int   // library timer goroutines
 	socketFDs int   // open sockets
 	heapAlloc int64 // bytes
 	heapInuse int64 // bytes
 }
 
-// cycleBounds are the tolerances of n connect/close cycles of which d1 left a timer
-// goroutine (fault D1, measured apart), and why:
+// cycleBounds are the tolerances of n connect/close cycles after which timers library timer
+// goroutines are still running (counted apart), and why:
 //
 //   - other goroutines: 2. After the clients are gone and the server has forgotten every
 //     connection, nothing a connection started may remain; the slack covers a goroutine of
-//     the test's own bookkeeping. A1 would leave one per connection (n).
-//   - timer goroutines: 3 + 0.5 % of n. Fault D1 (utils.Timer.Stop missing its goroutine),
-//     which glow cannot contain, leaves one in ~0.1 % of connections here (0–3 in 2 000;
-//     the library's own figure for connect timeouts is ~1 in 500). Under -race, goroutines
-//     start several times slower, which is exactly D1's window: 3 + 5 % of n there.
+//     the test's own bookkeeping. A1 (v3.0.2) left one per connection (n).
+//   - timer goroutines: 3 + 0.5 % of n. A timer that is still to fire keeps its goroutine;
+//     on v3.0.6 that is a polling close timeout now and then (see
+//     TestContainD1PollingServerCloses), which ends within 30 s, and none in the other
+//     modes. D1 (v3.0.2: utils.Timer.Stop missing its goroutine, which then waited forever)
+//     left 2.5–3.8 % of server-closed polling connections, ~50 % under -race.
 //   - sockets: 0. Every socket the cycles opened is closed once the clients are gone; A1
-//     would keep one per websocket connection until the collector finalizes it.
-//   - heap (HeapAlloc after GC): 512 B per cycle (at least 512 KB) plus 64 KB per D1
-//     goroutine (which keeps its connection's objects). Measured: ~50 KB per 1 000 cycles.
-//     A2 keeps ~19 KB per connection, A1 ~10 KB: 20–40 times the bound.
+//     kept one per websocket connection until the collector finalized it.
+//   - heap (HeapAlloc after GC): 512 B per cycle (at least 512 KB) plus 64 KB per timer
+//     goroutine (which keeps its connection's objects until it fires). Measured: up to
+//     ~120 KB per 1 000 cycles. A2 (v3.0.2) kept ~19 KB per connection, A1 ~10 KB: 20–40
+//     times the bound.
 //   - HeapInuse, which moves by whole spans: 2 KB per cycle (at least 2 MB) plus 160 KB per
-//     D1 goroutine. Measured: up to ~900 KB per 2 000 cycles, and ~110 KB per D1 goroutine.
-func cycleBounds(n, d1 int) bounds {
+//     timer goroutine. Measured: up to ~1.5 MB per 2 000 cycles, and ~110 KB per timer
+//     goroutine (v3.0.2).
+func cycleBounds(n, timers int) bounds {
 	return bounds{
 		other:     2,
-		timers:    3 + n/map[bool]int{false: 200, true: 20}[raceEnabled()],
+		timers:    3 + n/200,
 		socketFDs: 0,
-		heapAlloc: max(512<<10, int64(n)*512) + int64(d1)*64<<10,
-		heapInuse: max(2<<20, int64(n)*2<<10) + int64(d1)*160<<10,
+		heapAlloc: max(512<<10, int64(n)*512) + int64(timers)*64<<10,
+		heapInuse: max(2<<20, int64(n)*2<<10) + int64(timers)*160<<10,
 	}
 }
 
@@ -650,7 +646,8 @@ type cycleRun struct {
 	tolerated   int // failures allowFailures accepted
 }
 
-func (r cycleRun) d1() int           { return max(0, r.after.timers-r.base.timers) }
+// timersLeft counts the library timer goroutines the cycles left running.
+func (r cycleRun) timersLeft() int   { return max(0, r.after.timers-r.base.timers) }
 func (r cycleRun) heapGrowth() int64 { return int64(r.after.heapAlloc) - int64(r.base.heapAlloc) }
 
 // allowFailures drops up to limit failures whose reason starts with prefix from the
@@ -685,7 +682,7 @@ func (r cycleRun) assertBounds(t *testing.T, b bounds) {
 		}
 	}
 	grew("goroutines (other than library timers)", int64(r.after.other()-r.base.other()), int64(b.other), "")
-	grew("library timer goroutines (fault D1)", int64(r.after.timers-r.base.timers), int64(b.timers), "")
+	grew("library timer goroutines", int64(r.after.timers-r.base.timers), int64(b.timers), "")
 	if r.base.socketFDs >= 0 {
 		grew("open sockets", int64(r.after.socketFDs-r.base.socketFDs), int64(b.socketFDs), "")
 	}
