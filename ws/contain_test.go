@@ -336,6 +336,68 @@ func (t *closeOnAckTransport) Send(packets []*packet.Packet) {
 // ---------------------------------------------------------------------------------------
 // C: a socket's calls run concurrently, and boundedly
 
+// TestContainCLibraryRunsASocketsEventsOneAtATime is C's negative control: it shows that the
+// library still runs one socket's event handlers one at a time (on the socket's task queue),
+// so that Server.onEvent's own goroutines are still needed. A bare server's handler sleeps
+// 100 ms; five events sent at once on one socket must then be handled one after the other.
+// If this fails, the library runs them concurrently now, and the containment of C may go.
+func TestContainCLibraryRunsASocketsEventsOneAtATime(t *testing.T) {
+	const events, delay = 5, 100 * time.Millisecond
+	var running, peak atomic.Int64
+	url, _ := bareServer(t, []engine.TransportCtor{engine.WebSocket}, func(s *socket.Socket, next func(*socket.ExtendedError)) {
+		s.OnAny(func(args ...any) {
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(delay)
+			running.Add(-1)
+			if ack, ok := args[len(args)-1].(socket.Ack); ok {
+				ack([]any{"done"}, nil)
+			}
+		})
+		next(nil)
+	})
+
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	read := func(prefix string) string {
+		t.Helper()
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(string(msg), prefix) {
+				return string(msg)
+			}
+		}
+	}
+	read("0")
+	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	read("40")
+	start := time.Now()
+	for i := range events {
+		if err := c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `42%d["slow"]`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range events {
+		read("43")
+	}
+	took := time.Since(start)
+	t.Logf("%d events of %s each on one socket, straight to the library: done in %s, at most %d at once", events, delay, took.Round(time.Millisecond), peak.Load())
+	if peak.Load() != 1 || took < events*delay*9/10 {
+		t.Errorf("the library ran %d of a socket's handlers at once (%d events of %s done in %s), want one at a time: "+
+			"has it fixed fault C? Then Server.onEvent need not run calls on goroutines of its own", peak.Load(), events, delay, took)
+	}
+}
+
 // TestContainCSlowCallsDoNotBlockTheSocket runs a server whose system.health sleeps 200 ms.
 // On one socket, 20 parallel slow calls must all succeed in far less than the 4 s they would
 // take one at a time, and a fast call made meanwhile must not wait for them. Beyond
