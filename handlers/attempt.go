@@ -85,17 +85,18 @@ func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMes
 		if err := q.AppendMessage(ctx, &m); err != nil {
 			return err
 		}
-		// The reply's run is stored with the message: both or neither.
+		// The reply's run is stored with the message, and the message's event too: all or none.
 		reply, input := replyRun(chat)
-		run, err = s.submitRun(ctx, q, id, reply, input, nil, nil)
-		return err
+		if run, err = s.submitRun(ctx, q, id, reply, input, nil, nil); err != nil {
+			return err
+		}
+		return s.events.Stage(ctx, q, messageEvent(events.AttemptTopic(chat.AttemptID), id.ProfileID, messageOut(m)))
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := &gen.AttemptChatMessageResponse{Success: true, ChatId: in.ChatId, Message: messageOut(m), IdempotencyKey: in.IdempotencyKey,
 		ReplyRunId: &run.ID}
-	s.announceMessage(events.AttemptTopic(chat.AttemptID), id.ProfileID, out.Message)
 	s.runner.Execute(run)
 	return out, nil
 }

@@ -394,16 +394,17 @@ func (k chatReply) Deliver(ctx context.Context, q store.Q, run store.Run, text s
 }
 
 // Announce tells the attempt's topic that the reply was stored as a message.
-func (k chatReply) Announce(run store.Run, result map[string]any) {
+func (k chatReply) Announce(run store.Run, result map[string]any) []events.Event {
 	if m, ok := result["message"].(gen.ChatMessage); ok {
-		k.s.announceMessage(run.Topic, run.ProfileID, m)
+		return []events.Event{messageEvent(run.Topic, run.ProfileID, m)}
 	}
+	return nil
 }
 
-// announceMessage publishes attempt.chat.message for a stored message.
-func (s *Service) announceMessage(topic string, profileID uuid.UUID, m gen.ChatMessage) {
+// messageEvent is attempt.chat.message for a stored message.
+func messageEvent(topic string, profileID uuid.UUID, m gen.ChatMessage) events.Event {
 	data, _ := json.Marshal(map[string]any{"chat_id": m.ChatId, "message": m})
-	s.events.Publish(events.Event{Topic: topic, Name: "attempt.chat.message", Data: data, Also: []string{events.ProfileTopic(profileID)}})
+	return events.Event{Topic: topic, Name: "attempt.chat.message", Data: data, Also: []string{events.ProfileTopic(profileID)}}
 }
 
 // personaDraft drafts a persona and saves it as a draft, or applies it.

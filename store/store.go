@@ -147,28 +147,61 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 func (s *Store) Q() Q { return Q{x: s.db} }
 
 // Tx runs fn in a transaction, committed when fn returns nil and rolled back on every other
-// way out: an error, or a panic (which goes on up).
+// way out: an error, or a panic (which goes on up). The functions given to the
+// transaction's OnEnd run once it has ended, told whether it committed.
 func (s *Store) Tx(ctx context.Context, fn func(q Q) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	committed := false
+	t := &txn{}
+	ended := false
 	defer func() {
-		if !committed {
+		if !ended {
 			_ = tx.Rollback()
+			t.end(false)
 		}
 	}()
-	if err := fn(Q{x: tx}); err != nil {
+	if err := fn(Q{x: tx, tx: t}); err != nil {
 		return err
 	}
-	committed = true // a failed commit has ended the transaction too
-	return tx.Commit()
+	ended = true // a failed commit has ended the transaction too
+	if err := tx.Commit(); err != nil {
+		t.end(false)
+		return err
+	}
+	t.end(true)
+	return nil
+}
+
+// txn is what a transaction's Q carries besides its connection.
+type txn struct {
+	onEnd []func(committed bool)
+}
+
+func (t *txn) end(committed bool) {
+	for _, fn := range t.onEnd {
+		fn(committed)
+	}
 }
 
 // Q holds the repository methods. It runs on the database or inside a transaction.
 type Q struct {
-	x sqlx.ExtContext
+	x  sqlx.ExtContext
+	tx *txn // nil outside a transaction
+}
+
+// InTx says whether q runs inside a transaction.
+func (q Q) InTx() bool { return q.tx != nil }
+
+// OnEnd registers fn to run when q's transaction has ended, told whether it committed.
+// Outside a transaction (where every statement commits by itself) it runs fn(true) at once.
+func (q Q) OnEnd(fn func(committed bool)) {
+	if q.tx == nil {
+		fn(true)
+		return
+	}
+	q.tx.onEnd = append(q.tx.onEnd, fn)
 }
 
 func (q Q) get(ctx context.Context, dest any, query string, args ...any) error {

@@ -11,9 +11,12 @@ package events
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,6 +38,7 @@ type Event struct {
 	At    time.Time
 
 	barrier chan struct{} // set on the markers Sync sends through the queue
+	staged  uint64        // the order in which durable events were stored (the outbox's)
 }
 
 // Payload is the JSON delivered to clients: Data with "topic" and "seq" added first.
@@ -99,6 +103,16 @@ type Log struct {
 	mu        sync.Mutex
 	listeners map[string]map[*Listener]struct{} // of durable topics
 
+	// The outbox, guarded by mu. A durable event is numbered and stored in the transaction
+	// of its change, and delivered once that has committed. open lists, per topic, the
+	// transactions not yet ended that hold numbers of it; ready holds, per topic and in
+	// order, committed events waiting for a lower number still open. settled is signalled
+	// whenever a transaction ends.
+	open    map[string][]*staged
+	ready   map[string][]Event
+	settled *sync.Cond
+	staging uint64 // the last Event.staged given
+
 	live [liveShards]liveShard
 
 	stored     atomic.Int64
@@ -139,7 +153,9 @@ func New(st *store.Store, log *slog.Logger, opts Options) *Log {
 	if opts.HistoryAge <= 0 {
 		opts.HistoryAge = 2 * time.Minute
 	}
-	l := &Log{store: st, log: log, opts: opts, in: make(chan Event, opts.Buffer), listeners: map[string]map[*Listener]struct{}{}}
+	l := &Log{store: st, log: log, opts: opts, in: make(chan Event, opts.Buffer), listeners: map[string]map[*Listener]struct{}{},
+		open: map[string][]*staged{}, ready: map[string][]Event{}}
+	l.settled = sync.NewCond(&l.mu)
 	for i := range l.live {
 		l.live[i].topics = map[string]*history{}
 	}
@@ -148,6 +164,7 @@ func New(st *store.Store, log *slog.Logger, opts Options) *Log {
 
 // Publish delivers an event of a live topic at once, or queues an event of a durable topic
 // to be stored and then delivered; that blocks only when Buffer events are already waiting.
+// An event that announces a change is staged in the change's transaction instead (Stage).
 func (l *Log) Publish(ev Event) {
 	if ev.At.IsZero() {
 		ev.At = store.Now()
@@ -160,7 +177,8 @@ func (l *Log) Publish(ev Event) {
 }
 
 // Sync waits until every durable event published before the call has been stored and
-// delivered. (Live events are delivered before Publish returns.)
+// delivered (unless a lower number of its topic is still in a transaction: it is delivered
+// once that ends). Live events are delivered before Publish returns.
 func (l *Log) Sync() {
 	done := make(chan struct{})
 	l.in <- Event{barrier: done}
@@ -233,7 +251,7 @@ func (l *Log) collect(first Event) []Event {
 	return batch
 }
 
-// flush stores a batch, then delivers it and releases the Sync markers in it. While the
+// flush stores a batch, which delivers it, and releases the Sync markers in it. While the
 // database is down it retries (producers wait meanwhile); an event the database refuses
 // while it answers is logged and dropped, so that it cannot hold up the others. Only when
 // the log is stopping and the database still fails are the events given up.
@@ -252,35 +270,31 @@ func (l *Log) flush(ctx context.Context, all []Event) {
 			close(b)
 		}
 	}()
-	if len(batch) == 0 {
-		return
+	if len(batch) > 0 {
+		l.storeBatch(ctx, batch)
 	}
-	l.deliver(l.storeBatch(ctx, batch))
 }
 
-// storeBatch numbers and stores a batch, holding no lock, and returns the events stored.
-func (l *Log) storeBatch(ctx context.Context, batch []Event) []Event {
+// storeBatch stores a batch in one transaction, holding no lock; its commit delivers it.
+func (l *Log) storeBatch(ctx context.Context, batch []Event) {
 	bg := context.Background()
 	for attempt, wait := 1, 50*time.Millisecond; ; attempt, wait = attempt+1, min(2*wait, 5*time.Second) {
-		err := l.append(bg, batch)
+		err := l.store.Tx(bg, func(q store.Q) error { return l.Stage(bg, q, batch...) })
 		if err == nil {
 			l.failingFor.Store(0)
-			return batch
+			return
 		}
 		l.failingFor.CompareAndSwap(0, time.Now().UnixNano())
 		if l.store.Ping(bg) == nil {
 			// The database answers, yet refused the batch: some event of it is refused.
-			rest, kept := l.storeEach(bg, batch)
-			if rest == nil {
+			if batch = l.storeEach(bg, batch); batch == nil {
 				l.failingFor.Store(0)
-				return kept
+				return
 			}
-			l.deliver(kept) // the database went away meanwhile: deliver what it took, retry the rest
-			batch = rest
 		}
 		if ctx.Err() != nil && attempt >= 3 {
 			l.log.Error("the database refuses events while the server stops: they are lost", "events", len(batch), "err", err)
-			return nil
+			return
 		}
 		l.log.Error("store events; retrying", "events", len(batch), "err", err, "retry_in", wait)
 		time.Sleep(wait)
@@ -289,29 +303,166 @@ func (l *Log) storeBatch(ctx context.Context, batch []Event) []Event {
 
 // storeEach stores events one at a time and drops those the database refuses while it
 // answers. It stops when the database stops answering, returning the events not stored yet.
-func (l *Log) storeEach(ctx context.Context, batch []Event) (rest, kept []Event) {
+func (l *Log) storeEach(ctx context.Context, batch []Event) (rest []Event) {
 	for i, ev := range batch {
-		one := []Event{ev}
-		if err := l.append(ctx, one); err != nil {
+		if err := l.store.Tx(ctx, func(q store.Q) error { return l.Stage(ctx, q, ev) }); err != nil {
 			if l.store.Ping(ctx) != nil {
-				return batch[i:], kept
+				return batch[i:]
 			}
 			l.log.Error("the database refuses an event: it is dropped", "topic", ev.Topic, "event", ev.Name, "err", err)
-			continue
 		}
-		kept = append(kept, one[0])
 	}
-	return nil, kept
+	return nil
 }
 
-// deliver hands stored events to the sinks and listeners.
-func (l *Log) deliver(evs []Event) {
+// Stage publishes events as part of q's transaction — the transaction of the change they
+// announce. Durable events are numbered and stored in it, and delivered once it commits, in
+// order per topic; live ones are delivered once it commits. If it rolls back, none of them
+// was ever published.
+func (l *Log) Stage(ctx context.Context, q store.Q, evs ...Event) error {
+	if !q.InTx() {
+		return errors.New("events: Stage needs the transaction of the change")
+	}
+	var durable, live []Event
+	for _, ev := range evs {
+		if ev.At.IsZero() {
+			ev.At = store.Now()
+		}
+		if Durable(ev.Topic) {
+			durable = append(durable, ev)
+		} else {
+			live = append(live, ev)
+		}
+	}
+	if len(durable) > 0 {
+		st, err := l.append(ctx, q, durable)
+		if err != nil {
+			return err
+		}
+		q.OnEnd(func(committed bool) { l.settle(st, committed) })
+	}
+	if len(live) > 0 {
+		q.OnEnd(func(committed bool) {
+			if committed {
+				for _, ev := range live {
+					l.publishLive(ev)
+				}
+			}
+		})
+	}
+	return nil
+}
+
+// staged is the durable events of one transaction, numbered, with the first number it
+// holds of each topic.
+type staged struct {
+	evs   []Event
+	first map[string]int64
+}
+
+// append numbers and stores events in q's transaction, and records them as open. Numbering
+// locks each topic's row until the transaction ends, so the numbers of a topic are handed
+// out in the order their transactions end, and none is open below a committed one but for
+// the moment between a commit and its settle.
+func (l *Log) append(ctx context.Context, q store.Q, evs []Event) (*staged, error) {
+	recs := make([]store.Event, len(evs))
+	for i, ev := range evs {
+		recs[i] = store.Event{Topic: ev.Topic, Name: ev.Name, Data: ev.Data, CreatedAt: ev.At}
+	}
+	if err := q.AppendEvents(ctx, recs); err != nil {
+		return nil, err
+	}
+	st := &staged{evs: evs, first: map[string]int64{}}
+	for i := range evs {
+		evs[i].Seq = recs[i].Seq
+		if _, ok := st.first[evs[i].Topic]; !ok {
+			st.first[evs[i].Topic] = evs[i].Seq
+		}
+	}
+	l.mu.Lock()
+	for i := range evs {
+		l.staging++
+		evs[i].staged = l.staging
+	}
+	for topic := range st.first {
+		l.open[topic] = append(l.open[topic], st)
+	}
+	l.mu.Unlock()
+	return st, nil
+}
+
+// settle ends a staged transaction: its events become ready if it committed, and every
+// ready event of its topics below the lowest number still open is delivered.
+func (l *Log) settle(st *staged, committed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.settled.Broadcast()
+	for topic := range st.first {
+		open := slices.DeleteFunc(l.open[topic], func(o *staged) bool { return o == st })
+		if len(open) == 0 {
+			delete(l.open, topic)
+		} else {
+			l.open[topic] = open
+		}
+	}
+	if committed {
+		l.stored.Add(int64(len(st.evs)))
+		for _, ev := range st.evs {
+			l.ready[ev.Topic] = append(l.ready[ev.Topic], ev)
+		}
+	}
+	var out []Event
+	for topic := range st.first {
+		ready := l.ready[topic]
+		if len(ready) == 0 {
+			continue
+		}
+		// Events of one transaction come in order; another's may have ended first.
+		slices.SortStableFunc(ready, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
+		n := len(ready)
+		if low, ok := l.lowestOpenLocked(topic); ok {
+			n, _ = slices.BinarySearchFunc(ready, low, func(e Event, seq int64) int { return cmp.Compare(e.Seq, seq) })
+		}
+		out = append(out, ready[:n]...)
+		if n == len(ready) {
+			delete(l.ready, topic)
+		} else {
+			l.ready[topic] = ready[n:]
+		}
+	}
+	// In the order they were stored: within a topic that is their numbers' order.
+	slices.SortFunc(out, func(a, b Event) int { return cmp.Compare(a.staged, b.staged) })
+	l.deliverLocked(out)
+}
+
+// lowestOpenLocked returns the lowest number of topic held by a transaction not yet ended.
+func (l *Log) lowestOpenLocked(topic string) (int64, bool) {
+	open := l.open[topic]
+	if len(open) == 0 {
+		return 0, false
+	}
+	low := open[0].first[topic]
+	for _, o := range open[1:] {
+		low = min(low, o.first[topic])
+	}
+	return low, true
+}
+
+// undeliveredLocked returns the lowest number of topic stored or being stored but not
+// delivered yet.
+func (l *Log) undeliveredLocked(topic string) (int64, bool) {
+	low, ok := l.lowestOpenLocked(topic)
+	if ready := l.ready[topic]; len(ready) > 0 && (!ok || ready[0].Seq < low) {
+		return ready[0].Seq, true
+	}
+	return low, ok
+}
+
+// deliverLocked hands stored events to the sinks and listeners; l.mu is held.
+func (l *Log) deliverLocked(evs []Event) {
 	if len(evs) == 0 {
 		return
 	}
-	l.stored.Add(int64(len(evs)))
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, sink := range l.sinks {
 		sink(evs)
 	}
@@ -320,21 +471,6 @@ func (l *Log) deliver(evs []Event) {
 			li.offer(ev)
 		}
 	}
-}
-
-// append stores events in one transaction and sets their numbers.
-func (l *Log) append(ctx context.Context, evs []Event) error {
-	recs := make([]store.Event, len(evs))
-	for i, ev := range evs {
-		recs[i] = store.Event{Topic: ev.Topic, Name: ev.Name, Data: ev.Data, CreatedAt: ev.At}
-	}
-	if err := l.store.Tx(ctx, func(q store.Q) error { return q.AppendEvents(ctx, recs) }); err != nil {
-		return err
-	}
-	for i := range evs {
-		evs[i].Seq = recs[i].Seq
-	}
-	return nil
 }
 
 func (l *Log) purge(ctx context.Context) {
@@ -423,27 +559,40 @@ func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(E
 			}
 		}
 		l.mu.Lock()
-		l.unlistenLocked(buf)
-		if buf.lost { // the topic outran the buffer: read the rest from the database again
-			l.mu.Unlock()
-			continue
-		}
-		defer l.mu.Unlock()
 		for {
-			select {
-			case e := <-buf.C:
-				if e.Seq > r.Last {
-					emit(e)
-					r.Last = e.Seq
-					r.Replayed++
-				}
-				continue
-			default:
+			if buf.lost { // the topic outran the buffer: read the rest from the database again
+				break
 			}
-			break
+			l.drainLocked(buf, emit, &r)
+			// The replay may have read events committed but not delivered yet: they will
+			// come through the buffer, which must stay until they have.
+			if low, ok := l.undeliveredLocked(topic); ok && low <= r.Last {
+				l.settled.Wait()
+				continue
+			}
+			l.unlistenLocked(buf)
+			defer l.mu.Unlock()
+			join(r)
+			return r, nil
 		}
-		join(r)
-		return r, nil
+		l.unlistenLocked(buf)
+		l.mu.Unlock()
+	}
+}
+
+// drainLocked emits what buf holds above the replay's last number; l.mu is held.
+func (l *Log) drainLocked(buf *Listener, emit func(Event), r *Replay) {
+	for {
+		select {
+		case e := <-buf.C:
+			if e.Seq > r.Last {
+				emit(e)
+				r.Last = e.Seq
+				r.Replayed++
+			}
+		default:
+			return
+		}
 	}
 }
 

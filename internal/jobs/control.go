@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/glowhq/glow/internal/events"
 	"github.com/glowhq/glow/internal/llm"
 	"github.com/glowhq/glow/internal/problem"
 	"github.com/glowhq/glow/store"
@@ -138,17 +139,19 @@ func (r *Runner) control(ctx context.Context, id uuid.UUID, change func(*store.R
 	run.UpdatedAt = store.Now()
 	// Written only if the status is still the one read: the run's own job (or another node)
 	// may have ended it meanwhile, and that must not be undone.
-	switch ok, err := r.store.Q().UpdateRunFrom(ctx, run, before); {
-	case err != nil:
+	err = r.commit(ctx, func(q store.Q) ([]events.Event, error) {
+		switch ok, err := q.UpdateRunFrom(ctx, run, before); {
+		case err != nil:
+			return nil, err
+		case !ok:
+			return nil, problem.Conflict("run %s changed while it was being changed; read it again", run.ID)
+		}
+		return r.stateEvents(run, state), nil
+	})
+	if err != nil {
 		return run, err
-	case !ok:
-		return run, problem.Conflict("run %s changed while it was being changed; read it again", run.ID)
 	}
-	if state != "" {
-		r.publishState(run, state)
-	} else {
-		r.notify()
-	}
+	r.notify()
 	return run, nil
 }
 
@@ -156,15 +159,15 @@ func notNow(run store.Run, what string) error {
 	return problem.Conflict("run %s is %s and cannot be %s", run.ID, run.Status, what)
 }
 
-// save writes a run from its job's goroutine. A pause requested meanwhile wins over the
-// job's "running".
-func (r *Runner) save(ctx context.Context, j *job, run *store.Run) error {
+// save writes a run from its job's goroutine, with the events announcing it. A pause
+// requested meanwhile wins over the job's "running".
+func (r *Runner) save(ctx context.Context, j *job, run *store.Run, announce func(store.Run) []events.Event) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.paused && run.Status == store.RunRunning {
 		run.Status = store.RunPaused
 	}
-	return r.store.Q().UpdateRun(ctx, *run)
+	return r.update(ctx, *run, announce(*run)...)
 }
 
 // generator returns the generator of a model (the default model when id is nil).

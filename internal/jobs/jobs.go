@@ -39,10 +39,10 @@ type Kind interface {
 	Deliver(ctx context.Context, q store.Q, run store.Run, text string) (result map[string]any, err error)
 }
 
-// Announcer is a Kind that tells what it delivered once the run's completion is stored, by
-// publishing its own events.
+// Announcer is a Kind that tells what it delivered: its events are stored with the run's
+// completion, after the run's own.
 type Announcer interface {
-	Announce(run store.Run, result map[string]any)
+	Announce(run store.Run, result map[string]any) []events.Event
 }
 
 // Options tunes a Runner.
@@ -352,10 +352,10 @@ func (r *Runner) run(j *job) error {
 	}
 	if question != "" {
 		run.Status, run.Question, run.UpdatedAt = store.RunInterrupted, &question, store.Now()
-		if err := r.save(ctx, j, &run); err != nil {
+		if err := r.save(ctx, j, &run, func(run store.Run) []events.Event { return r.stateEvents(run, "interrupted") }); err != nil {
 			return err
 		}
-		r.publishState(run, "interrupted")
+		r.notify()
 		return nil
 	}
 	gen, model, err := r.generator(ctx, run.ModelID)
@@ -375,11 +375,6 @@ func (r *Runner) run(j *job) error {
 	if run.StartedAt == nil {
 		run.StartedAt = &now
 	}
-	if err := r.save(ctx, j, &run); err != nil {
-		return err
-	}
-	run.Status = store.RunRunning // what the events and the rest of the run go by
-	r.notify()
 	started := map[string]any{"run_id": run.ID, "artifact": run.Artifact, "kind": run.Kind}
 	if run.SubjectID != nil {
 		started["subject_id"] = run.SubjectID
@@ -387,7 +382,13 @@ func (r *Runner) run(j *job) error {
 	if resumed {
 		started["resumed"] = true
 	}
-	r.publish(run, "generate.started", started)
+	if err := r.save(ctx, j, &run, func(run store.Run) []events.Event {
+		return []events.Event{r.event(run, "generate.started", started)}
+	}); err != nil {
+		return err
+	}
+	run.Status = store.RunRunning // what the events and the rest of the run go by
+	r.notify()
 
 	var text strings.Builder
 	expected := max(req.MaxTokens, 120)
@@ -474,43 +475,68 @@ func (r *Runner) stopLeftover(id uuid.UUID) error {
 
 func (r *Runner) complete(j *job, kind Kind, run store.Run, text string) error {
 	ctx := j.ctx
-	var result map[string]any
-	err := r.store.Tx(ctx, func(q store.Q) error {
-		var err error
-		if result, err = kind.Deliver(ctx, q, run, text); err != nil {
-			return err
+	err := r.commit(ctx, func(q store.Q) ([]events.Event, error) {
+		result, err := kind.Deliver(ctx, q, run, text)
+		if err != nil {
+			return nil, err
 		}
 		b, err := json.Marshal(result)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		now := store.Now()
 		run.Status, run.Progress, run.Output, run.Result, run.UpdatedAt, run.FinishedAt = store.RunCompleted, 100, text, b, now, &now
-		return q.UpdateRun(ctx, run)
+		if err := q.UpdateRun(ctx, run); err != nil {
+			return nil, err
+		}
+		evs := []events.Event{
+			r.event(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": 100}),
+			r.event(run, "generate.completed", map[string]any{"run_id": run.ID, "text": text, "result": result,
+				"usage": map[string]int{"prompt_tokens": run.PromptTokens, "completion_tokens": run.CompletionTokens}}),
+		}
+		if a, ok := kind.(Announcer); ok {
+			evs = append(evs, a.Announce(run, result)...)
+		}
+		return evs, nil
 	})
 	if err != nil {
 		run.Output = text
 		return r.failed(j, run, err)
 	}
-	r.publish(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": 100})
-	r.publish(run, "generate.completed", map[string]any{"run_id": run.ID, "text": text, "result": result,
-		"usage": map[string]int{"prompt_tokens": run.PromptTokens, "completion_tokens": run.CompletionTokens}})
-	if a, ok := kind.(Announcer); ok {
-		a.Announce(run, result)
-	}
 	r.notify()
 	return nil
+}
+
+// commit runs write in a transaction and stores the events it returns in it: a run's
+// change and the events announcing it are stored together or not at all. The events the
+// run published before (its deltas) are stored first, so that the numbers keep their order.
+func (r *Runner) commit(ctx context.Context, write func(q store.Q) ([]events.Event, error)) error {
+	if err := r.events.Synced(ctx); err != nil {
+		r.log.Warn("the run's earlier events are not stored yet", "err", err)
+	}
+	return r.store.Tx(ctx, func(q store.Q) error {
+		evs, err := write(q)
+		if err != nil {
+			return err
+		}
+		return r.events.Stage(ctx, q, evs...)
+	})
+}
+
+// update writes a run with the events announcing its new state (see commit).
+func (r *Runner) update(ctx context.Context, run store.Run, evs ...events.Event) error {
+	return r.commit(ctx, func(q store.Q) ([]events.Event, error) { return evs, q.UpdateRun(ctx, run) })
 }
 
 // fail marks a run failed with a reason the caller may read.
 func (r *Runner) fail(ctx context.Context, run store.Run, why string) {
 	now := store.Now()
 	run.Status, run.Error, run.UpdatedAt, run.FinishedAt = store.RunFailed, &why, now, &now
-	if err := r.store.Q().UpdateRun(context.WithoutCancel(ctx), run); err != nil {
+	failed := r.event(run, "generate.failed", map[string]any{"run_id": run.ID, "error": why})
+	if err := r.update(context.WithoutCancel(ctx), run, failed); err != nil {
 		r.log.Error("mark run failed", "run", run.ID, "err", err)
 		return
 	}
-	r.publish(run, "generate.failed", map[string]any{"run_id": run.ID, "error": why})
 	r.notify()
 }
 
@@ -520,10 +546,10 @@ func (r *Runner) finishStopped(run store.Run, text string) error {
 		text = run.Output
 	}
 	run.Status, run.Output, run.UpdatedAt, run.FinishedAt = store.RunStopped, text, now, &now
-	if err := r.store.Q().UpdateRun(context.Background(), run); err != nil {
+	if err := r.update(context.Background(), run, r.stateEvents(run, "stopped")...); err != nil {
 		return err
 	}
-	r.publishState(run, "stopped")
+	r.notify()
 	return nil
 }
 
@@ -542,23 +568,31 @@ func reason(err error) string {
 	return "the generation failed: " + err.Error()
 }
 
-func (r *Runner) publish(run store.Run, suffix string, payload map[string]any) {
+// event builds one of a run's events: on its topic, and to its owner's sockets.
+func (r *Runner) event(run store.Run, suffix string, payload map[string]any) events.Event {
 	data, err := json.Marshal(payload)
-	if err != nil {
-		r.log.Error("encode run event", "run", run.ID, "err", err)
-		return
+	if err != nil { // the payloads are plain values: this is a programming error
+		panic(fmt.Sprintf("jobs: encode %s event of run %s: %v", suffix, run.ID, err))
 	}
-	r.events.Publish(events.Event{Topic: run.Topic, Name: run.Artifact + "." + suffix, Data: data,
-		Also: []string{events.ProfileTopic(run.ProfileID)}})
+	return events.Event{Topic: run.Topic, Name: run.Artifact + "." + suffix, Data: data,
+		Also: []string{events.ProfileTopic(run.ProfileID)}}
 }
 
-func (r *Runner) publishState(run store.Run, state string) {
+// publish sends one of a run's events that announces no stored change (deltas, progress).
+func (r *Runner) publish(run store.Run, suffix string, payload map[string]any) {
+	r.events.Publish(r.event(run, suffix, payload))
+}
+
+// stateEvents is the event announcing a run's new state ("" announces none).
+func (r *Runner) stateEvents(run store.Run, state string) []events.Event {
+	if state == "" {
+		return nil
+	}
 	payload := map[string]any{"run_id": run.ID, "status": run.Status}
 	if run.Question != nil && run.Status == store.RunInterrupted {
 		payload["question"] = *run.Question
 	}
-	r.publish(run, "generate."+state, payload)
-	r.notify()
+	return []events.Event{r.event(run, "generate."+state, payload)}
 }
 
 // sentText is the text of the run's deltas already published (by a process that stopped
