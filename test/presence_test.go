@@ -160,12 +160,12 @@ func TestPresenceActivityScope(t *testing.T) {
 	}
 }
 
-// TestPresenceReloadWhileTheDatabaseIsSlow: a tab reloads (its socket closes and a new one
-// opens) just as the grace period of an earlier close ends, while the database is slow, so
-// that the grace timer fires while the tracker waits for a write of another profile: the
-// reopen and the next close come first, then the old timer's turn. A reopen within the grace
-// period must still write nothing: the profile keeps its one "active" row, and gets its
-// "inactive" one a grace period after its last close. The sockets are counted through the
+// TestPresenceReloadWhileTheDatabaseIsSlow: while the database is slow, sockets open and
+// close without waiting for it — their rows wait for it, in order, in the tracker's writer.
+// A tab reloads (its socket closes and a new one opens) just as the grace period of an
+// earlier close ends, so that the grace timer fires while the rows wait: a reopen within the
+// grace period must still write nothing. The profile keeps its one "active" row, and gets
+// its "inactive" one a grace period after its last close. The sockets are counted through the
 // server's tracker, as the socket.io transport does; the slow database is SQLite's write
 // lock, held by a transaction of the test.
 func TestPresenceReloadWhileTheDatabaseIsSlow(t *testing.T) {
@@ -194,30 +194,31 @@ func TestPresenceReloadWhileTheDatabaseIsSlow(t *testing.T) {
 		})
 	}()
 	<-locked
-	// Another profile connects: its "active" row waits for the database, inside the tracker.
-	go tracker.Connected(other.id)
-	time.Sleep(50 * time.Millisecond)
-	// The tab reloads within the grace period: its new socket opens, and closes again (a
-	// second reload); both wait for the tracker, in this order.
-	reopened, reclosed := make(chan struct{}), make(chan struct{})
-	go func() { tracker.Connected(tab.id); close(reopened) }()
-	time.Sleep(20 * time.Millisecond)
-	go func() { tracker.Disconnected(tab.id); close(reclosed) }()
-	// The first close's grace period ends meanwhile: its timer waits for the tracker too.
-	time.Sleep(time.Until(closed.Add(grace + 100*time.Millisecond)))
-	close(release)
-	if err := <-txDone; err != nil {
-		t.Fatal(err)
+	// Another profile connects: its "active" row waits for the database; the socket does not.
+	connected := make(chan struct{})
+	go func() { tracker.Connected(other.id); close(connected) }()
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("a socket's connect waits for the database")
 	}
-	<-reopened
-	<-reclosed
+	// The tab reloads just before the first close's grace period ends: its new socket opens
+	// and closes again (a second reload).
+	time.Sleep(time.Until(closed.Add(grace - 100*time.Millisecond)))
+	tracker.Connected(tab.id)
+	tracker.Disconnected(tab.id)
 	lastClose := time.Now()
-
-	// The tab opens again within the grace period of its last close: nothing is written.
-	time.Sleep(50 * time.Millisecond)
+	// The first close's grace period ends (its timer must do nothing), and the tab opens
+	// again within the grace period of its last close: nothing is written.
+	time.Sleep(time.Until(closed.Add(grace + 50*time.Millisecond)))
 	tracker.Connected(tab.id)
 	if took := time.Since(lastClose); took >= grace {
 		t.Fatalf("the reopen came %s after the close, not within the grace period of %s", took, grace)
+	}
+	close(release)
+	if err := <-txDone; err != nil {
+		t.Fatal(err)
 	}
 	presenceRequireRows(t, env, tab, store.Active)
 
@@ -227,6 +228,16 @@ func TestPresenceReloadWhileTheDatabaseIsSlow(t *testing.T) {
 	time.Sleep(grace)
 	presenceRequireRows(t, env, tab, store.Active, store.Inactive)
 	presenceRequireRows(t, env, other, store.Active, store.Inactive)
+}
+
+// presenceFlush waits until the tracker has written the rows of every change so far.
+func presenceFlush(t *testing.T, env *testserver.Env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := env.Server.Presence.Flush(ctx); err != nil {
+		t.Fatalf("presence rows not written: %v", err)
+	}
 }
 
 // presenceProfile is a profile whose tabs a sequence opens.
@@ -336,6 +347,7 @@ func presenceWaitSockets(t *testing.T, env *testserver.Env, profile uuid.UUID, w
 // presenceRows returns the profile's activity rows, oldest first.
 func presenceRows(t *testing.T, env *testserver.Env, profile uuid.UUID) []store.Activity {
 	t.Helper()
+	presenceFlush(t, env)
 	rows, err := env.Server.Store.Q().ProfileActivity(context.Background(), profile, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -392,6 +404,7 @@ func presenceWaitRows(t *testing.T, env *testserver.Env, p presenceProfile, n in
 // profile: its latest change, and only that.
 func presenceRequireSearch(t *testing.T, env *testserver.Env, p presenceProfile, state string, sockets int) {
 	t.Helper()
+	presenceFlush(t, env)
 	res := env.Post(t, env.Admin, "/system/activity/search", map[string]any{"search": p.name})
 	var out struct {
 		Profiles []struct {
@@ -419,6 +432,7 @@ func presenceRequireSearch(t *testing.T, env *testserver.Env, p presenceProfile,
 // holds the only profiles its "recent" list may show.
 func presenceRequireActivity(t *testing.T, env *testserver.Env, who, token string, profiles, sockets int, scope map[uuid.UUID]bool) {
 	t.Helper()
+	presenceFlush(t, env)
 	res := env.Post(t, token, "/system/activity", `{}`)
 	var out struct {
 		ActiveProfilesCount int `json:"active_profiles_count"`
