@@ -86,7 +86,7 @@ func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMes
 			return err
 		}
 		// The reply's run is stored with the message, and the message's event too: all or none.
-		reply, input := replyRun(chat)
+		reply, input := replyRun(chat, &m.ID)
 		if run, err = s.submitRun(ctx, q, id, reply, input, nil, nil); err != nil {
 			return err
 		}

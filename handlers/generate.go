@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,8 +31,11 @@ const (
 type runIn struct {
 	Instructions []string   `json:"instructions,omitempty"`
 	ChatID       *uuid.UUID `json:"chat_id,omitempty"`
-	PersonaID    *uuid.UUID `json:"persona_id,omitempty"`
-	Apply        bool       `json:"apply,omitempty"`
+	// MessageID is the message a chat reply answers: its prompt is the chat up to it, the
+	// same whenever it is built (after a restart too, with later messages in the chat).
+	MessageID *uuid.UUID `json:"message_id,omitempty"`
+	PersonaID *uuid.UUID `json:"persona_id,omitempty"`
+	Apply     bool       `json:"apply,omitempty"`
 }
 
 // startRun checks the model and group a caller names, stores the run and starts it.
@@ -121,16 +125,31 @@ func (s *Service) AttemptGenerate(ctx context.Context, in *gen.AttemptGenerateRe
 	return generated(run, in.IdempotencyKey), nil
 }
 
-// startReply starts the run of a chat's next reply; its events go to the attempt's topic.
+// startReply starts the run of a chat's next reply, answering its latest message; its
+// events go to the attempt's topic.
 func (s *Service) startReply(ctx context.Context, id *auth.Identity, c store.Chat, modelID *uuid.UUID) (store.Run, error) {
-	run, in := replyRun(c)
+	var answers *uuid.UUID
+	if last, err := s.store.Q().LastMessage(ctx, c.ID); err == nil {
+		answers = &last.ID
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Run{}, err
+	}
+	run, in := replyRun(c, answers)
 	return s.startRun(ctx, id, run, in, modelID, nil)
 }
 
-// replyRun is the run of a chat's next reply and its input.
-func replyRun(c store.Chat) (store.Run, runIn) {
+// replyInput reads a chat reply's input, which the handlers wrote.
+func replyInput(run store.Run) runIn {
+	var in runIn
+	_ = json.Unmarshal(run.Input, &in)
+	return in
+}
+
+// replyRun is the run of a chat's reply to a message (nil: to the chat as it is when the
+// run starts) and its input.
+func replyRun(c store.Chat, answers *uuid.UUID) (store.Run, runIn) {
 	return store.Run{Artifact: "attempt", Kind: kindChatReply, SubjectID: &c.ID, Topic: events.AttemptTopic(c.AttemptID)},
-		runIn{ChatID: &c.ID}
+		runIn{ChatID: &c.ID, MessageID: answers}
 }
 
 // textRun starts a run answering instructions about an artifact (or one record of it).
@@ -370,6 +389,11 @@ func (k chatReply) Prepare(ctx context.Context, q store.Q, run store.Run) (llm.R
 	if err != nil {
 		return llm.Request{}, "", err
 	}
+	if in := replyInput(run); in.MessageID != nil {
+		if i := slices.IndexFunc(ms, func(m store.Message) bool { return m.ID == *in.MessageID }); i >= 0 {
+			ms = ms[:i+1]
+		}
+	}
 	req := llm.Request{MaxTokens: 300, Messages: []llm.Message{{Role: llm.System,
 		Content: llm.CharacterPrompt(llm.Character{Name: p.Name, About: p.Description, Behaviour: p.Instructions})}}}
 	for _, m := range ms {
@@ -383,9 +407,11 @@ func (k chatReply) Prepare(ctx context.Context, q store.Q, run store.Run) (llm.R
 }
 
 func (k chatReply) Deliver(ctx context.Context, q store.Q, run store.Run, text string) (map[string]any, error) {
-	m := store.Message{ChatID: *run.SubjectID, Role: string(gen.ChatRoleAssistant), Text: text}
-	if last, err := q.LastMessage(ctx, m.ChatID); err == nil {
-		m.ParentID = &last.ID
+	m := store.Message{ChatID: *run.SubjectID, Role: string(gen.ChatRoleAssistant), Text: text, ParentID: replyInput(run).MessageID}
+	if m.ParentID == nil {
+		if last, err := q.LastMessage(ctx, m.ChatID); err == nil {
+			m.ParentID = &last.ID
+		}
 	}
 	if err := q.AppendMessage(ctx, &m); err != nil {
 		return nil, err

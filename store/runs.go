@@ -150,6 +150,13 @@ func (q Q) UpdateRunFrom(ctx context.Context, r Run, from string) (bool, error) 
 	return n == 1, err
 }
 
+// CheckpointRun writes a running run's progress and the text it has generated so far.
+func (q Q) CheckpointRun(ctx context.Context, r Run) error {
+	_, err := q.exec(ctx, `UPDATE runs SET progress = ?, output = ?, output_seq = ?, updated_at = ? WHERE id = ?`,
+		r.Progress, r.Output, r.OutputSeq, Now(), r.ID)
+	return err
+}
+
 const runUpdate = `UPDATE runs SET status = ?, progress = ?, output = ?, output_seq = ?, result = ?, error = ?,
 	question = ?, answer = ?, prompt_tokens = ?, completion_tokens = ?, started_at = ?, updated_at = ?, finished_at = ?,
 	model_id = ? WHERE id = ?`

@@ -316,20 +316,21 @@ func (l *Log) storeEach(ctx context.Context, batch []Event) (rest []Event) {
 }
 
 // Stage publishes events as part of q's transaction — the transaction of the change they
-// announce. Durable events are numbered and stored in it, and delivered once it commits, in
-// order per topic; live ones are delivered once it commits. If it rolls back, none of them
-// was ever published.
+// announce. Durable events are numbered (their Seq in evs is set) and stored in it, and
+// delivered once it commits, in order per topic; live ones are delivered once it commits.
+// If it rolls back, none of them was ever published.
 func (l *Log) Stage(ctx context.Context, q store.Q, evs ...Event) error {
 	if !q.InTx() {
 		return errors.New("events: Stage needs the transaction of the change")
 	}
 	var durable, live []Event
-	for _, ev := range evs {
+	var at []int // where each durable event is in evs
+	for i, ev := range evs {
 		if ev.At.IsZero() {
 			ev.At = store.Now()
 		}
 		if Durable(ev.Topic) {
-			durable = append(durable, ev)
+			durable, at = append(durable, ev), append(at, i)
 		} else {
 			live = append(live, ev)
 		}
@@ -338,6 +339,9 @@ func (l *Log) Stage(ctx context.Context, q store.Q, evs ...Event) error {
 		st, err := l.append(ctx, q, durable)
 		if err != nil {
 			return err
+		}
+		for i, ev := range durable {
+			evs[at[i]].Seq = ev.Seq
 		}
 		q.OnEnd(func(committed bool) { l.settle(st, committed) })
 	}

@@ -139,14 +139,18 @@ func (r *Runner) control(ctx context.Context, id uuid.UUID, change func(*store.R
 	run.UpdatedAt = store.Now()
 	// Written only if the status is still the one read: the run's own job (or another node)
 	// may have ended it meanwhile, and that must not be undone.
-	err = r.commit(ctx, func(q store.Q) ([]events.Event, error) {
+	err = r.commit(ctx, func(q store.Q) error {
+		// A pause checkpoints the text generated so far with its event.
+		if err := r.record(ctx, q, j, &run, r.stateEvents(run, state)...); err != nil {
+			return err
+		}
 		switch ok, err := q.UpdateRunFrom(ctx, run, before); {
 		case err != nil:
-			return nil, err
+			return err
 		case !ok:
-			return nil, problem.Conflict("run %s changed while it was being changed; read it again", run.ID)
+			return problem.Conflict("run %s changed while it was being changed; read it again", run.ID)
 		}
-		return r.stateEvents(run, state), nil
+		return nil
 	})
 	if err != nil {
 		return run, err
@@ -167,7 +171,7 @@ func (r *Runner) save(ctx context.Context, j *job, run *store.Run, announce func
 	if j.paused && run.Status == store.RunRunning {
 		run.Status = store.RunPaused
 	}
-	return r.update(ctx, *run, announce(*run)...)
+	return r.update(ctx, j, *run, announce(*run)...)
 }
 
 // generator returns the generator of a model (the default model when id is nil).

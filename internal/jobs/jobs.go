@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,9 @@ type job struct {
 	paused  bool
 	resume  chan struct{} // closed when a pause ends
 	stopped bool
+	// text is what the model generated so far, once it streams: written under mu by the
+	// stream, read under mu or by the job's goroutine.
+	text *strings.Builder
 }
 
 func (j *job) wasStopped() bool {
@@ -144,7 +148,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		if run.Status == store.RunRunning {
 			gen, _, err := r.generator(ctx, run.ModelID)
 			if d, ok := gen.(interface{ Deterministic() bool }); err != nil || !ok || !d.Deterministic() {
-				r.fail(ctx, run, "the server restarted while the model was generating; start a new generation")
+				r.fail(ctx, nil, run, "the server restarted while the model was generating; start a new generation")
 				continue
 			}
 		}
@@ -304,7 +308,7 @@ func (r *Runner) runSafely(j *job) (err error) {
 			return
 		}
 		if !store.RunFinished(run.Status) {
-			r.fail(context.Background(), run, "the run failed unexpectedly; the cause has been logged")
+			r.fail(context.Background(), j, run, "the run failed unexpectedly; the cause has been logged")
 		}
 		err = nil
 	}()
@@ -328,10 +332,10 @@ func (r *Runner) run(j *job) error {
 	}
 	defer r.release(j)
 	if err := r.acquire(j); err != nil {
-		return r.cancelled(j, run, "")
+		return r.cancelled(j, run)
 	}
 	if err := r.waitIfPaused(j); err != nil {
-		return r.cancelled(j, run, "")
+		return r.cancelled(j, run)
 	}
 	// Reload: the run may have changed while it waited.
 	if run, err = r.store.Q().RunByID(ctx, j.id); err != nil {
@@ -342,7 +346,7 @@ func (r *Runner) run(j *job) error {
 	}
 	kind := r.kinds[run.Kind]
 	if kind == nil {
-		r.fail(ctx, run, fmt.Sprintf("this server cannot run %q runs", run.Kind))
+		r.fail(ctx, j, run, fmt.Sprintf("this server cannot run %q runs", run.Kind))
 		return nil
 	}
 
@@ -395,10 +399,13 @@ func (r *Runner) run(j *job) error {
 	tokens, lastPct := 0, 0
 	if sent != "" {
 		if d, ok := gen.(interface{ Deterministic() bool }); !ok || !d.Deterministic() {
-			r.fail(ctx, run, "the server restarted while the model was generating; start a new generation")
+			r.fail(ctx, j, run, "the server restarted while the model was generating; start a new generation")
 			return nil
 		}
 	}
+	j.mu.Lock()
+	j.text = &text
+	j.mu.Unlock()
 	usage, err := gen.Stream(ctx, req, func(delta string) error {
 		// The delta goes out under the job's lock, so that it is sent either before a
 		// pause's event or after the resume's, never between.
@@ -416,29 +423,47 @@ func (r *Runner) run(j *job) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		text.WriteString(delta)
 		tokens++
-		if text.Len() <= len(sent) { // already sent before the restart
-			return nil
-		}
-		if text.Len()-len(delta) < len(sent) { // a delta straddling the resume point
-			delta = text.String()[len(sent):]
+		if at := text.Len(); at < len(sent) {
+			// Regenerating what was sent before the restart: it must be the same text, or
+			// the watchers' text and the stored one would differ.
+			same := min(len(delta), len(sent)-at)
+			if delta[:same] != sent[at:at+same] {
+				return errDiverged
+			}
+			text.WriteString(delta)
+			if delta = delta[same:]; delta == "" {
+				return nil
+			}
+		} else {
+			text.WriteString(delta)
 		}
 		r.tokens.Add(1)
 		r.publish(run, "generate.text.progress", map[string]any{"run_id": run.ID, "delta": delta})
 		if pct := min(99, tokens*100/expected); pct/10 > lastPct/10 {
 			lastPct = pct
-			r.publish(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": pct})
+			// Each tenth of the way, the text so far is checkpointed in the run's row.
+			run.Progress = pct
+			progress := r.event(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": pct})
+			err := r.commit(ctx, func(q store.Q) error {
+				if err := r.record(ctx, q, j, &run, progress); err != nil {
+					return err
+				}
+				return q.CheckpointRun(ctx, run)
+			})
+			if err != nil && ctx.Err() == nil {
+				// The stream goes on: the next checkpoint, or the run's end, stores the text.
+				r.log.Warn("checkpoint run", "run", run.ID, "err", err)
+			}
 		}
 		return nil
 	})
 	run.PromptTokens, run.CompletionTokens = usage.PromptTokens, usage.CompletionTokens
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return r.cancelled(j, run, text.String())
+		return r.cancelled(j, run)
 	case err != nil:
-		run.Output = text.String() // what was streamed before the failure stays readable
-		r.fail(ctx, run, reason(err))
+		r.fail(ctx, j, run, reason(err)) // what was streamed before the failure stays readable
 		return nil
 	}
 	return r.complete(j, kind, run, text.String())
@@ -446,11 +471,11 @@ func (r *Runner) run(j *job) error {
 
 // cancelled ends a run whose context ended: stopped by its owner, or the runner closing
 // (the run then stays as it is, for the next Start).
-func (r *Runner) cancelled(j *job, run store.Run, text string) error {
+func (r *Runner) cancelled(j *job, run store.Run) error {
 	if !j.wasStopped() {
 		return nil
 	}
-	return r.finishStopped(run, text)
+	return r.finishStopped(j, run)
 }
 
 // failed ends a run on err, unless the run's context ended meanwhile (the error is then
@@ -458,9 +483,9 @@ func (r *Runner) cancelled(j *job, run store.Run, text string) error {
 // is, for the next Start.
 func (r *Runner) failed(j *job, run store.Run, err error) error {
 	if j.ctx.Err() != nil {
-		return r.cancelled(j, run, run.Output)
+		return r.cancelled(j, run)
 	}
-	r.fail(j.ctx, run, reason(err))
+	r.fail(j.ctx, j, run, reason(err))
 	return nil
 }
 
@@ -470,88 +495,108 @@ func (r *Runner) stopLeftover(id uuid.UUID) error {
 	if err != nil || store.RunFinished(run.Status) {
 		return err
 	}
-	return r.finishStopped(run, "")
+	return r.finishStopped(nil, run)
 }
 
 func (r *Runner) complete(j *job, kind Kind, run store.Run, text string) error {
 	ctx := j.ctx
-	err := r.commit(ctx, func(q store.Q) ([]events.Event, error) {
-		result, err := kind.Deliver(ctx, q, run, text)
+	final := run
+	err := r.commit(ctx, func(q store.Q) error {
+		result, err := kind.Deliver(ctx, q, final, text)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b, err := json.Marshal(result)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		now := store.Now()
-		run.Status, run.Progress, run.Output, run.Result, run.UpdatedAt, run.FinishedAt = store.RunCompleted, 100, text, b, now, &now
-		if err := q.UpdateRun(ctx, run); err != nil {
-			return nil, err
-		}
+		final.Status, final.Progress, final.Result, final.UpdatedAt, final.FinishedAt = store.RunCompleted, 100, b, now, &now
 		evs := []events.Event{
-			r.event(run, "generate.progress", map[string]any{"run_id": run.ID, "percentage": 100}),
-			r.event(run, "generate.completed", map[string]any{"run_id": run.ID, "text": text, "result": result,
+			r.event(final, "generate.progress", map[string]any{"run_id": run.ID, "percentage": 100}),
+			r.event(final, "generate.completed", map[string]any{"run_id": run.ID, "text": text, "result": result,
 				"usage": map[string]int{"prompt_tokens": run.PromptTokens, "completion_tokens": run.CompletionTokens}}),
 		}
 		if a, ok := kind.(Announcer); ok {
-			evs = append(evs, a.Announce(run, result)...)
+			evs = append(evs, a.Announce(final, result)...)
 		}
-		return evs, nil
+		if err := r.record(ctx, q, j, &final, evs...); err != nil {
+			return err
+		}
+		return q.UpdateRun(ctx, final)
 	})
 	if err != nil {
-		run.Output = text
 		return r.failed(j, run, err)
 	}
 	r.notify()
 	return nil
 }
 
-// commit runs write in a transaction and stores the events it returns in it: a run's
-// change and the events announcing it are stored together or not at all. The events the
-// run published before (its deltas) are stored first, so that the numbers keep their order.
-func (r *Runner) commit(ctx context.Context, write func(q store.Q) ([]events.Event, error)) error {
+// commit runs write in a transaction, after the events the run published before (its
+// deltas) are stored, so that the events write stages are numbered after them.
+func (r *Runner) commit(ctx context.Context, write func(q store.Q) error) error {
 	if err := r.events.Synced(ctx); err != nil {
 		r.log.Warn("the run's earlier events are not stored yet", "err", err)
 	}
-	return r.store.Tx(ctx, func(q store.Q) error {
-		evs, err := write(q)
-		if err != nil {
+	return r.store.Tx(ctx, write)
+}
+
+// record stages the events announcing a change of the run in q's transaction, and, when
+// the run's job has generated text, sets the run's output to it: the row then holds the
+// text of every delta numbered below its output_seq, the number of the last of evs (on the
+// run's topic), so that the text outlives the events' retention.
+func (r *Runner) record(ctx context.Context, q store.Q, j *job, run *store.Run, evs ...events.Event) error {
+	if err := r.events.Stage(ctx, q, evs...); err != nil {
+		return err
+	}
+	if j == nil || j.text == nil {
+		return nil
+	}
+	for _, ev := range slices.Backward(evs) {
+		if ev.Topic == run.Topic {
+			run.Output, run.OutputSeq = j.text.String(), ev.Seq
+			break
+		}
+	}
+	return nil
+}
+
+// update writes a run with the events announcing its new state.
+func (r *Runner) update(ctx context.Context, j *job, run store.Run, evs ...events.Event) error {
+	return r.commit(ctx, func(q store.Q) error {
+		if err := r.record(ctx, q, j, &run, evs...); err != nil {
 			return err
 		}
-		return r.events.Stage(ctx, q, evs...)
+		return q.UpdateRun(ctx, run)
 	})
 }
 
-// update writes a run with the events announcing its new state (see commit).
-func (r *Runner) update(ctx context.Context, run store.Run, evs ...events.Event) error {
-	return r.commit(ctx, func(q store.Q) ([]events.Event, error) { return evs, q.UpdateRun(ctx, run) })
-}
-
-// fail marks a run failed with a reason the caller may read.
-func (r *Runner) fail(ctx context.Context, run store.Run, why string) {
+// fail marks a run failed with a reason the caller may read; j is its job, if it has one.
+func (r *Runner) fail(ctx context.Context, j *job, run store.Run, why string) {
 	now := store.Now()
 	run.Status, run.Error, run.UpdatedAt, run.FinishedAt = store.RunFailed, &why, now, &now
 	failed := r.event(run, "generate.failed", map[string]any{"run_id": run.ID, "error": why})
-	if err := r.update(context.WithoutCancel(ctx), run, failed); err != nil {
+	if err := r.update(context.WithoutCancel(ctx), j, run, failed); err != nil {
 		r.log.Error("mark run failed", "run", run.ID, "err", err)
 		return
 	}
 	r.notify()
 }
 
-func (r *Runner) finishStopped(run store.Run, text string) error {
+// finishStopped ends a run stopped; j is its job, if it has one.
+func (r *Runner) finishStopped(j *job, run store.Run) error {
 	now := store.Now()
-	if text == "" {
-		text = run.Output
-	}
-	run.Status, run.Output, run.UpdatedAt, run.FinishedAt = store.RunStopped, text, now, &now
-	if err := r.update(context.Background(), run, r.stateEvents(run, "stopped")...); err != nil {
+	run.Status, run.UpdatedAt, run.FinishedAt = store.RunStopped, now, &now
+	if err := r.update(context.Background(), j, run, r.stateEvents(run, "stopped")...); err != nil {
 		return err
 	}
 	r.notify()
 	return nil
 }
+
+// errDiverged is why a run resumed after a restart fails when its model does not produce
+// the text it had sent again.
+var errDiverged = problem.Conflict("the server restarted while the model was generating, and the model did not produce the same text again; start a new generation")
 
 // reason turns an error into what a run's caller is told: problems and model errors as
 // they are (they are written for users), anything else as a generic sentence.
@@ -604,15 +649,15 @@ func (r *Runner) sentText(ctx context.Context, run store.Run) (string, error) {
 	return RunText(ctx, r.store.Q(), run)
 }
 
-// RunText rebuilds a run's text from its published deltas, and returns the number of the
-// last one. The event log is the record of what was sent.
+// RunText is the text a run has sent: its row's checkpoint, then the deltas published after
+// it.
 func RunText(ctx context.Context, q store.Q, run store.Run) (string, error) {
 	text, _, err := RunTextSeq(ctx, q, run, -1)
 	return text, err
 }
 
 // RunTextSeq is RunText up to the event numbered upTo (all events, when negative), with the
-// number of the last delta included.
+// number the text goes up to: the last delta included, or the checkpoint's.
 func RunTextSeq(ctx context.Context, q store.Q, run store.Run, upTo int64) (string, int64, error) {
 	if run.StartedAt == nil {
 		return "", 0, nil
@@ -620,8 +665,13 @@ func RunTextSeq(ctx context.Context, q store.Q, run store.Run, upTo int64) (stri
 	name := run.Artifact + ".generate.text.progress"
 	id := run.ID.String()
 	var b strings.Builder
-	var last int64
-	for after := int64(0); ; {
+	var after, last int64
+	if run.OutputSeq > 0 && (upTo < 0 || run.OutputSeq <= upTo) {
+		// The row holds the text of every delta numbered below output_seq.
+		b.WriteString(run.Output)
+		after, last = run.OutputSeq, run.OutputSeq
+	}
+	for {
 		evs, err := q.EventsFrom(ctx, run.Topic, *run.StartedAt, after, 500)
 		if err != nil {
 			return "", 0, err

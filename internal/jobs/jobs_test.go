@@ -355,3 +355,53 @@ func TestAPanickingRunFailsAndTheServerLives(t *testing.T) {
 		t.Fatalf("the next run: %s", good.Status)
 	}
 }
+
+// TestAPausedRunKeepsItsTextPastRetention: a run's progress and text are checkpointed in its
+// row, each tenth of the way and when it is paused, so that once every event of its topic has
+// expired the row still gives its text; after a restart the resumed run goes on after that
+// text, and its deltas from both processes make its output exactly once.
+func TestAPausedRunKeepsItsTextPastRetention(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			st := d.Open(t)
+			ctx := context.Background()
+			first := newRig(t, st, 10*time.Millisecond)
+			run := first.submit(t, "Tell me everything about the delivery schedules of the northern warehouses", nil)
+			mid := first.wait(t, run.ID, "checkpointed", func(r store.Run) bool { return r.Progress >= 10 })
+			if mid.Status != store.RunRunning || mid.Output == "" || mid.OutputSeq == 0 {
+				t.Fatalf("the row after the first tenth: %s, progress %d, output %q, output_seq %d",
+					mid.Status, mid.Progress, mid.Output, mid.OutputSeq)
+			}
+			if _, err := first.runner.Pause(ctx, run.ID); err != nil {
+				t.Fatal(err)
+			}
+			_, sent := first.runEvents(run.ID)
+			paused, err := st.Q().RunByID(ctx, run.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if paused.Status != store.RunPaused || paused.Output != sent {
+				t.Fatalf("the paused row: %s, output %q; the deltas sent: %q", paused.Status, paused.Output, sent)
+			}
+			first.runner.Close()
+
+			// Every event of the run expires.
+			if _, err := st.Q().PurgeEvents(ctx, store.Now().Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if text, err := jobs.RunText(ctx, st.Q(), paused); err != nil || text != sent {
+				t.Fatalf("the text after the events expired: %q, %v; want %q", text, err, sent)
+			}
+
+			second := newRig(t, st, 0)
+			if _, err := second.runner.Resume(ctx, run.ID); err != nil {
+				t.Fatal(err)
+			}
+			done := second.wait(t, run.ID, "completed", ended)
+			_, rest := second.runEvents(run.ID)
+			if done.Status != store.RunCompleted || sent+rest != done.Output || rest == "" {
+				t.Fatalf("resumed: %s\nbefore %q\nafter  %q\nfull   %q", done.Status, sent, rest, done.Output)
+			}
+		})
+	}
+}
