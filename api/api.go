@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/google/uuid"
 
 	glow "github.com/glowhq/glow"
 	"github.com/glowhq/glow/gen"
@@ -56,6 +58,47 @@ type API struct {
 	resolver Resolver
 	log      *slog.Logger
 	opts     Options
+
+	mu      sync.Mutex
+	streams map[*openStream]struct{} // the SSE streams being served, to end on revocation
+}
+
+// openStream is an SSE stream being served: whose it is, and how to end it.
+type openStream struct {
+	id  *auth.Identity
+	end context.CancelFunc
+}
+
+// EndStreams ends the SSE streams of a session (a revoked token) or, with a nil session, of
+// a profile (whose role or departments changed), and says how many. A client of an ended
+// stream reconnects with Last-Event-ID and is authorized again.
+func (a *API) EndStreams(session *uuid.UUID, profile uuid.UUID) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for st := range a.streams {
+		if (session != nil && st.id.SessionID == *session) || (session == nil && st.id.ProfileID == profile) {
+			st.end()
+			delete(a.streams, st)
+			n++
+		}
+	}
+	return n
+}
+
+// track registers a stream until the returned function is called.
+func (a *API) track(st *openStream) (untrack func()) {
+	a.mu.Lock()
+	if a.streams == nil {
+		a.streams = map[*openStream]struct{}{}
+	}
+	a.streams[st] = struct{}{}
+	a.mu.Unlock()
+	return func() {
+		a.mu.Lock()
+		delete(a.streams, st)
+		a.mu.Unlock()
+	}
 }
 
 // Mount registers every operation, the spec and the fallback handlers on mux.

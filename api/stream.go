@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +35,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 	if topic == "" {
 		topic = events.ProfileTopic(id.ProfileID)
 	}
+	ctx, end := context.WithCancel(ctx)
+	defer end()
+	defer a.track(&openStream{id: id, end: end})()
 	if err := a.opts.AuthorizeTopic(ctx, topic); err != nil {
 		var p *problem.Problem
 		if !errors.As(err, &p) {

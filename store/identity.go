@@ -109,8 +109,21 @@ func (q Q) SetProfileRole(ctx context.Context, id uuid.UUID, role string) error 
 	if _, err := q.Role(ctx, role); err != nil {
 		return fmt.Errorf("role %q: %w", role, err)
 	}
-	_, err := q.exec(ctx, `UPDATE profiles SET role = ? WHERE id = ?`, role, id)
+	_, err := q.exec(ctx, `UPDATE profiles SET role = ?, updated_at = ? WHERE id = ? AND role <> ?`, role, Now(), id, role)
 	return err
+}
+
+// ProfileChange is when a profile's role or departments last changed.
+type ProfileChange struct {
+	ID        uuid.UUID `db:"id"`
+	UpdatedAt time.Time `db:"updated_at"`
+}
+
+// ProfilesChangedSince lists the profiles whose role or departments changed at or after t.
+func (q Q) ProfilesChangedSince(ctx context.Context, t time.Time) ([]ProfileChange, error) {
+	var cs []ProfileChange
+	err := q.sel(ctx, &cs, `SELECT id, updated_at FROM profiles WHERE updated_at >= ? ORDER BY updated_at`, t)
+	return cs, err
 }
 
 // EnsureDepartment returns the department with this name, creating it if needed.
@@ -138,8 +151,12 @@ func (q Q) DepartmentsByIDs(ctx context.Context, ids []uuid.UUID) ([]Department,
 
 // AddProfileDepartment puts a profile in a department (a no-op if it is already there).
 func (q Q) AddProfileDepartment(ctx context.Context, profileID, departmentID uuid.UUID) error {
-	_, err := q.exec(ctx, `INSERT INTO profile_departments (profile_id, department_id) VALUES (?, ?)
+	n, err := q.exec(ctx, `INSERT INTO profile_departments (profile_id, department_id) VALUES (?, ?)
 		ON CONFLICT (profile_id, department_id) DO NOTHING`, profileID, departmentID)
+	if err != nil || n == 0 {
+		return err
+	}
+	_, err = q.exec(ctx, `UPDATE profiles SET updated_at = ? WHERE id = ?`, Now(), profileID)
 	return err
 }
 

@@ -96,7 +96,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	sessions map[uuid.UUID]map[*socket.Socket]struct{} // sockets per session, for revocation
+	sessions map[uuid.UUID]map[*socket.Socket]*conn // sockets per session, for revocation
 }
 
 // conn is what a socket carries: who it is, and its bounded call slots.
@@ -114,7 +114,7 @@ type conn struct {
 func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence, log *slog.Logger, opts Options) *Server {
 	opts.defaults()
 	s := &Server{dispatch: d, resolver: r, events: evs, presence: presence, log: log, opts: opts,
-		sessions: map[uuid.UUID]map[*socket.Socket]struct{}{}}
+		sessions: map[uuid.UUID]map[*socket.Socket]*conn{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	so := socket.DefaultServerOptions()
@@ -306,10 +306,10 @@ func (s *Server) track(sock *socket.Socket, c *conn) {
 	s.mu.Lock()
 	set := s.sessions[c.id.SessionID]
 	if set == nil {
-		set = map[*socket.Socket]struct{}{}
+		set = map[*socket.Socket]*conn{}
 		s.sessions[c.id.SessionID] = set
 	}
-	set[sock] = struct{}{}
+	set[sock] = c
 	s.mu.Unlock()
 	s.presence.Connected(c.id.ProfileID)
 }
@@ -344,6 +344,26 @@ func (s *Server) Revoke(sessionID uuid.UUID) int {
 		sock.Disconnect(false)
 		conn := sock.Conn()
 		time.AfterFunc(s.opts.KickGrace, func() { conn.Close(true) })
+	}
+	return len(socks)
+}
+
+// Reauthenticate closes the connections of a profile's sockets, whose role or departments
+// changed: each client reconnects by itself, and its handshake resolves its token again,
+// so that its calls and rooms follow the change. It says how many sockets it closed.
+func (s *Server) Reauthenticate(profileID uuid.UUID) int {
+	s.mu.Lock()
+	var socks []*socket.Socket
+	for _, set := range s.sessions {
+		for sock, c := range set {
+			if c.id.ProfileID == profileID {
+				socks = append(socks, sock)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, sock := range socks {
+		sock.Conn().Close(true)
 	}
 	return len(socks)
 }

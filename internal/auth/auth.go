@@ -188,6 +188,19 @@ func (r *Resolver) Forget(sessionID uuid.UUID) {
 	delete(r.touched, sessionID)
 }
 
+// ForgetProfile drops the cached identities of a profile, when its role or departments
+// change.
+func (r *Resolver) ForgetProfile(profileID uuid.UUID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for hash, c := range r.cache {
+		if c.id.ProfileID == profileID {
+			delete(r.cache, hash)
+			delete(r.bySession, c.id.SessionID)
+		}
+	}
+}
+
 // ProfileIdentity builds the identity of a profile as it is now, without a session: what a
 // run started by the profile acts as.
 func ProfileIdentity(ctx context.Context, q store.Q, profileID uuid.UUID) (*Identity, error) {

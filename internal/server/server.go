@@ -13,6 +13,8 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/google/uuid"
+
 	glow "github.com/glowhq/glow"
 	"github.com/glowhq/glow/api"
 	"github.com/glowhq/glow/handlers"
@@ -166,16 +168,25 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 }
 
 // watchRevocations forgets the cached identities of revoked tokens and disconnects their
-// sockets. Tokens may be revoked by another process (glow token revoke), so the database is
-// polled; both steps are idempotent, so a token seen on several polls is harmless.
+// sockets and SSE streams; and when a profile's role or departments change, it forgets the
+// profile's cached identities, has its sockets reconnect (their handshakes resolve their
+// tokens again) and ends its SSE streams (which reconnect and are authorized again).
+// Tokens and profiles may be changed by another process (glow token), so the database is
+// polled; revocations are idempotent, and a profile change is followed once.
 func (s *Server) watchRevocations(ctx context.Context) {
 	t := time.NewTicker(s.opts.RevocationPoll)
 	defer t.Stop()
+	handled := map[uuid.UUID]time.Time{} // the profile changes followed, within the overlap
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		for id, at := range handled {
+			if time.Since(at) > 2*time.Minute {
+				delete(handled, id)
+			}
 		}
 		// A minute of overlap covers clock differences between the processes.
 		ids, err := s.Store.Q().TokensRevokedSince(ctx, store.Now().Add(-time.Minute))
@@ -189,6 +200,29 @@ func (s *Server) watchRevocations(ctx context.Context) {
 			s.resolver.Forget(id)
 			if n := s.WS.Revoke(id); n > 0 {
 				s.log.Info("disconnected the sockets of a revoked token", "session", id, "sockets", n)
+			}
+			if n := s.API.EndStreams(&id, uuid.Nil); n > 0 {
+				s.log.Info("ended the SSE streams of a revoked token", "session", id, "streams", n)
+			}
+		}
+		changed, err := s.Store.Q().ProfilesChangedSince(ctx, store.Now().Add(-time.Minute))
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("poll changed profiles", "err", err)
+			}
+			continue
+		}
+		for _, c := range changed {
+			if !c.UpdatedAt.After(handled[c.ID]) {
+				continue // this change was followed on an earlier poll
+			}
+			handled[c.ID] = c.UpdatedAt
+			id := c.ID
+			s.resolver.ForgetProfile(id)
+			sockets, streams := s.WS.Reauthenticate(id), s.API.EndStreams(nil, id)
+			if sockets+streams > 0 {
+				s.log.Info("a profile's role or departments changed: its sockets reconnect and its streams end",
+					"profile", id, "sockets", sockets, "streams", streams)
 			}
 		}
 	}
