@@ -13,12 +13,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
-	"github.com/google/uuid"
 
 	glow "github.com/glowhq/glow"
 	"github.com/glowhq/glow/gen"
@@ -69,15 +69,15 @@ type openStream struct {
 	end context.CancelFunc
 }
 
-// EndStreams ends the SSE streams of a session (a revoked token) or, with a nil session, of
-// a profile (whose role or departments changed), and says how many. A client of an ended
-// stream reconnects with Last-Event-ID and is authorized again.
-func (a *API) EndStreams(session *uuid.UUID, profile uuid.UUID) int {
+// EndStreams ends the SSE streams opened with an identity that matches — of a revoked
+// token, or with a profile's former rights — and says how many. A client of an ended stream
+// reconnects with Last-Event-ID and is authorized again.
+func (a *API) EndStreams(match func(*auth.Identity) bool) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
 	for st := range a.streams {
-		if (session != nil && st.id.SessionID == *session) || (session == nil && st.id.ProfileID == profile) {
+		if match(st.id) {
 			st.end()
 			delete(a.streams, st)
 			n++
@@ -249,6 +249,9 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) 
 	}
 	res := a.dispatch.Do(ctx, op, body, dispatch.HTTP)
 	w.Header().Set("Glow-Call-Id", res.CallID.String())
+	if res.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(res.RetryAfter))
+	}
 	write(w, res.Status, res.Body)
 }
 

@@ -233,15 +233,25 @@ func (e Transport) Valid() bool {
 
 // AttemptChatGetRequest defines model for AttemptChatGetRequest.
 type AttemptChatGetRequest struct {
-	ChatId openapi_types.UUID `json:"chat_id"`
+	// BeforeSeq Return the messages numbered below this one (a message's `seq`), to page back through a long chat.
+	BeforeSeq *int               `json:"before_seq,omitempty"`
+	ChatId    openapi_types.UUID `json:"chat_id"`
+
+	// Limit How many messages to return at most; the latest ones (before `before_seq`, when given).
+	Limit *int `json:"limit,omitempty"`
 }
 
 // AttemptChatGetResponse defines model for AttemptChatGetResponse.
 type AttemptChatGetResponse struct {
 	Chat Chat `json:"chat"`
 
+	// HasMore Older messages exist; ask again with `before_seq` set to the first message's `seq`.
+	HasMore bool `json:"has_more"`
+
 	// LastSeq The topic's last number when the chat was read; subscribe with it as `since` to miss nothing.
-	LastSeq  int           `json:"last_seq"`
+	LastSeq int `json:"last_seq"`
+
+	// Messages The chat's latest messages (up to `limit`, before `before_seq`), oldest first.
 	Messages []ChatMessage `json:"messages"`
 
 	// Reply A reply still being generated, as far as it got.
@@ -1071,6 +1081,9 @@ type Problem struct {
 	// Errors One entry per problem found in the request.
 	Errors   []ProblemDetail `json:"errors,omitempty"`
 	Instance *string         `json:"instance,omitempty"`
+
+	// RetryAfter With 429, the seconds to wait before trying again (HTTP also sends it as the `Retry-After` header).
+	RetryAfter *int `json:"retry_after,omitempty"`
 
 	// Status The HTTP status code (also the socket.io ack's `status`).
 	Status *int `json:"status,omitempty"`

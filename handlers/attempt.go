@@ -85,6 +85,15 @@ func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMes
 		if err := q.AppendMessage(ctx, &m); err != nil {
 			return err
 		}
+		// Counted after the message is appended, which locks the chat's row: concurrent
+		// messages of one chat count each other's replies.
+		switch n, err := q.CountActiveRunsOn(ctx, chat.ID, kindChatReply); {
+		case err != nil:
+			return err
+		case n >= s.limits.ChatReplies:
+			return problem.TooManyRequests(retryRuns,
+				"%d replies of chat %s are still waiting or being generated; send this message again once one has ended", n, chat.ID)
+		}
 		// The reply's run is stored with the message, and the message's event too: all or none.
 		reply, input := replyRun(chat, &m.ID)
 		if run, err = s.submitRun(ctx, q, id, reply, input, nil, nil); err != nil {
@@ -101,9 +110,9 @@ func (s *Service) AttemptChatMessage(ctx context.Context, in *gen.AttemptChatMes
 	return out, nil
 }
 
-// AttemptChatGet returns a chat, its messages and the reply still being generated, if any,
-// with the attempt topic's number at the time: following the topic from that number misses
-// nothing and repeats nothing.
+// AttemptChatGet returns a chat, a page of its messages (the latest ones by default) and the
+// reply still being generated, if any, with the attempt topic's number at the time:
+// following the topic from that number misses nothing and repeats nothing.
 func (s *Service) AttemptChatGet(ctx context.Context, in *gen.AttemptChatGetRequest) (*gen.AttemptChatGetResponse, error) {
 	id, err := caller(ctx)
 	if err != nil {
@@ -122,13 +131,21 @@ func (s *Service) AttemptChatGet(ctx context.Context, in *gen.AttemptChatGetRequ
 	if err != nil {
 		return nil, err
 	}
-	ms, err := q.ChatMessages(ctx, c.ID)
+	limit, before := 100, 0
+	if in.Limit != nil {
+		limit = *in.Limit
+	}
+	if in.BeforeSeq != nil {
+		before = *in.BeforeSeq
+	}
+	ms, more, err := q.ChatMessagesBefore(ctx, c.ID, before, limit)
 	if err != nil {
 		return nil, err
 	}
 	out := &gen.AttemptChatGetResponse{
 		Chat:     gen.Chat{Id: c.ID, AttemptId: c.AttemptID, PersonaId: c.PersonaID, ProfileId: c.ProfileID, CreatedAt: utc(c.CreatedAt)},
 		Messages: make([]gen.ChatMessage, len(ms)),
+		HasMore:  more,
 		Topic:    topic,
 		LastSeq:  int(last),
 	}

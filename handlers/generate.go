@@ -65,6 +65,13 @@ func (s *Service) submitRun(ctx context.Context, q store.Q, id *auth.Identity, r
 			return run, err
 		}
 	}
+	switch n, err := q.CountActiveRuns(ctx, id.ProfileID); {
+	case err != nil:
+		return run, err
+	case n >= s.limits.ProfileRuns:
+		return run, problem.TooManyRequests(retryRuns,
+			"you already have %d runs queued, running or paused; wait for some to end, or stop some", n)
+	}
 	input, err := json.Marshal(in)
 	if err != nil {
 		return run, err
@@ -72,6 +79,10 @@ func (s *Service) submitRun(ctx context.Context, q store.Q, id *auth.Identity, r
 	run.ProfileID, run.ModelID, run.GroupID, run.Input = id.ProfileID, modelID, groupID, input
 	return s.runner.Submit(ctx, q, run)
 }
+
+// retryRuns is the Retry-After of a run refused for the caller's runs in progress: about
+// the time a reply takes.
+const retryRuns = 5
 
 func generated(run store.Run, key *string) *gen.GenerateResponse {
 	return &gen.GenerateResponse{Run: runOut(run, run.Output), IdempotencyKey: key}

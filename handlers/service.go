@@ -26,6 +26,7 @@ type Service struct {
 	presence Presence
 	version  string
 	started  time.Time
+	limits   Limits
 }
 
 // Presence tells who is online on this server.
@@ -35,10 +36,30 @@ type Presence interface {
 
 var _ gen.Handlers = (*Service)(nil)
 
+// Limits bound the work one caller can queue.
+type Limits struct {
+	// ChatReplies is how many replies of one chat may be waiting or generating at once
+	// (default 3): a message beyond it is refused with 429.
+	ChatReplies int
+	// ProfileRuns is how many runs of one profile may be queued, running or paused at once
+	// (default 16): a run beyond it is refused with 429.
+	ProfileRuns int
+}
+
+func (l *Limits) defaults() {
+	if l.ChatReplies <= 0 {
+		l.ChatReplies = 3
+	}
+	if l.ProfileRuns <= 0 {
+		l.ProfileRuns = 16
+	}
+}
+
 // New returns the service; version is reported by system.health. It registers the kinds of
 // generation runs with the runner.
-func New(s *store.Store, runner *jobs.Runner, ev *events.Log, presence Presence, version string) *Service {
-	svc := &Service{store: s, runner: runner, events: ev, presence: presence, version: version, started: time.Now()}
+func New(s *store.Store, runner *jobs.Runner, ev *events.Log, presence Presence, version string, limits Limits) *Service {
+	limits.defaults()
+	svc := &Service{store: s, runner: runner, events: ev, presence: presence, version: version, started: time.Now(), limits: limits}
 	runner.Register(kindChatReply, chatReply{svc})
 	runner.Register(kindPersonaDraft, personaDraft{svc})
 	runner.Register(kindText, textAnswer{svc})

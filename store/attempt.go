@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -99,4 +101,21 @@ func (q Q) ChatMessages(ctx context.Context, chatID uuid.UUID) ([]Message, error
 	var ms []Message
 	err := q.sel(ctx, &ms, `SELECT `+messageColumns+` FROM messages WHERE chat_id = ? ORDER BY seq`, chatID)
 	return ms, err
+}
+
+// ChatMessagesBefore returns a chat's latest limit messages numbered below before (0: the
+// latest of all), oldest first, and whether older ones exist.
+func (q Q) ChatMessagesBefore(ctx context.Context, chatID uuid.UUID, before, limit int) ([]Message, bool, error) {
+	if before <= 0 {
+		before = math.MaxInt32
+	}
+	var ms []Message
+	err := q.sel(ctx, &ms, `SELECT `+messageColumns+` FROM messages WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+		chatID, before, limit+1)
+	more := len(ms) > limit
+	if more {
+		ms = ms[:limit]
+	}
+	slices.Reverse(ms)
+	return ms, more, err
 }

@@ -114,6 +114,22 @@ func (q Q) ActiveRunOn(ctx context.Context, subjectID uuid.UUID, kind string) (R
 	return r, err
 }
 
+// CountActiveRuns counts a profile's runs that hold a worker or wait for one: queued,
+// running or paused.
+func (q Q) CountActiveRuns(ctx context.Context, profileID uuid.UUID) (int, error) {
+	var n int
+	err := q.get(ctx, &n, `SELECT COUNT(*) FROM runs WHERE profile_id = ? AND status IN ('queued', 'running', 'paused')`, profileID)
+	return n, err
+}
+
+// CountActiveRunsOn counts the runs of a kind on a subject that have not ended.
+func (q Q) CountActiveRunsOn(ctx context.Context, subjectID uuid.UUID, kind string) (int, error) {
+	var n int
+	err := q.get(ctx, &n, `SELECT COUNT(*) FROM runs WHERE subject_id = ? AND kind = ?
+		AND status NOT IN ('completed', 'failed', 'stopped')`, subjectID, kind)
+	return n, err
+}
+
 // RunFilter selects a profile's runs of an artifact.
 type RunFilter struct {
 	ProfileID uuid.UUID

@@ -566,7 +566,7 @@ func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers,
 	evDone := make(chan struct{})
 	go func() { evs.Run(evCtx); close(evDone) }()
 	tracker := presence.New(st, log, 0)
-	h := &slowHandlers{Service: handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, tracker, contract.Version()), delay: delay}
+	h := &slowHandlers{Service: handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, tracker, contract.Version(), handlers.Limits{}), delay: delay}
 	d := dispatch.New(contract, h, st, evs, log, dispatch.Options{CallTimeout: 30 * time.Second})
 	srv := ws.New(d, auth.NewResolver(st, 0), evs, tracker, log, ws.Options{MaxCalls: maxCalls})
 	mux := http.NewServeMux()

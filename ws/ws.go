@@ -348,15 +348,16 @@ func (s *Server) Revoke(sessionID uuid.UUID) int {
 	return len(socks)
 }
 
-// Reauthenticate closes the connections of a profile's sockets, whose role or departments
-// changed: each client reconnects by itself, and its handshake resolves its token again,
-// so that its calls and rooms follow the change. It says how many sockets it closed.
-func (s *Server) Reauthenticate(profileID uuid.UUID) int {
+// Reauthenticate closes the connections of the sockets whose identity matches — a profile's
+// former rights, once its role or departments changed: each client reconnects by itself,
+// and its handshake resolves its token again, so that its calls and rooms follow the
+// change. It says how many sockets it closed.
+func (s *Server) Reauthenticate(match func(*auth.Identity) bool) int {
 	s.mu.Lock()
 	var socks []*socket.Socket
 	for _, set := range s.sessions {
 		for sock, c := range set {
-			if c.id.ProfileID == profileID {
+			if match(c.id) {
 				socks = append(socks, sock)
 			}
 		}

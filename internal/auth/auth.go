@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,20 @@ type Identity struct {
 	Permissions   []store.Permission
 	Departments   []store.Department
 	DepartmentIDs []uuid.UUID
+}
+
+// SameRights reports whether two identities of a profile have the same role and
+// departments.
+func (id *Identity) SameRights(other *Identity) bool {
+	if id.Role != other.Role || id.Level != other.Level || len(id.DepartmentIDs) != len(other.DepartmentIDs) {
+		return false
+	}
+	for _, d := range id.DepartmentIDs {
+		if !slices.Contains(other.DepartmentIDs, d) {
+			return false
+		}
+	}
+	return true
 }
 
 // Can reports whether the role allows an operation of an artifact.

@@ -47,7 +47,7 @@ func BenchmarkDispatch(b *testing.B) {
 	evCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go evs.Run(evCtx)
-	svc := handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, presence.New(st, log, 0), contract.Version())
+	svc := handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, presence.New(st, log, 0), contract.Version(), handlers.Limits{})
 	d := dispatch.New(contract, svc, st, evs, log, dispatch.Options{})
 	callerCtx := auth.NewContext(ctx, id)
 

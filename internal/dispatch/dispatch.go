@@ -46,6 +46,8 @@ type Result struct {
 	Status int
 	Body   json.RawMessage
 	CallID uuid.UUID
+	// RetryAfter is, with 429, the seconds after which the call may be tried again.
+	RetryAfter int
 }
 
 // Options tunes a Dispatcher.
@@ -283,7 +285,8 @@ func (c *call) idempotent(ctx context.Context, key string, parsed, req any) Resu
 	res := c.invoke(ctx, req)
 	// The caller may be gone; the receipt must be written (or released) regardless.
 	bg := context.WithoutCancel(ctx)
-	if res.Status >= http.StatusInternalServerError {
+	if res.Status >= http.StatusInternalServerError || res.Status == http.StatusTooManyRequests {
+		// A retry may succeed: it must run the call again.
 		err = q.ReleaseIdempotencyKey(bg, c.id.ProfileID, key)
 	} else {
 		err = q.CompleteIdempotencyKey(bg, c.id.ProfileID, key, res.Status, res.Body)
@@ -337,7 +340,7 @@ func (c *call) problem(p *problem.Problem) Result {
 		p.Errors = nil
 		body, _ = json.Marshal(p)
 	}
-	return Result{Status: p.Status, Body: body, CallID: c.callID}
+	return Result{Status: p.Status, Body: body, CallID: c.callID, RetryAfter: p.RetryAfter}
 }
 
 // The lifecycle events (schemas CallStarted, CallCompleted and CallFailed in the spec) go to

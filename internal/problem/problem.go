@@ -23,6 +23,8 @@ type Problem struct {
 	Detail   string   `json:"detail,omitempty"`
 	Instance string   `json:"instance,omitempty"`
 	Errors   []Detail `json:"errors,omitempty"`
+	// RetryAfter is, with 429, the seconds to wait before trying again.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 func (p *Problem) Error() string {
@@ -53,6 +55,14 @@ func Forbidden(format string, args ...any) *Problem {
 // NotFound (404): a referenced record does not exist.
 func NotFound(format string, args ...any) *Problem {
 	return New(http.StatusNotFound, fmt.Sprintf(format, args...))
+}
+
+// TooManyRequests (429): the caller has too much going on; it may try again after
+// retryAfter seconds.
+func TooManyRequests(retryAfter int, format string, args ...any) *Problem {
+	p := New(http.StatusTooManyRequests, fmt.Sprintf(format, args...))
+	p.RetryAfter = retryAfter
+	return p
 }
 
 // Conflict (409): the request clashes with the state of the server.

@@ -28,6 +28,8 @@ type Options struct {
 	TokenCacheTTL   time.Duration // how long a resolved token is trusted without the database
 	EventRetention  time.Duration
 	Workers         int           // generation runs at once
+	ChatReplies     int           // replies of one chat waiting or generating at once
+	ProfileRuns     int           // runs of one profile queued, running or paused at once
 	LocalTokenDelay time.Duration // the pace of the local model's stream
 	MetricsInterval time.Duration // how often the metrics snapshot is pushed
 	PresenceGrace   time.Duration // how long a profile without sockets stays active
@@ -71,6 +73,8 @@ func Defaults() Options {
 		SocketMaxCalls:  16,
 		RecoveryWindow:  30 * time.Second,
 		Workers:         8,
+		ChatReplies:     3,
+		ProfileRuns:     16,
 		LocalTokenDelay: 30 * time.Millisecond,
 		EventRetention:  7 * 24 * time.Hour,
 		ShutdownTimeout: 10 * time.Second,
@@ -101,6 +105,8 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", int64(def.SocketMaxCalls))), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
 	fs.DurationVar(&o.RecoveryWindow, "recovery-window", o.envDuration("GLOW_RECOVERY_WINDOW", def.RecoveryWindow), "how long a dropped socket.io connection may recover its rooms and missed packets; negative turns it off (GLOW_RECOVERY_WINDOW)")
 	fs.IntVar(&o.Workers, "workers", int(o.envInt("GLOW_WORKERS", int64(def.Workers))), "generation runs executed at once (GLOW_WORKERS)")
+	fs.IntVar(&o.ChatReplies, "chat-replies", int(o.envInt("GLOW_CHAT_REPLIES", int64(def.ChatReplies))), "replies of one chat waiting or being generated at once; a message beyond gets 429 (GLOW_CHAT_REPLIES)")
+	fs.IntVar(&o.ProfileRuns, "profile-runs", int(o.envInt("GLOW_PROFILE_RUNS", int64(def.ProfileRuns))), "runs of one profile queued, running or paused at once; a run beyond gets 429 (GLOW_PROFILE_RUNS)")
 	fs.DurationVar(&o.LocalTokenDelay, "local-token-delay", o.envDuration("GLOW_LOCAL_TOKEN_DELAY", def.LocalTokenDelay), "pause between the words the local model streams (GLOW_LOCAL_TOKEN_DELAY)")
 	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", def.EventRetention), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
 	fs.DurationVar(&o.BodyTimeout, "body-timeout", o.envDuration("GLOW_BODY_TIMEOUT", def.BodyTimeout), "longest an HTTP request body may take to arrive; a slower one gets 408 (GLOW_BODY_TIMEOUT)")
@@ -124,6 +130,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Workers < 1 {
 		return fmt.Errorf("workers must be at least 1 (got %d)", o.Workers)
+	}
+	if o.ChatReplies < 1 || o.ProfileRuns < 1 {
+		return fmt.Errorf("chat replies and profile runs must be at least 1 (got %d and %d)", o.ChatReplies, o.ProfileRuns)
 	}
 	if o.LocalTokenDelay < 0 || o.EventRetention <= 0 {
 		return fmt.Errorf("local token delay must not be negative and event retention must be positive")

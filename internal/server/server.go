@@ -66,7 +66,8 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	s.Events = events.New(st, log, events.Options{Retention: opts.EventRetention})
 	s.Runner = jobs.New(st, s.Events, log, jobs.Options{Workers: opts.Workers, LocalDelay: opts.LocalTokenDelay})
 	s.Presence = presence.New(st, log, opts.PresenceGrace)
-	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract.Version())
+	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract.Version(),
+		handlers.Limits{ChatReplies: opts.ChatReplies, ProfileRuns: opts.ProfileRuns})
 	s.Dispatch = dispatch.New(contract, svc, st, s.Events, log, dispatch.Options{CallTimeout: opts.CallTimeout})
 	s.resolver = auth.NewResolver(st, opts.TokenCacheTTL)
 	mux := http.NewServeMux()
@@ -201,7 +202,7 @@ func (s *Server) watchRevocations(ctx context.Context) {
 			if n := s.WS.Revoke(id); n > 0 {
 				s.log.Info("disconnected the sockets of a revoked token", "session", id, "sockets", n)
 			}
-			if n := s.API.EndStreams(&id, uuid.Nil); n > 0 {
+			if n := s.API.EndStreams(func(i *auth.Identity) bool { return i.SessionID == id }); n > 0 {
 				s.log.Info("ended the SSE streams of a revoked token", "session", id, "streams", n)
 			}
 		}
@@ -216,10 +217,19 @@ func (s *Server) watchRevocations(ctx context.Context) {
 			if !c.UpdatedAt.After(handled[c.ID]) {
 				continue // this change was followed on an earlier poll
 			}
+			now, err := auth.ProfileIdentity(ctx, s.Store.Q(), c.ID)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("read a changed profile", "profile", c.ID, "err", err)
+				}
+				continue
+			}
 			handled[c.ID] = c.UpdatedAt
 			id := c.ID
 			s.resolver.ForgetProfile(id)
-			sockets, streams := s.WS.Reauthenticate(id), s.API.EndStreams(nil, id)
+			// What was opened with the rights the profile has now stays as it is.
+			stale := func(i *auth.Identity) bool { return i.ProfileID == id && !i.SameRights(now) }
+			sockets, streams := s.WS.Reauthenticate(stale), s.API.EndStreams(stale)
 			if sockets+streams > 0 {
 				s.log.Info("a profile's role or departments changed: its sockets reconnect and its streams end",
 					"profile", id, "sockets", sockets, "streams", streams)
