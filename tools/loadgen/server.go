@@ -16,6 +16,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -216,6 +217,37 @@ func startChild(dir string, cfg serverConfig) (*target, error) {
 	cmd := exec.Command(self, childCommand, "-data-dir", dir, "-clients", strconv.Itoa(cfg.Clients),
 		"-role", cfg.Role, "-max-calls", strconv.Itoa(cfg.MaxCalls), "-log-level", cfg.LogLevel,
 		"-cpuprofile", cfg.Profile, "-watchers", strconv.Itoa(cfg.Watchers), "-local-token-delay", cfg.TokenDelay.String())
+	p, err := startProcess(cmd, "the server", 2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	var info serverInfo
+	if err := json.Unmarshal(p.line, &info); err != nil || info.URL == "" {
+		_ = p.stop()
+		return nil, fmt.Errorf("the server did not start (it printed %q)", strings.TrimSpace(string(p.line)))
+	}
+	return &target{
+		serverInfo: info,
+		Mode:       "a separate process (the load generator's binary re-executed, running server.New and Serve as glow serve does)",
+		serverCPU:  func() (time.Duration, error) { return procCPU(p.pid) },
+		serverRSS:  func() (int64, error) { return procRSS(p.pid) },
+		pid:        p.pid,
+		stop:       p.stop,
+		dataDir:    dir,
+	}, nil
+}
+
+// process is a server process the load generator started: it printed line first on its
+// stdout, and runs until its stdin closes.
+type process struct {
+	pid  int
+	line []byte
+	stop func() error // close its stdin and wait for it to exit (kill it after 15 s)
+}
+
+// startProcess starts cmd, with its stderr on ours, and waits up to wait for the first line
+// it prints.
+func startProcess(cmd *exec.Cmd, what string, wait time.Duration) (*process, error) {
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -229,7 +261,7 @@ func startChild(dir string, cfg serverConfig) (*target, error) {
 		return nil, err
 	}
 	exited := make(chan error, 1)
-	stop := func() error {
+	stop := sync.OnceValue(func() error {
 		stdin.Close()
 		select {
 		case err := <-exited:
@@ -237,39 +269,24 @@ func startChild(dir string, cfg serverConfig) (*target, error) {
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
-			return errors.New("the server did not stop within 15s; killed it")
+			return fmt.Errorf("%s did not stop within 15s; killed it", what)
 		}
-	}
-	lines := make(chan string, 1)
+	})
+	lines := make(chan []byte, 1)
 	go func() {
 		r := bufio.NewReaderSize(stdout, 1<<20)
-		line, _ := r.ReadString('\n')
+		line, _ := r.ReadBytes('\n')
 		lines <- line
 		_, _ = io.Copy(io.Discard, r)
 		exited <- cmd.Wait()
 	}()
-	var line string
 	select {
-	case line = <-lines:
-	case <-time.After(2 * time.Minute):
+	case line := <-lines:
+		return &process{pid: cmd.Process.Pid, line: line, stop: stop}, nil
+	case <-time.After(wait):
 		_ = stop()
-		return nil, errors.New("the server did not start within 2 minutes")
+		return nil, fmt.Errorf("%s did not start within %s", what, wait)
 	}
-	var info serverInfo
-	if err := json.Unmarshal([]byte(line), &info); err != nil || info.URL == "" {
-		_ = stop()
-		return nil, fmt.Errorf("the server did not start (it printed %q)", strings.TrimSpace(line))
-	}
-	pid := cmd.Process.Pid
-	return &target{
-		serverInfo: info,
-		Mode:       "a separate process (the load generator's binary re-executed, running server.New and Serve as glow serve does)",
-		serverCPU:  func() (time.Duration, error) { return procCPU(pid) },
-		serverRSS:  func() (int64, error) { return procRSS(pid) },
-		pid:        pid,
-		stop:       stop,
-		dataDir:    dir,
-	}, nil
 }
 
 // startInProcess runs the server in this process.
