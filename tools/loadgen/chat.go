@@ -435,18 +435,41 @@ func runChatStep(ctx context.Context, tgt *target, env chatEnv, cfg chatStepConf
 	}
 	res.Connect = time.Since(connectStart)
 
-	start := time.Now()
-	measureFrom := start.Add(cfg.Warmup)
+	var lastEnd atomic.Int64 // when the latest reply ended at the owner's socket
+	var sent atomic.Int64
+	rec, err := fanoutWindow(ctx, tgt, cfg, win, &res, "the chat's owner", func(stop <-chan struct{}, rec *recorder) error {
+		return sendChat(ctx, sender, started.ChatID, ends, stop, rec, &lastEnd, &sent, cfg.Timeout)
+	})
+	if err != nil {
+		return res, err
+	}
+	last := settledSeq(ctx, ref, 200*time.Millisecond, cfg.Timeout)
+	drainWatchers(ctx, &res, watchers, last, lastEnd.Load())
+	disconnect()
+	sender.Close()
+
+	published, err := readPublishTimes(ctx, tgt, topic, last)
+	if err != nil {
+		return res, fmt.Errorf("read the event log: %w", err)
+	}
+	res.AllReplies = sent.Load()
+	res.account(rec, ref, watchers, published, last, win)
+	return res, nil
+}
+
+// fanoutWindow runs send, the owner's loop, from now on through the warm-up and the
+// measured window of cfg (set on win), takes the server's CPU time and memory at the ends
+// of the window, then stops send and waits for it to finish the message in progress. who
+// names the owner in errors. It returns the owner's tally of its messages.
+func fanoutWindow(ctx context.Context, tgt *target, cfg chatStepConfig, win *window, res *chatResult, who string,
+	send func(stop <-chan struct{}, rec *recorder) error) (*recorder, error) {
+	measureFrom := time.Now().Add(cfg.Warmup)
 	measureTo := measureFrom.Add(cfg.Duration)
 	win.set(measureFrom, measureTo)
 	stopSending := make(chan struct{})
 	rec := &recorder{window: [2]time.Time{measureFrom, measureTo}}
-	var lastEnd atomic.Int64 // when the latest reply ended at the owner's socket
 	senderDone := make(chan error, 1)
-	var sent atomic.Int64
-	go func() {
-		senderDone <- sendChat(ctx, sender, started.ChatID, ends, stopSending, rec, &lastEnd, &sent, cfg.Timeout)
-	}()
+	go func() { senderDone <- send(stopSending, rec) }()
 
 	sleep := func(until time.Time) error {
 		t := time.NewTimer(time.Until(until))
@@ -456,7 +479,7 @@ func runChatStep(ctx context.Context, tgt *target, env chatEnv, cfg chatStepConf
 			return ctx.Err()
 		case err := <-senderDone:
 			if err == nil {
-				err = errors.New("the chat's owner stopped early")
+				err = fmt.Errorf("%s stopped early", who)
 			}
 			return err
 		case <-t.C:
@@ -465,66 +488,69 @@ func runChatStep(ctx context.Context, tgt *target, env chatEnv, cfg chatStepConf
 	}
 	if err := sleep(measureFrom); err != nil {
 		close(stopSending)
-		return res, err
+		return nil, err
 	}
 	s0 := takeCPU(tgt)
 	if err := sleep(measureTo); err != nil {
 		close(stopSending)
-		return res, err
+		return nil, err
 	}
 	s1 := takeCPU(tgt)
 	if tgt.serverRSS != nil {
 		res.ServerRSS, _ = tgt.serverRSS()
 	}
 	close(stopSending)
-	// The reply in progress finishes; then the watchers get what they still miss.
 	if err := <-senderDone; err != nil {
-		return res, err
+		return nil, err
 	}
 	res.Window = measureTo.Sub(measureFrom)
 	res.cpuUsage = cpuBetween(tgt, s0, s1)
-	last := settledSeq(ctx, ref, 200*time.Millisecond, cfg.Timeout)
-	res.Drained, res.Behind = drain(ctx, watchers, last, max(cfg.Timeout, 10*time.Second))
+	return rec, nil
+}
+
+// drainWatchers waits until every watcher has the topic's events up to last (or the drain
+// limit passed), and records how long that took after lastEnd (Unix ns), the end of the
+// owner's last message.
+func drainWatchers(ctx context.Context, res *chatResult, watchers []*watcher, last, lastEnd int64) {
+	res.Drained, res.Behind = drain(ctx, watchers, last, max(res.Timeout, 10*time.Second))
 	if res.Drained {
 		latest := int64(0)
 		for _, w := range watchers {
 			latest = max(latest, w.lastAt.Load())
 		}
-		res.Drain = max(time.Duration(latest-lastEnd.Load()), 0)
+		res.Drain = max(time.Duration(latest-lastEnd), 0)
 	}
-	disconnect()
-	sender.Close()
+}
 
-	res.Errors, res.ErrKinds = rec.errs, rec.kinds
-	res.Replies = int64(len(rec.lat))
-	res.ReplyP50, _, _, _ = percentiles(rec.lat)
-	res.Published = ref.deltas
-	res.AllReplies, res.AllDeltas = sent.Load(), ref.total
+// account fills in what the owner (rec, ref) and the watchers counted, once the watchers
+// are closed. published holds the server's publish times (nil: unknown; the owner's socket
+// then counts the published deltas) and last is the topic's last number.
+func (r *chatResult) account(rec *recorder, ref *watcher, watchers []*watcher, published *publishTimes, last int64, win *window) {
+	r.Errors, r.ErrKinds = rec.errs, rec.kinds
+	r.Replies = int64(len(rec.lat))
+	r.ReplyP50, _, _, _ = percentiles(rec.lat)
+	r.Published = ref.deltas
+	r.AllDeltas = ref.total
 	for _, w := range watchers {
-		res.Delivered += w.deltas
-		res.Lost += w.lost
-		res.Disorder += w.disorder
-	}
-	published, err := readPublishTimes(ctx, tgt, topic, last)
-	if err != nil {
-		return res, fmt.Errorf("read the event log: %w", err)
+		r.Delivered += w.deltas
+		r.Lost += w.lost
+		r.Disorder += w.disorder
 	}
 	if published != nil {
-		res.LatKnown = true
-		res.PublishedLog = true
-		res.Published = published.deltasIn(measureFrom.UnixNano(), measureTo.UnixNano())
+		r.LatKnown = true
+		r.PublishedLog = true
+		r.Published = published.deltasIn(win.from.Load(), win.to.Load())
 	}
 	lat, spread := latencies(watchers, published, last)
-	res.Samples = len(spread)
-	if res.LatKnown {
-		res.P50, res.P90, res.P99, res.Max = percentiles(lat)
+	r.Samples = len(spread)
+	if r.LatKnown {
+		r.P50, r.P90, r.P99, r.Max = percentiles(lat)
 	}
-	if cfg.Watchers > 1 {
+	if r.Watchers > 1 {
 		var p50, p99 time.Duration
 		p50, _, p99, _ = percentiles(spread)
-		res.Spread50, res.Spread99 = p50, p99
+		r.Spread50, r.Spread99 = p50, p99
 	}
-	return res, nil
 }
 
 // watcherTokens gives each watcher its own level-0 profile's token, or every watcher the
