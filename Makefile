@@ -33,17 +33,23 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: the load generator (HTTP, socket.io and a chat streamed to N sockets; rewrites docs/BENCHMARKS.md) and the Go benchmarks
-bench:
-	$(GO) run ./tools/loadgen -clients 1,10,100,500 -shared-clients 1,10,100 -watchers 1,10,100,500,500@20ms \
-		-transports http,socketio,socketio-shared,chat-fanout -duration 8s -out docs/BENCHMARKS.md
+## bench: the load generator (HTTP, socket.io, and a chat streamed to N sockets, beside the anchors glow is compared with; rewrites docs/BENCHMARKS.md) and the Go benchmarks
+bench: bench/node/node_modules/.installed
+	$(GO) run ./tools/loadgen -clients 1,10,100,500 -shared-clients 1,10,100 -watchers 1,10,100,500,1000,500@20ms \
+		-transports http,socketio,socketio-shared,chat-fanout -duration 7s \
+		-anchors node-echo,node-contract,go-echo -anchor-clients 100 -anchor-watchers 1000 \
+		-out docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dispatch/
 
-## node-deps: install the Node test clients (socket.io-client)
-node-deps: test/node/node_modules/.installed
+## node-deps: install the Node test clients (socket.io-client) and the bench's Node anchors (socket.io)
+node-deps: test/node/node_modules/.installed bench/node/node_modules/.installed
 
 test/node/node_modules/.installed: test/node/package.json test/node/package-lock.json
 	npm ci --prefix test/node --no-audit --no-fund
+	touch $@
+
+bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json
+	npm ci --prefix bench/node --no-audit --no-fund
 	touch $@
 
 clean:

@@ -219,6 +219,15 @@ type chatStepConfig struct {
 	Warmup   time.Duration
 	Duration time.Duration
 	Timeout  time.Duration
+	Anchor   string // the anchor measured (its broadcast: runBroadcastStep); "" for glow's chat
+}
+
+// label names the step's transport, and the anchor measured if any.
+func (c chatStepConfig) label() string {
+	if c.Anchor == "" {
+		return transportChat
+	}
+	return transportChat + "@" + c.Anchor
 }
 
 // chatResult is what a chat fan-out step measured over its window.

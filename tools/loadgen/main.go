@@ -11,6 +11,9 @@
 // generator's. -inprocess runs the server in this process instead; -url and -token target
 // a running server.
 //
+// -anchors also measures servers glow is compared with (anchor.go), with the same steps in
+// the same run, and the report shows glow's numbers as ratios of theirs.
+//
 //	go run ./tools/loadgen -clients 1,10,100 -duration 10s -out docs/BENCHMARKS.md
 package main
 
@@ -66,11 +69,19 @@ type config struct {
 	URL, Token           string
 	DataDir, DatabaseURL string
 	PID                  int
+
+	Anchors        []string // the anchors measured beside glow (anchor.go)
+	AnchorClients  int      // clients of the anchors' http and socket.io steps
+	AnchorWatchers int      // sockets of the anchors' broadcast step
+	NodeDir        string   // bench/node: anchor.mjs and its npm packages
 }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == childCommand {
 		os.Exit(childMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == echoCommand {
+		os.Exit(echoMain())
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -88,22 +99,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once
 
-	results, chats, env, err := bench(ctx, cfg, stdout, stderr)
+	got, env, err := bench(ctx, cfg, stdout, stderr)
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "loadgen: interrupted; no report written")
-		printResults(stdout, results, cfg.InProcess)
-		printChatResults(stdout, chats)
+		printAll(stdout, got, cfg)
 		return 130
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
 		return 1
 	}
-	printResults(stdout, results, cfg.InProcess)
-	printChatResults(stdout, chats)
+	printAll(stdout, got, cfg)
 	if cfg.Out != "" {
 		md := renderMarkdown(report{Machine: env.machine, Mode: env.mode, Code: codeVersion(), Command: commandLine(args),
-			Date: time.Now(), Config: cfg, Results: results, Chats: chats})
+			Date: time.Now(), Config: cfg, measured: got})
 		if err := os.WriteFile(cfg.Out, md, 0o644); err != nil {
 			fmt.Fprintf(stderr, "loadgen: %v\n", err)
 			return 1
@@ -138,6 +147,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "with -url: the server's SQLite directory, to give each client its own profile and token")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "with -url: the server's PostgreSQL URL, for the same")
 	fs.IntVar(&cfg.PID, "pid", 0, "with -url: the server's process id, to measure its CPU time")
+	anchorList := fs.String("anchors", "", "servers to compare glow with, comma-separated: node-echo (socket.io 4.8 acking every event with its argument; also its broadcast to -anchor-watchers sockets), node-contract (socket.io 4.8 doing glow's wire contract without storage), go-echo (Go net/http JSON echo). Each runs the compared shapes after glow's steps of the same transport")
+	fs.IntVar(&cfg.AnchorClients, "anchor-clients", 100, "clients of the anchors' http, socketio and socketio-shared steps: one of glow's client counts")
+	fs.IntVar(&cfg.AnchorWatchers, "anchor-watchers", 1000, "sockets node-echo broadcasts to: one of glow's -watchers, at pace 0")
+	fs.StringVar(&cfg.NodeDir, "node-dir", "bench/node", "the Node anchors' anchor.mjs and npm packages (npm ci --prefix <dir>)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./tools/loadgen [flags]\n\n")
 		fs.PrintDefaults()
@@ -179,8 +192,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("-timeout must be from 100ms to 1m")
 	case cfg.TokenDelay < 0 || cfg.TokenDelay > maxPace:
 		return cfg, fmt.Errorf("-local-token-delay must be from 0 to %s", maxPace)
-	case cfg.steps() > maxSteps:
-		return cfg, fmt.Errorf("at most %d steps (clients × transports)", maxSteps)
 	case !json.Valid([]byte(cfg.Body)):
 		return cfg, errors.New("-body is not valid JSON")
 	case cfg.URL == "" && (cfg.Token != "" || cfg.DataDir != "" || cfg.DatabaseURL != "" || cfg.PID != 0):
@@ -195,7 +206,59 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if _, ok := gen.OperationByID(cfg.Op); !ok {
 		return cfg, fmt.Errorf("-op: no operation %q in openapi.yaml", cfg.Op)
 	}
+	if *anchorList != "" {
+		for _, a := range strings.Split(*anchorList, ",") {
+			a = strings.TrimSpace(a)
+			if _, ok := anchorTitles[a]; !ok {
+				return cfg, fmt.Errorf("-anchors: unknown anchor %q (node-echo, node-contract, go-echo)", a)
+			}
+			if slices.Contains(cfg.Anchors, a) {
+				return cfg, fmt.Errorf("-anchors: %s twice", a)
+			}
+			cfg.Anchors = append(cfg.Anchors, a)
+		}
+	}
+	if len(cfg.Anchors) > 0 && cfg.InProcess {
+		return cfg, errors.New("-anchors compares glow's server process with the anchors' processes: not with -inprocess")
+	}
+	if err := cfg.checkAnchors(); err != nil {
+		return cfg, err
+	}
+	if cfg.steps() > maxSteps {
+		return cfg, fmt.Errorf("at most %d steps (clients × transports, and the anchors')", maxSteps)
+	}
 	return cfg, nil
+}
+
+// checkAnchors checks that every anchor has a step to run and that glow runs each anchor
+// step's shape too, so that the report can compare them.
+func (c config) checkAnchors() error {
+	if c.AnchorClients < 1 || c.AnchorClients > maxClients || c.AnchorWatchers < 1 || c.AnchorWatchers > maxClients {
+		return fmt.Errorf("-anchor-clients and -anchor-watchers must be from 1 to %d", maxClients)
+	}
+	ran := map[string]bool{}
+	for _, tr := range c.Transports {
+		for _, s := range c.anchorSteps(tr) {
+			ran[s.Anchor] = true
+			switch {
+			case tr == transportChat && !slices.Contains(c.Watch, watchSpec{Watchers: s.Clients}):
+				return fmt.Errorf("-anchor-watchers %d: glow's -watchers must include %d (at pace 0) to compare with", s.Clients, s.Clients)
+			case tr != transportChat && !slices.Contains(c.clientsOf(tr), s.Clients):
+				return fmt.Errorf("-anchor-clients %d: glow's %s steps must include %d clients to compare with", s.Clients, tr, s.Clients)
+			}
+		}
+	}
+	for _, a := range c.Anchors {
+		if !ran[a] {
+			return fmt.Errorf("-anchors %s: none of its steps is in -transports", a)
+		}
+	}
+	return nil
+}
+
+// needsNode says whether a run starts a Node anchor.
+func (c config) needsNode() bool {
+	return slices.Contains(c.Anchors, anchorNodeEcho) || slices.Contains(c.Anchors, anchorNodeContract)
 }
 
 // runEnv is where a run happened.
@@ -228,14 +291,14 @@ func (c config) clientsOf(transport string) []int {
 	return c.Clients
 }
 
-// steps counts the steps of a run.
+// steps counts the steps of a run, the anchors' included.
 func (c config) steps() int {
 	n := 0
 	for _, tr := range c.Transports {
 		if tr == transportChat {
 			n += len(c.Watch)
 		}
-		n += len(c.clientsOf(tr))
+		n += len(c.clientsOf(tr)) + len(c.anchorSteps(tr))
 	}
 	return n
 }
@@ -251,8 +314,17 @@ func (c config) maxWatchers() int {
 	return n
 }
 
-// bench starts or finds the server, checks both transports once, and runs every step.
-func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result, []chatResult, runEnv, error) {
+// measured is everything a run measured.
+type measured struct {
+	Results []result     // glow's steps, then each transport's anchor steps after glow's
+	Chats   []chatResult // the same for the chat fan-out
+	Node    string       // the Node anchors' runtime, when they ran
+}
+
+// bench starts or finds the server, checks both transports once, and runs every step, each
+// transport's anchor steps after glow's.
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (measured, runEnv, error) {
+	var got measured
 	m := runEnv{machine: describeMachine()}
 	maxN := 0
 	for _, tr := range cfg.Transports {
@@ -264,9 +336,17 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 	fmt.Fprintf(stderr, "loadgen: %d steps of %s warm-up + %s, about %s in all\n",
 		steps, cfg.Warmup, cfg.Duration, time.Duration(steps)*(cfg.Warmup+cfg.Duration+time.Second))
 
-	tgt, err := startTarget(ctx, cfg, maxN)
+	var opts anchorOptions
+	if cfg.needsNode() {
+		var err error
+		if opts.Node, err = findNode(cfg.NodeDir); err != nil {
+			return got, m, err
+		}
+		got.Node = opts.Node.version
+	}
+	tgt, err := startTarget(ctx, cfg, maxN, cfg.maxWatchers())
 	if err != nil {
-		return nil, nil, m, err
+		return got, m, err
 	}
 	defer func() { // tgt may be replaced below
 		if tgt == nil {
@@ -283,11 +363,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 	}
 	op, _ := gen.OperationByID(cfg.Op)
 	if err := preflight(ctx, tgt, cfg, op.Path, stderr); err != nil {
-		return nil, nil, m, fmt.Errorf("preflight: %w", err)
+		return got, m, fmt.Errorf("preflight: %w", err)
 	}
 
-	var results []result
-	var chats []chatResult
 	pause := func() error {
 		// Let the server finish closing the step's connections before the next one.
 		select {
@@ -297,72 +375,148 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 			return nil
 		}
 	}
+	// contractBody fetches, once, glow's answer to the operation: node-contract answers with it.
+	contractBody := func() error {
+		if opts.Body != nil || !slices.Contains(cfg.Anchors, anchorNodeContract) {
+			return nil
+		}
+		tokens, _ := clientTokens(tgt, 1, false)
+		var body json.RawMessage
+		api := apiClient{base: tgt.URL, http: &http.Client{Timeout: cfg.Timeout}}
+		if err := api.call(ctx, tokens[0], op.Path, json.RawMessage(cfg.Body), &body); err != nil {
+			return fmt.Errorf("glow's answer for node-contract: %w", err)
+		}
+		opts.Body = body
+		return nil
+	}
 	for _, tr := range cfg.Transports {
 		if tr == transportChat {
-			if cfg.URL == "" && len(results) > 0 {
+			if cfg.URL == "" && len(got.Results) > 0 {
 				// The chat gets a server of its own, on a new database: the steps before leave
 				// a large heap, an event log of millions of events and socket.io's recovery
 				// buffers behind them.
 				err := tgt.stop()
 				tgt = nil
 				if err != nil {
-					return results, chats, m, fmt.Errorf("stop the server: %w", err)
+					return got, m, fmt.Errorf("stop the server: %w", err)
 				}
-				if tgt, err = startTarget(ctx, cfg, 1); err != nil {
-					return results, chats, m, err
+				if tgt, err = startTarget(ctx, cfg, 1, cfg.maxWatchers()); err != nil {
+					return got, m, err
 				}
 				fmt.Fprintf(stderr, "loadgen: chat-fanout server %s, pid %d\n", tgt.URL, tgt.pid)
 			}
 			env, err := setupChat(ctx, tgt, cfg.Timeout)
 			if err != nil {
-				return results, chats, m, fmt.Errorf("chat-fanout setup: %w", err)
+				return got, m, fmt.Errorf("chat-fanout setup: %w", err)
 			}
 			for _, w := range cfg.Watch {
 				res, err := runChatStep(ctx, tgt, env, chatStepConfig{watchSpec: w, Warmup: cfg.Warmup, Duration: cfg.Duration, Timeout: cfg.Timeout})
 				if ctx.Err() != nil {
-					return results, chats, m, ctx.Err()
+					return got, m, ctx.Err()
 				}
 				if err != nil {
-					return results, chats, m, fmt.Errorf("chat-fanout with %s watchers: %w", w.label(), err)
+					return got, m, fmt.Errorf("chat-fanout with %s watchers: %w", w.label(), err)
 				}
-				chats = append(chats, res)
+				got.Chats = append(got.Chats, res)
 				printChatStep(stdout, res)
 				if err := pause(); err != nil {
-					return results, chats, m, err
+					return got, m, err
 				}
 			}
-			continue
+		} else {
+			for _, n := range cfg.clientsOf(tr) {
+				step := stepConfig{Transport: tr, Clients: n, InFlight: cfg.InFlight, Warmup: cfg.Warmup,
+					Duration: cfg.Duration, Timeout: cfg.Timeout, Op: cfg.Op, Path: op.Path, Body: []byte(cfg.Body)}
+				res, err := runStep(ctx, tgt, step)
+				if ctx.Err() != nil {
+					return got, m, ctx.Err()
+				}
+				if err != nil {
+					return got, m, fmt.Errorf("%s with %d clients: %w", tr, n, err)
+				}
+				got.Results = append(got.Results, res)
+				printStep(stdout, res, tgt.inProcess)
+				if err := pause(); err != nil {
+					return got, m, err
+				}
+			}
 		}
-		for _, n := range cfg.clientsOf(tr) {
-			step := stepConfig{Transport: tr, Clients: n, InFlight: cfg.InFlight, Warmup: cfg.Warmup,
-				Duration: cfg.Duration, Timeout: cfg.Timeout, Op: cfg.Op, Path: op.Path, Body: []byte(cfg.Body)}
-			res, err := runStep(ctx, tgt, step)
+		for _, s := range cfg.anchorSteps(tr) {
+			if s.Mode == nodeModeContract {
+				if err := contractBody(); err != nil {
+					return got, m, err
+				}
+			}
+			err := runAnchorStep(ctx, s, cfg, opts, op.Path, &got, stdout, stderr)
 			if ctx.Err() != nil {
-				return results, chats, m, ctx.Err()
+				return got, m, ctx.Err()
 			}
 			if err != nil {
-				return results, chats, m, fmt.Errorf("%s with %d clients: %w", tr, n, err)
+				return got, m, fmt.Errorf("%s with %d clients against %s: %w", tr, s.Clients, s.Anchor, err)
 			}
-			results = append(results, res)
-			printStep(stdout, res, tgt.inProcess)
 			if err := pause(); err != nil {
-				return results, chats, m, err
+				return got, m, err
 			}
 		}
 	}
-	return results, chats, m, nil
+	return got, m, nil
 }
 
-func startTarget(ctx context.Context, cfg config, clients int) (*target, error) {
+// runAnchorStep starts the anchor of step s, checks it with one call, measures the step
+// as glow's is measured, and stops the anchor.
+func runAnchorStep(ctx context.Context, s anchorStep, cfg config, opts anchorOptions, path string, got *measured,
+	stdout, stderr io.Writer) error {
+	clients, watchers := s.Clients, 0
+	if s.Transport == transportChat {
+		clients, watchers = 1, s.Clients
+	}
+	tgt, err := startAnchor(s, opts, clients, watchers)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tgt.stop(); err != nil {
+			fmt.Fprintf(stderr, "loadgen: stop the %s anchor: %v\n", s.Anchor, err)
+		}
+	}()
+	fmt.Fprintf(stderr, "loadgen: anchor %s (%s) %s, pid %d\n", s.Anchor, tgt.Mode, tgt.URL, tgt.pid)
+	if err := anchorPreflight(ctx, tgt, s, cfg, path); err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	if s.Transport == transportChat {
+		res, err := runBroadcastStep(ctx, tgt, chatStepConfig{watchSpec: watchSpec{Watchers: s.Clients},
+			Warmup: cfg.Warmup, Duration: cfg.Duration, Timeout: cfg.Timeout, Anchor: s.Anchor})
+		if err != nil {
+			return err
+		}
+		got.Chats = append(got.Chats, res)
+		printChatStep(stdout, res)
+		return nil
+	}
+	step := stepConfig{Transport: s.Transport, Clients: s.Clients, InFlight: cfg.InFlight, Warmup: cfg.Warmup,
+		Duration: cfg.Duration, Timeout: cfg.Timeout, Op: cfg.Op, Path: path, Body: []byte(cfg.Body),
+		Anchor: s.Anchor, Echo: s.Mode == nodeModeEcho}
+	res, err := runStep(ctx, tgt, step)
+	if err != nil {
+		return err
+	}
+	got.Results = append(got.Results, res)
+	printStep(stdout, res, false)
+	return nil
+}
+
+// startTarget starts glow's server (or describes the one at -url) with tokens for clients
+// clients and watchers watching sockets.
+func startTarget(ctx context.Context, cfg config, clients, watchers int) (*target, error) {
 	if cfg.URL != "" {
-		return external(ctx, cfg.URL, cfg.Token, cfg.DataDir, cfg.DatabaseURL, cfg.PID, clients, cfg.maxWatchers(), cfg.Role)
+		return external(ctx, cfg.URL, cfg.Token, cfg.DataDir, cfg.DatabaseURL, cfg.PID, clients, watchers, cfg.Role)
 	}
 	dir, err := os.MkdirTemp("", "glow-loadgen-")
 	if err != nil {
 		return nil, err
 	}
 	scfg := serverConfig{Clients: clients, Role: cfg.Role, MaxCalls: max(16, cfg.InFlight), LogLevel: cfg.ServerLog,
-		Watchers: cfg.maxWatchers(), TokenDelay: cfg.TokenDelay}
+		Watchers: watchers, TokenDelay: cfg.TokenDelay}
 	if cfg.Profile != "" {
 		if scfg.Profile, err = filepath.Abs(cfg.Profile); err != nil {
 			return nil, err

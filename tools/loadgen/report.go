@@ -142,8 +142,8 @@ func errorsText(r result) string {
 }
 
 func printStep(w io.Writer, r result, inProcess bool) {
-	line := fmt.Sprintf("%-15s clients=%-4d inflight=%-2d calls/s=%-8s p50=%-9s p90=%-9s p99=%-9s max=%-9s errors=%s",
-		r.Transport, r.Clients, r.InFlight, thousands(r.rate()), latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max), errorsText(r))
+	line := fmt.Sprintf("%-29s clients=%-4d inflight=%-2d calls/s=%-8s p50=%-9s p90=%-9s p99=%-9s max=%-9s errors=%s",
+		r.label(), r.Clients, r.InFlight, thousands(r.rate()), latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max), errorsText(r))
 	if r.CPUKnown {
 		if inProcess {
 			line += " process-cpu/call=" + perCall(r.ServerCPU, r.Calls())
@@ -176,7 +176,7 @@ func printResults(w io.Writer, results []result, inProcess bool) {
 		if r.CPUKnown {
 			cpu = perCall(r.ServerCPU, r.Calls())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Transport, r.Clients, r.InFlight,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.label(), r.Clients, r.InFlight,
 			thousands(r.rate()), latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max), r.Errors, cpu,
 			thousands(float64(r.Pushes)/r.Window.Seconds()))
 	}
@@ -191,8 +191,7 @@ type report struct {
 	Config  config
 	Mode    string
 	Code    string // the commit measured
-	Results []result
-	Chats   []chatResult
+	measured
 }
 
 func renderMarkdown(rep report) []byte {
@@ -215,11 +214,18 @@ func renderMarkdown(rep report) []byte {
 	p("| Go | %s |\n", rep.Machine.Go)
 	p("| OS | %s |\n\n", rep.Machine.OS)
 
-	if len(rep.Results) > 0 {
+	comps := compare(rep.measured, rep.Config)
+	if len(comps) > 0 {
+		renderComparisons(&b, comps)
+	}
+	if len(glowResults(rep.Results)) > 0 {
 		renderOps(&b, rep)
 	}
-	if len(rep.Chats) > 0 {
+	if len(glowChats(rep.Chats)) > 0 {
 		renderChats(&b, rep)
+	}
+	if len(rep.Config.Anchors) > 0 {
+		renderAnchors(&b, rep)
 	}
 	return b.Bytes()
 }
@@ -269,7 +275,7 @@ func renderOps(b *bytes.Buffer, rep report) {
 			continue
 		}
 		var rows []result
-		for _, r := range rep.Results {
+		for _, r := range glowResults(rep.Results) {
 			if r.Transport == tr {
 				rows = append(rows, r)
 			}
@@ -281,43 +287,57 @@ func renderOps(b *bytes.Buffer, rep report) {
 		if tr != transportSIOShare && rows[0].Shared {
 			p("Every client used the one token given with -token, so these sockets share a profile (fan-out included).\n\n")
 		}
-		sio := tr != transportHTTP
-		header := "| clients | in flight | calls/s | p50 | p90 | p99 | max | errors |"
-		sep := "|---:|---:|---:|---:|---:|---:|---:|---|"
-		if rep.inProcess() {
-			header += " process CPU/call |"
-			sep += "---:|"
-		} else {
-			header += " server CPU/call | server CPU | loadgen CPU/call | loadgen CPU |"
-			sep += "---:|---:|---:|---:|"
+		renderOpTable(b, rows, rep.inProcess(), false)
+	}
+}
+
+// renderOpTable writes the rows of operation steps of one transport; named adds a first
+// column naming each row's anchor.
+func renderOpTable(b *bytes.Buffer, rows []result, inProcess, named bool) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	sio := rows[0].Transport != transportHTTP
+	header := "| clients | in flight | calls/s | p50 | p90 | p99 | max | errors |"
+	sep := "|---:|---:|---:|---:|---:|---:|---:|---|"
+	if named {
+		header = "| anchor " + header
+		sep = "|---" + sep
+	}
+	if inProcess {
+		header += " process CPU/call |"
+		sep += "---:|"
+	} else {
+		header += " server CPU/call | server CPU | loadgen CPU/call | loadgen CPU |"
+		sep += "---:|---:|---:|---:|"
+	}
+	if sio {
+		header += " pushes/s |"
+		sep += "---:|"
+	}
+	header += " other CPU | server RSS |"
+	sep += "---:|---:|"
+	p("%s\n%s\n", header, sep)
+	for _, r := range rows {
+		if named {
+			p("| %s ", anchorTitles[r.Anchor])
+		}
+		p("| %d | %d | %s | %s | %s | %s | %s | %s |", r.Clients, r.InFlight, thousands(r.rate()),
+			latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max), errorsText(r))
+		switch {
+		case !r.CPUKnown && inProcess:
+			p(" – |")
+		case !r.CPUKnown:
+			p(" – | – | – | – |")
+		case inProcess:
+			p(" %s |", perCall(r.ServerCPU, r.Calls()))
+		default:
+			p(" %s | %s | %s | %s |", perCall(r.ServerCPU, r.Calls()), cpuShare(r.ServerCPU, r.Window),
+				perCall(r.SelfCPU, r.Calls()), cpuShare(r.SelfCPU, r.Window))
 		}
 		if sio {
-			header += " pushes/s |"
-			sep += "---:|"
+			p(" %s |", thousands(float64(r.Pushes)/r.Window.Seconds()))
 		}
-		header += " other CPU | server RSS |"
-		sep += "---:|---:|"
-		p("%s\n%s\n", header, sep)
-		for _, r := range rows {
-			p("| %d | %d | %s | %s | %s | %s | %s | %s |", r.Clients, r.InFlight, thousands(r.rate()),
-				latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max), errorsText(r))
-			switch {
-			case !r.CPUKnown && rep.inProcess():
-				p(" – |")
-			case !r.CPUKnown:
-				p(" – | – | – | – |")
-			case rep.inProcess():
-				p(" %s |", perCall(r.ServerCPU, r.Calls()))
-			default:
-				p(" %s | %s | %s | %s |", perCall(r.ServerCPU, r.Calls()), cpuShare(r.ServerCPU, r.Window),
-					perCall(r.SelfCPU, r.Calls()), cpuShare(r.SelfCPU, r.Window))
-			}
-			if sio {
-				p(" %s |", thousands(float64(r.Pushes)/r.Window.Seconds()))
-			}
-			p("%s", otherAndRSSCells(r.cpuUsage, r.ServerRSS, r.Window))
-			p("\n")
-		}
+		p("%s", otherAndRSSCells(r.cpuUsage, r.ServerRSS, r.Window))
+		p("\n")
 	}
 }
 
@@ -376,8 +396,8 @@ func perFrame(d time.Duration, frames int64) string {
 }
 
 func printChatStep(w io.Writer, r chatResult) {
-	line := fmt.Sprintf("%-15s watchers=%-4d pace=%-6s replies/s=%-6.1f deltas/s=%-7s frames/s=%-9s p50=%-9s p90=%-9s p99=%-9s max=%-9s spread-p99=%-9s gaps=%s drain=%s errors=%s",
-		transportChat, r.Watchers, paceText(r.Pace), r.perSecond(r.Replies), thousands(r.perSecond(r.Published)), thousands(r.perSecond(r.Delivered)),
+	line := fmt.Sprintf("%-29s watchers=%-4d pace=%-6s replies/s=%-6.1f deltas/s=%-7s frames/s=%-9s p50=%-9s p90=%-9s p99=%-9s max=%-9s spread-p99=%-9s gaps=%s drain=%s errors=%s",
+		r.label(), r.Watchers, paceText(r.Pace), r.perSecond(r.Replies), thousands(r.perSecond(r.Published)), thousands(r.perSecond(r.Delivered)),
 		latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max), latency(r.Spread99), gapsText(r), drainText(r), chatErrorsText(r))
 	if r.CPUKnown {
 		line += fmt.Sprintf(" server-cpu/frame=%s (%s) loadgen-cpu=%s", perFrame(r.ServerCPU, r.Delivered), cpuShare(r.ServerCPU, r.Window), cpuShare(r.SelfCPU, r.Window))
@@ -394,13 +414,13 @@ func printChatResults(w io.Writer, results []chatResult) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "\nwatchers\tpace\treplies/s\tdeltas/s\tframes/s\tp50\tp90\tp99\tmax\tgaps\tdrain\tserver CPU/frame\n")
+	fmt.Fprintf(tw, "\nserver\twatchers\tpace\treplies/s\tdeltas/s\tframes/s\tp50\tp90\tp99\tmax\tgaps\tdrain\tserver CPU/frame\n")
 	for _, r := range results {
 		cpu := "–"
 		if r.CPUKnown {
 			cpu = perFrame(r.ServerCPU, r.Delivered)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Watchers, paceText(r.Pace), r.perSecond(r.Replies),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", serverName(r.Anchor), r.Watchers, paceText(r.Pace), r.perSecond(r.Replies),
 			thousands(r.perSecond(r.Published)), thousands(r.perSecond(r.Delivered)), latency(r.P50), latency(r.P90), latency(r.P99),
 			latency(r.Max), gapsText(r), drainText(r), cpu)
 	}
@@ -414,7 +434,7 @@ func renderChats(b *bytes.Buffer, rep report) {
 	p("\n## %s\n\n", transportTitles[transportChat])
 	p("### Setup\n\n")
 	switch {
-	case cfg.URL == "" && len(rep.Results) > 0:
+	case cfg.URL == "" && len(glowResults(rep.Results)) > 0:
 		p("- Server: as above, but one of its own for this section, on a new database (the rows above leave a large heap,\n")
 		p("  millions of stored events and socket.io's recovery buffers behind them); `LocalTokenDelay` %s.\n", cfg.TokenDelay)
 	case cfg.URL == "":
@@ -459,19 +479,48 @@ func renderChats(b *bytes.Buffer, rep report) {
 	p("  event: how far behind the delivery was when the owner stopped.\n")
 	p("- CPU: as above, over the window; per frame is the server's CPU time divided by the frames delivered to the watchers.\n")
 	p("\n### Results\n\n")
-	header := "| watchers | pace | replies/s | deltas/reply | deltas/s | frames/s | p50 | p90 | p99 | max | spread p50 | spread p99 | gaps | drain | errors |"
+	renderChatTable(b, glowChats(rep.Chats), rep.inProcess(), false)
+	var notes []string
+	for _, r := range glowChats(rep.Chats) {
+		if !r.LatKnown {
+			notes = append(notes, "The server's database was not known, so publish times (latency) are missing and deltas/s was counted at the owner's socket.")
+			break
+		}
+	}
+	for _, r := range glowChats(rep.Chats) {
+		if r.SharedWatcher {
+			notes = append(notes, "The watchers used the token given with -token: they share one profile.")
+			break
+		}
+	}
+	for _, n := range notes {
+		p("\n%s\n", n)
+	}
+}
+
+// renderChatTable writes the rows of chat fan-out steps: glow's chat, or the broadcast
+// anchor's (its messages are broadcasts, its deltas frames, and it has no chat).
+func renderChatTable(b *bytes.Buffer, rows []chatResult, inProcess, broadcast bool) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	header := "| watchers | pace | replies/s | deltas/reply | deltas/s | frames/s |"
+	last := " chat messages |"
+	if broadcast {
+		header = "| watchers | pace | broadcasts/s | frames/broadcast | frames sent/s | frames/s |"
+		last = " broadcasts |"
+	}
+	header += " p50 | p90 | p99 | max | spread p50 | spread p99 | gaps | drain | errors |"
 	sep := "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
-	if rep.inProcess() {
+	if inProcess {
 		header += " process CPU/frame |"
 		sep += "---:|"
 	} else {
 		header += " server CPU/frame | server CPU | loadgen CPU |"
 		sep += "---:|---:|---:|"
 	}
-	header += " other CPU | server RSS | chat messages |"
+	header += " other CPU | server RSS |" + last
 	sep += "---:|---:|---:|"
 	p("%s\n%s\n", header, sep)
-	for _, r := range rep.Chats {
+	for _, r := range rows {
 		p("| %d | %s | %.1f | %s | %s | %s |", r.Watchers, paceText(r.Pace), r.perSecond(r.Replies), r.deltasPerReply(),
 			thousands(r.perSecond(r.Published)), thousands(r.perSecond(r.Delivered)))
 		p(" %s | %s | %s | %s |", latency(r.P50), latency(r.P90), latency(r.P99), latency(r.Max))
@@ -482,33 +531,21 @@ func renderChats(b *bytes.Buffer, rep report) {
 		}
 		p(" %s | %s | %s |", gapsText(r), drainText(r), chatErrorsText(r))
 		switch {
-		case !r.CPUKnown && rep.inProcess():
+		case !r.CPUKnown && inProcess:
 			p(" – |")
 		case !r.CPUKnown:
 			p(" – | – | – |")
-		case rep.inProcess():
+		case inProcess:
 			p(" %s |", perFrame(r.ServerCPU, r.Delivered))
 		default:
 			p(" %s | %s | %s |", perFrame(r.ServerCPU, r.Delivered), cpuShare(r.ServerCPU, r.Window), cpuShare(r.SelfCPU, r.Window))
 		}
 		p("%s", otherAndRSSCells(r.cpuUsage, r.ServerRSS, r.Window))
-		p(" %s |\n", thousands(float64(2*r.AllReplies)))
-	}
-	var notes []string
-	for _, r := range rep.Chats {
-		if !r.LatKnown {
-			notes = append(notes, "The server's database was not known, so publish times (latency) are missing and deltas/s was counted at the owner's socket.")
-			break
+		if broadcast {
+			p(" %s |\n", thousands(float64(r.AllReplies)))
+		} else {
+			p(" %s |\n", thousands(float64(2*r.AllReplies)))
 		}
-	}
-	for _, r := range rep.Chats {
-		if r.SharedWatcher {
-			notes = append(notes, "The watchers used the token given with -token: they share one profile.")
-			break
-		}
-	}
-	for _, n := range notes {
-		p("\n%s\n", n)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,16 @@ type stepConfig struct {
 	Op        string        // the socket.io event
 	Path      string        // the HTTP path
 	Body      []byte
+	Anchor    string // the anchor measured (anchor.go); "" for glow
+	Echo      bool   // the server acks a call with its own argument, not {status, body}
+}
+
+// label names the step's transport, and the anchor measured if any.
+func (c stepConfig) label() string {
+	if c.Anchor == "" {
+		return c.Transport
+	}
+	return c.Transport + "@" + c.Anchor
 }
 
 // result is what a step measured over its window.
@@ -184,7 +195,11 @@ func runStep(ctx context.Context, tgt *target, cfg stepConfig) (result, error) {
 			return res, err
 		}
 		for _, c := range conns {
-			callers = append(callers, sioCaller(c, cfg.Op, cfg.Body, cfg.Timeout))
+			if cfg.Echo {
+				callers = append(callers, echoCaller(c, cfg.Op, cfg.Body, cfg.Timeout))
+			} else {
+				callers = append(callers, sioCaller(c, cfg.Op, cfg.Body, cfg.Timeout))
+			}
 		}
 		pushes = func() int64 {
 			var n int64
@@ -388,6 +403,27 @@ func sioCaller(c *sioConn, event string, body []byte, timeout time.Duration) cal
 		return nil
 	}
 }
+
+// echoCaller calls a server that acks each call with its own argument.
+func echoCaller(c *sioConn, event string, body []byte, timeout time.Duration) caller {
+	var compact bytes.Buffer
+	want := echoArgs(body)
+	if json.Compact(&compact, body) == nil {
+		want = echoArgs(compact.Bytes())
+	}
+	return func(ctx context.Context) error {
+		args, err := c.Call(ctx, event, body, timeout)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(args, want) && !sameJSON(args, want) {
+			return errNotEcho
+		}
+		return nil
+	}
+}
+
+var errNotEcho = errors.New("the ack is not the call's argument")
 
 // dialConcurrency bounds the handshakes in progress, so that connecting many clients does
 // not overflow the listen backlog.
