@@ -33,11 +33,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: the load generator (HTTP, socket.io, and a chat streamed to N sockets, beside the anchors glow is compared with; rewrites docs/BENCHMARKS.md) and the Go benchmarks
+## bench: the load generator (HTTP, socket.io, a chat streamed to N sockets and idle sockets' memory, beside the anchors glow is compared with; rewrites docs/BENCHMARKS.md) and the Go benchmarks
 bench: bench/node/node_modules/.installed
 	$(GO) run ./tools/loadgen -clients 1,10,100,500 -shared-clients 1,10,100 -watchers 1,10,100,500,1000,500@20ms \
 		-transports http,socketio,socketio-shared,chat-fanout -duration 7s \
-		-anchors node-echo,node-contract,go-echo -anchor-clients 100 -anchor-watchers 1000 \
+		-anchors node-echo,node-contract,go-echo -anchor-clients 100 -anchor-watchers 1000 -idle-sockets 5000 \
 		-out docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dispatch/
 

@@ -58,6 +58,10 @@ const echoCommand = "echo-child"
 // the deltas of one of glow's chat replies (29 to 31 per reply in the measured runs).
 const broadcastFrames = 30
 
+// idleSettle is how long the memory measurement lets a server settle before reading its
+// memory, and the sockets idle before reading it again.
+const idleSettle = 3 * time.Second
+
 // anchorStep is one step against an anchor.
 type anchorStep struct {
 	Anchor    string
@@ -501,4 +505,83 @@ func publishedFrom(last int64, micros []int64) *publishTimes {
 		p.deltas[seq] = true
 	}
 	return p
+}
+
+// idleResult is the memory idle sockets cost a server: its resident memory (VmRSS) before
+// they connect and after.
+type idleResult struct {
+	Server        string // "glow" or an anchor's name
+	Version       string // the anchor's runtime; "" for glow
+	Sockets       int
+	Before, After int64 // bytes
+	Connect       time.Duration
+}
+
+// perSocket is the memory one idle socket costs, in bytes.
+func (r idleResult) perSocket() float64 { return float64(r.After-r.Before) / float64(r.Sockets) }
+
+// measureIdle lets the server settle, reads its VmRSS, connects n sockets of the server's
+// clients (each its own profile), lets them idle as long and reads VmRSS again.
+func measureIdle(ctx context.Context, tgt *target, server string, n int, settleFor, timeout time.Duration) (idleResult, error) {
+	res := idleResult{Server: server, Sockets: n}
+	if tgt.pid <= 0 {
+		return res, errors.New("the server's process is not known")
+	}
+	settle := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(settleFor):
+			return nil
+		}
+	}
+	if err := settle(); err != nil {
+		return res, err
+	}
+	var err error
+	if res.Before, err = procVmRSS(tgt.pid); err != nil {
+		return res, err
+	}
+	tokens, _ := clientTokens(tgt, n, false)
+	start := time.Now()
+	conns, err := dialAll(ctx, tgt.URL, tokens, timeout)
+	if err != nil {
+		return res, err
+	}
+	defer closeAll(conns)
+	res.Connect = time.Since(start)
+	if err := settle(); err != nil {
+		return res, err
+	}
+	res.After, err = procVmRSS(tgt.pid)
+	return res, err
+}
+
+// procVmRSS reads a process's resident memory from the VmRSS line of /proc/<pid>/status.
+func procVmRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseVmRSS(string(b))
+}
+
+// parseVmRSS reads "VmRSS:  1234 kB" of a /proc/<pid>/status, in bytes.
+func parseVmRSS(status string) (int64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		v, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb < 0 {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, errors.New("no VmRSS in /proc status")
 }

@@ -19,11 +19,16 @@ import (
 	"github.com/google/uuid"
 )
 
-// TestMain lets the tests start the Go echo anchor as the load generator does: this binary
-// re-executed with a hidden first argument.
+// TestMain lets the tests start the Go echo anchor and glow's server as the load generator
+// does: this binary re-executed with a hidden first argument.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == echoCommand {
-		os.Exit(echoMain())
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case childCommand:
+			os.Exit(childMain(os.Args[2:]))
+		case echoCommand:
+			os.Exit(echoMain())
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -82,11 +87,11 @@ func TestParseAnchorFlags(t *testing.T) {
 	// The flags of make bench.
 	cfg, err := parseFlags(strings.Fields("-clients 1,10,100,500 -shared-clients 1,10,100 -watchers 1,10,100,500,1000,500@20ms "+
 		"-transports http,socketio,socketio-shared,chat-fanout -duration 7s -anchors node-echo,node-contract,go-echo "+
-		"-anchor-clients 100 -anchor-watchers 1000"), io.Discard)
+		"-anchor-clients 100 -anchor-watchers 1000 -idle-sockets 5000"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(cfg.Anchors, []string{anchorNodeEcho, anchorNodeContract, anchorGoEcho}) ||
+	if !slices.Equal(cfg.Anchors, []string{anchorNodeEcho, anchorNodeContract, anchorGoEcho}) || cfg.IdleSockets != 5000 ||
 		cfg.NodeDir != "bench/node" || cfg.steps() != 22 || !cfg.needsNode() {
 		t.Fatalf("parsed %+v (%d steps)", cfg, cfg.steps())
 	}
@@ -96,6 +101,9 @@ func TestParseAnchorFlags(t *testing.T) {
 		"-anchors go-echo -transports socketio",
 		"-anchors go-echo -transports http -clients 10",
 		"-anchors go-echo -transports http -clients 100 -inprocess",
+		"-idle-sockets 5000 -inprocess",
+		"-idle-sockets 10001",
+		"-idle-sockets 10 -url http://127.0.0.1:1 -token t",
 	} {
 		if _, err := parseFlags(strings.Fields(bad), io.Discard); err == nil {
 			t.Errorf("parseFlags(%s) accepted it", bad)
@@ -142,6 +150,25 @@ func TestAnchorTokens(t *testing.T) {
 		if anchorProfile(tok) != anchorProfile(info.Shared) {
 			t.Fatalf("shared tokens %v name different profiles", shared)
 		}
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	status := "Name:\tglow\nVmPeak:\t  900 kB\nVmRSS:\t  123456 kB\nRssAnon:\t  100 kB\n"
+	if n, err := parseVmRSS(status); err != nil || n != 123456*1024 {
+		t.Fatalf("parseVmRSS = %d, %v", n, err)
+	}
+	for _, bad := range []string{"", "Name:\tx\n", "VmRSS:\t12 MB\n", "VmRSS:\tx kB\n", "VmRSS:\n"} {
+		if n, err := parseVmRSS(bad); err == nil {
+			t.Errorf("parseVmRSS(%q) = %d", bad, n)
+		}
+	}
+	if n, err := procVmRSS(os.Getpid()); err != nil || n <= 0 {
+		t.Fatalf("procVmRSS(self) = %d, %v", n, err)
+	}
+	r := idleResult{Sockets: 4, Before: 1000, After: 9000}
+	if r.perSocket() != 2000 {
+		t.Fatalf("perSocket = %v", r.perSocket())
 	}
 }
 
@@ -220,6 +247,7 @@ func synthetic() measured {
 			chat("", 1000, 20*time.Millisecond, 20_000, 200*time.Millisecond), // paced: not compared
 			chat(anchorNodeEcho, 1000, 0, 100_000, 50*time.Millisecond),
 		},
+		Idle: []idleResult{{Server: "glow", Sockets: 5000, Before: 60e6, After: 320e6}},
 	}
 }
 
@@ -267,6 +295,7 @@ func TestCompare(t *testing.T) {
 
 func TestRenderComparison(t *testing.T) {
 	cfg := benchConfig()
+	cfg.IdleSockets = 5000
 	md := string(renderMarkdown(report{Config: cfg, Command: "make bench", Date: time.Unix(1_800_000_000, 0), Mode: "a process",
 		Machine: machine{Cores: 2}, measured: synthetic()}))
 	for _, want := range []string{
@@ -278,6 +307,8 @@ func TestRenderComparison(t *testing.T) {
 		"## Anchors",
 		"| (a) Node socket.io, bare echo | 100 | 1 | 10,000 |",
 		"#### The chat fan-out's counterpart: the broadcast of (a) Node socket.io, bare echo",
+		"## Memory: idle sockets",
+		"| glow | 5,000 | 60 MB | 320 MB | 52.0 kB |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q", want)
@@ -371,6 +402,10 @@ func TestAnchorsSmoke(t *testing.T) {
 			t.Fatalf("%d pushes for %d calls on one profile's 4 sockets", res.Pushes, res.OK)
 		}
 		contractChecks(t, tgt)
+		idle, err := measureIdle(ctx, tgt, anchorNodeContract, 4, 100*time.Millisecond, 10*time.Second)
+		if err != nil || idle.Before <= 0 || idle.After <= 0 || idle.Connect <= 0 {
+			t.Fatalf("measureIdle = %+v, %v", idle, err)
+		}
 	})
 	t.Run("node-echo-broadcast", func(t *testing.T) {
 		s := anchorStep{Anchor: anchorNodeEcho, Mode: nodeModeBroadcast, Transport: transportChat, Clients: 3}
@@ -390,6 +425,21 @@ func TestAnchorsSmoke(t *testing.T) {
 		}
 		if res.P50 <= 0 || res.P50 > res.P99 || res.Samples != int(res.Delivered) {
 			t.Fatalf("latency p50 %s p99 %s, %d samples for %d delivered", res.P50, res.P99, res.Samples, res.Delivered)
+		}
+	})
+	t.Run("glow-idle", func(t *testing.T) {
+		tgt, err := startChild(t.TempDir(), serverConfig{Clients: 4, Role: "learner", MaxCalls: 16, LogLevel: "error"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := tgt.stop(); err != nil {
+				t.Error(err)
+			}
+		}()
+		idle, err := measureIdle(ctx, tgt, "glow", 4, 100*time.Millisecond, 10*time.Second)
+		if err != nil || idle.Before <= 0 || idle.After <= 0 || idle.Sockets != 4 {
+			t.Fatalf("measureIdle = %+v, %v", idle, err)
 		}
 	})
 }

@@ -194,6 +194,17 @@ func printAll(w io.Writer, got measured, cfg config) {
 		}
 		tw.Flush()
 	}
+	if len(got.Idle) > 0 {
+		fmt.Fprintln(w)
+		for _, r := range got.Idle {
+			printIdle(w, r)
+		}
+	}
+}
+
+func printIdle(w io.Writer, r idleResult) {
+	fmt.Fprintf(w, "memory %-13s idle-sockets=%d rss-before=%.0fMB rss-after=%.0fMB per-socket=%.1fkB connect=%s\n",
+		r.Server, r.Sockets, float64(r.Before)/1e6, float64(r.After)/1e6, r.perSocket()/1e3, r.Connect.Round(time.Millisecond))
 }
 
 // renderComparisons writes the comparison table.
@@ -290,5 +301,32 @@ func renderAnchors(b *bytes.Buffer, rep report) {
 			p("\n#### The chat fan-out's counterpart: the broadcast of %s\n\n", anchorTitles[anchorNodeEcho])
 			renderChatTable(b, chats, false, true)
 		}
+	}
+}
+
+// renderIdle writes the memory section.
+func renderIdle(b *bytes.Buffer, rep report) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("\n## Memory: idle sockets\n\n")
+	p("- glow: a new server, as above but with nothing run on it before, and %s profiles with a token each made\n", thousands(float64(rep.Config.IdleSockets)))
+	p("  before it starts serving. After %s, its resident memory (VmRSS, `/proc/<pid>/status`) is read; then the\n", idleSettle)
+	p("  load generator connects %s sockets (websocket, the handshake's `auth` with each its own profile's token), lets\n", thousands(float64(rep.Config.IdleSockets)))
+	p("  them idle %s and reads VmRSS again. Per idle socket: the difference over the sockets. It counts everything the\n", idleSettle)
+	p("  sockets made the process keep: buffers, goroutines, rooms, and garbage of the handshakes not yet given back.\n")
+	if len(rep.Idle) > 1 {
+		p("- The same for %s, each socket in its own profile's room.\n", anchorTitles[anchorNodeContract])
+	}
+	p("\n| server | idle sockets | RSS before | RSS after | per idle socket | connect |\n")
+	p("|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range rep.Idle {
+		name := "glow"
+		if r.Server != "glow" {
+			name = anchorTitles[r.Server]
+			if r.Version != "" {
+				name += " (" + r.Version + ")"
+			}
+		}
+		p("| %s | %s | %.0f MB | %.0f MB | %.1f kB | %s |\n", name, thousands(float64(r.Sockets)),
+			float64(r.Before)/1e6, float64(r.After)/1e6, r.perSocket()/1e3, r.Connect.Round(time.Millisecond))
 	}
 }

@@ -12,7 +12,8 @@
 // a running server.
 //
 // -anchors also measures servers glow is compared with (anchor.go), with the same steps in
-// the same run, and the report shows glow's numbers as ratios of theirs.
+// the same run, and the report shows glow's numbers as ratios of theirs; -idle-sockets
+// measures the memory an idle socket costs.
 //
 //	go run ./tools/loadgen -clients 1,10,100 -duration 10s -out docs/BENCHMARKS.md
 package main
@@ -46,6 +47,7 @@ const (
 	maxSteps    = 30
 	maxDuration = 5 * time.Minute
 	maxWarmup   = time.Minute
+	maxIdle     = 10000 // -idle-sockets
 )
 
 type config struct {
@@ -74,6 +76,7 @@ type config struct {
 	AnchorClients  int      // clients of the anchors' http and socket.io steps
 	AnchorWatchers int      // sockets of the anchors' broadcast step
 	NodeDir        string   // bench/node: anchor.mjs and its npm packages
+	IdleSockets    int      // sockets of the memory measurement; 0: none
 }
 
 func main() {
@@ -151,6 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.AnchorClients, "anchor-clients", 100, "clients of the anchors' http, socketio and socketio-shared steps: one of glow's client counts")
 	fs.IntVar(&cfg.AnchorWatchers, "anchor-watchers", 1000, "sockets node-echo broadcasts to: one of glow's -watchers, at pace 0")
 	fs.StringVar(&cfg.NodeDir, "node-dir", "bench/node", "the Node anchors' anchor.mjs and npm packages (npm ci --prefix <dir>)")
+	fs.IntVar(&cfg.IdleSockets, "idle-sockets", 0, fmt.Sprintf("memory: idle sockets (each its own profile) to open on a new glow server, and on node-contract with -anchors (0–%d; 0: none)", maxIdle))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./tools/loadgen [flags]\n\n")
 		fs.PrintDefaults()
@@ -226,6 +230,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.steps() > maxSteps {
 		return cfg, fmt.Errorf("at most %d steps (clients × transports, and the anchors')", maxSteps)
+	}
+	switch {
+	case cfg.IdleSockets < 0 || cfg.IdleSockets > maxIdle:
+		return cfg, fmt.Errorf("-idle-sockets must be from 0 to %d", maxIdle)
+	case cfg.IdleSockets > 0 && (cfg.URL != "" || cfg.InProcess):
+		return cfg, errors.New("-idle-sockets measures a server process loadgen starts: not with -url or -inprocess")
 	}
 	return cfg, nil
 }
@@ -318,11 +328,12 @@ func (c config) maxWatchers() int {
 type measured struct {
 	Results []result     // glow's steps, then each transport's anchor steps after glow's
 	Chats   []chatResult // the same for the chat fan-out
+	Idle    []idleResult // the memory of idle sockets
 	Node    string       // the Node anchors' runtime, when they ran
 }
 
 // bench starts or finds the server, checks both transports once, and runs every step, each
-// transport's anchor steps after glow's.
+// transport's anchor steps after glow's; then the memory measurement.
 func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (measured, runEnv, error) {
 	var got measured
 	m := runEnv{machine: describeMachine()}
@@ -333,8 +344,14 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (measured,
 		}
 	}
 	steps := cfg.steps()
-	fmt.Fprintf(stderr, "loadgen: %d steps of %s warm-up + %s, about %s in all\n",
-		steps, cfg.Warmup, cfg.Duration, time.Duration(steps)*(cfg.Warmup+cfg.Duration+time.Second))
+	estimate := time.Duration(steps) * (cfg.Warmup + cfg.Duration + time.Second)
+	if cfg.IdleSockets > 0 {
+		estimate += 4 * idleSettle
+		if slices.Contains(cfg.Anchors, anchorNodeContract) {
+			estimate += 4 * idleSettle
+		}
+	}
+	fmt.Fprintf(stderr, "loadgen: %d steps of %s warm-up + %s, about %s in all\n", steps, cfg.Warmup, cfg.Duration, estimate)
 
 	var opts anchorOptions
 	if cfg.needsNode() {
@@ -459,6 +476,46 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (measured,
 			}
 		}
 	}
+	if cfg.IdleSockets == 0 {
+		return got, m, nil
+	}
+
+	// Memory: a new glow server, with nothing before; then node-contract.
+	err = tgt.stop()
+	tgt = nil
+	if err != nil {
+		return got, m, fmt.Errorf("stop the server: %w", err)
+	}
+	if tgt, err = startTarget(ctx, cfg, cfg.IdleSockets, 0); err != nil {
+		return got, m, err
+	}
+	fmt.Fprintf(stderr, "loadgen: memory server %s, pid %d\n", tgt.URL, tgt.pid)
+	idle, err := measureIdle(ctx, tgt, "glow", cfg.IdleSockets, idleSettle, cfg.Timeout)
+	if err != nil {
+		return got, m, fmt.Errorf("glow's memory with %d idle sockets: %w", cfg.IdleSockets, err)
+	}
+	got.Idle = append(got.Idle, idle)
+	printIdle(stdout, idle)
+	if !slices.Contains(cfg.Anchors, anchorNodeContract) {
+		return got, m, nil
+	}
+	if err := contractBody(); err != nil {
+		return got, m, err
+	}
+	anchor, err := startAnchor(anchorStep{Anchor: anchorNodeContract, Mode: nodeModeContract}, opts, cfg.IdleSockets, 0)
+	if err != nil {
+		return got, m, err
+	}
+	idle, err = measureIdle(ctx, anchor, anchorNodeContract, cfg.IdleSockets, idleSettle, cfg.Timeout)
+	if stopErr := anchor.stop(); stopErr != nil {
+		fmt.Fprintf(stderr, "loadgen: stop the %s anchor: %v\n", anchorNodeContract, stopErr)
+	}
+	if err != nil {
+		return got, m, fmt.Errorf("%s's memory with %d idle sockets: %w", anchorNodeContract, cfg.IdleSockets, err)
+	}
+	idle.Version = opts.Node.version
+	got.Idle = append(got.Idle, idle)
+	printIdle(stdout, idle)
 	return got, m, nil
 }
 

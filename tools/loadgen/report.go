@@ -227,6 +227,9 @@ func renderMarkdown(rep report) []byte {
 	if len(rep.Config.Anchors) > 0 {
 		renderAnchors(&b, rep)
 	}
+	if len(rep.Idle) > 0 {
+		renderIdle(&b, rep)
+	}
 	return b.Bytes()
 }
 
