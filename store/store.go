@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -42,6 +43,18 @@ func init() {
 	// modernc's driver is registered as "sqlite", a name sqlx does not know: tell it
 	// that SQLite takes ? placeholders. PostgreSQL's $n come from Rebind.
 	sqlx.BindDriver(SQLite, sqlx.QUESTION)
+	// SQLite's lower() folds ASCII letters only; PostgreSQL's (in a UTF-8 database) folds
+	// every letter. The searches lower both sides: on SQLite, lower() is Go's, so that both
+	// databases give the same answer.
+	sqlite.MustRegisterDeterministicScalarFunction("lower", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return strings.ToLower(v), nil
+		case []byte:
+			return strings.ToLower(string(v)), nil
+		}
+		return args[0], nil // NULL, and the other values as they are
+	})
 }
 
 // Config selects the database. An empty DatabaseURL selects SQLite under DataDir.
