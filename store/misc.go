@@ -119,29 +119,39 @@ type IdempotencyKey struct {
 	Status      *int      `db:"status"`
 	Response    []byte    `db:"response"`
 	CreatedAt   time.Time `db:"created_at"`
+	Owner       string    `db:"owner"` // the process running the call (node.Self)
 }
 
-// ClaimIdempotencyKey reserves k for a call about to run. When the key is already taken it
-// returns the existing receipt and false. A reservation left unfinished since before stale
-// (a crashed call) is taken over.
-func (q Q) ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, stale time.Time) (IdempotencyKey, bool, error) {
-	n, err := q.exec(ctx, `INSERT INTO idempotency_keys (profile_id, key, operation, request_hash, created_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (profile_id, key) DO NOTHING`, k.ProfileID, k.Key, k.Operation, k.RequestHash, k.CreatedAt)
+// ClaimIdempotencyKey reserves k for a call about to run, for the process k.Owner. When
+// the key is already taken it returns the existing receipt and false. A reservation left
+// unfinished by a process that gone says has ended, or since before stale (a call of a
+// process that may have crashed), is taken over.
+func (q Q) ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, stale time.Time, gone func(owner string) bool) (IdempotencyKey, bool, error) {
+	n, err := q.exec(ctx, `INSERT INTO idempotency_keys (profile_id, key, operation, request_hash, created_at, owner) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (profile_id, key) DO NOTHING`, k.ProfileID, k.Key, k.Operation, k.RequestHash, k.CreatedAt, k.Owner)
 	if err != nil || n == 1 {
 		return k, n == 1, err
 	}
-	n, err = q.exec(ctx, `UPDATE idempotency_keys SET operation = ?, request_hash = ?, created_at = ?
+	n, err = q.exec(ctx, `UPDATE idempotency_keys SET operation = ?, request_hash = ?, created_at = ?, owner = ?
 		WHERE profile_id = ? AND key = ? AND status IS NULL AND created_at < ?`,
-		k.Operation, k.RequestHash, k.CreatedAt, k.ProfileID, k.Key, stale)
+		k.Operation, k.RequestHash, k.CreatedAt, k.Owner, k.ProfileID, k.Key, stale)
 	if err != nil || n == 1 {
 		return k, n == 1, err
 	}
 	var existing IdempotencyKey
-	err = q.get(ctx, &existing, `SELECT profile_id, key, operation, request_hash, status, response, created_at
+	err = q.get(ctx, &existing, `SELECT profile_id, key, operation, request_hash, status, response, created_at, owner
 		FROM idempotency_keys WHERE profile_id = ? AND key = ?`, k.ProfileID, k.Key)
 	if errors.Is(err, ErrNotFound) {
 		// Released between the insert and the read: the caller may simply retry.
 		return k, false, errors.New("idempotency key released concurrently")
+	}
+	if err == nil && existing.Status == nil && gone(existing.Owner) {
+		n, err = q.exec(ctx, `UPDATE idempotency_keys SET operation = ?, request_hash = ?, created_at = ?, owner = ?
+			WHERE profile_id = ? AND key = ? AND status IS NULL AND owner = ?`,
+			k.Operation, k.RequestHash, k.CreatedAt, k.Owner, k.ProfileID, k.Key, existing.Owner)
+		if err != nil || n == 1 {
+			return k, n == 1, err
+		}
 	}
 	return existing, false, err
 }

@@ -232,39 +232,60 @@ func TestIdempotencyKeyClaims(t *testing.T) {
 			k := store.IdempotencyKey{ProfileID: p.ID, Key: "k1", Operation: "persona.create", RequestHash: "h1", CreatedAt: store.Now()}
 			stale := store.Now().Add(-time.Minute)
 
-			if _, claimed, err := q.ClaimIdempotencyKey(ctx, k, stale); !claimed || err != nil {
+			if _, claimed, err := q.ClaimIdempotencyKey(ctx, k, stale, alive); !claimed || err != nil {
 				t.Fatalf("first claim = %v, %v", claimed, err)
 			}
-			existing, claimed, err := q.ClaimIdempotencyKey(ctx, k, stale)
+			existing, claimed, err := q.ClaimIdempotencyKey(ctx, k, stale, alive)
 			if claimed || err != nil || existing.Status != nil {
 				t.Fatalf("claim while running = %+v, %v, %v", existing, claimed, err)
 			}
 			if err := q.CompleteIdempotencyKey(ctx, p.ID, "k1", 200, []byte(`{"ok":true}`)); err != nil {
 				t.Fatal(err)
 			}
-			existing, claimed, err = q.ClaimIdempotencyKey(ctx, k, stale)
+			existing, claimed, err = q.ClaimIdempotencyKey(ctx, k, stale, alive)
 			if claimed || err != nil || existing.Status == nil || *existing.Status != 200 || string(existing.Response) != `{"ok":true}` {
 				t.Fatalf("claim after completion = %+v, %v, %v", existing, claimed, err)
 			}
 
 			// A reservation whose call never finished is taken over once stale.
 			k2 := store.IdempotencyKey{ProfileID: p.ID, Key: "k2", Operation: "persona.create", RequestHash: "h", CreatedAt: store.Now().Add(-2 * time.Minute)}
-			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k2, stale); !claimed {
+			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k2, stale, alive); !claimed {
 				t.Fatal("first claim of k2 failed")
 			}
 			k2.CreatedAt = store.Now()
-			if _, claimed, err := q.ClaimIdempotencyKey(ctx, k2, stale); !claimed || err != nil {
+			if _, claimed, err := q.ClaimIdempotencyKey(ctx, k2, stale, alive); !claimed || err != nil {
 				t.Fatalf("stale reservation not taken over: %v, %v", claimed, err)
 			}
 			if err := q.ReleaseIdempotencyKey(ctx, p.ID, "k2"); err != nil {
 				t.Fatal(err)
 			}
-			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k2, stale); !claimed {
+			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k2, stale, alive); !claimed {
 				t.Fatal("released key could not be claimed again")
+			}
+
+			// A reservation of a process that has ended is taken over at once, by its
+			// owner's name; one of a live process is not.
+			k3 := store.IdempotencyKey{ProfileID: p.ID, Key: "k3", Operation: "persona.create", RequestHash: "h", CreatedAt: store.Now(), Owner: "dead"}
+			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k3, stale, alive); !claimed {
+				t.Fatal("first claim of k3 failed")
+			}
+			k3.Owner = "live"
+			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k3, stale, func(string) bool { return false }); claimed {
+				t.Fatal("a live process's reservation was taken over")
+			}
+			gone := func(owner string) bool { return owner == "dead" }
+			if got, claimed, err := q.ClaimIdempotencyKey(ctx, k3, stale, gone); !claimed || err != nil || got.Owner != "live" {
+				t.Fatalf("a dead process's reservation was not taken over: %+v %v %v", got, claimed, err)
+			}
+			if _, claimed, _ := q.ClaimIdempotencyKey(ctx, k3, stale, gone); claimed {
+				t.Fatal("the reservation taken over was taken again")
 			}
 		})
 	}
 }
+
+// alive says of every process that it runs.
+func alive(string) bool { return false }
 
 func equalIDs(a, b []uuid.UUID) bool {
 	if len(a) != len(b) {

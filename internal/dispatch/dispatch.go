@@ -27,6 +27,7 @@ import (
 	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/events"
+	"github.com/glowhq/glow/internal/node"
 	"github.com/glowhq/glow/internal/problem"
 	"github.com/glowhq/glow/store"
 )
@@ -266,9 +267,9 @@ func (c *call) idempotent(ctx context.Context, key string, parsed, req any) Resu
 	sum := sha256.Sum256(canonical)
 	now := store.Now()
 	claim := store.IdempotencyKey{ProfileID: c.id.ProfileID, Key: key, Operation: c.op.ID,
-		RequestHash: hex.EncodeToString(sum[:]), CreatedAt: now}
+		RequestHash: hex.EncodeToString(sum[:]), CreatedAt: now, Owner: node.Self()}
 	q := c.d.store.Q()
-	prior, claimed, err := q.ClaimIdempotencyKey(ctx, claim, now.Add(-c.d.opts.IdempotencyStale))
+	prior, claimed, err := q.ClaimIdempotencyKey(ctx, claim, now.Add(-c.d.opts.IdempotencyStale), node.Gone)
 	if err != nil {
 		return c.errorResult(fmt.Errorf("claim idempotency key: %w", err))
 	}
