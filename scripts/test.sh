@@ -13,3 +13,7 @@ go test -count=1 ./...
 
 echo "== go test -race (transports, dispatcher, event log and runs)"
 go test -race -count=1 ./api/... ./ws/... ./internal/dispatch/... ./internal/events/... ./internal/jobs/...
+
+echo "== fuzz, bounded (the dispatcher's decode and validate path; the socket.io packet path)"
+go test -run '^$' -fuzz '^FuzzDispatch$' -fuzztime "${GLOW_FUZZ_TIME:-20s}" ./internal/dispatch/
+go test -run '^$' -fuzz '^FuzzSocketIOPacket$' -fuzztime "${GLOW_FUZZ_TIME:-20s}" ./ws/
