@@ -164,7 +164,6 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	}
 	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls), follow: &follower{s: s, sock: sock}}
 	c.ctx, c.cancel = context.WithCancel(events.WithFollower(auth.NewContext(s.ctx, id), c.follow))
-	sock.SetData(c)
 	if sock.Recovered() {
 		// A replay the dropped connection was in the middle of ended with it; its replay room,
 		// restored with the others, would go on keeping the topic's live events away. The
