@@ -554,6 +554,26 @@ func (h *slowHandlers) SystemHealth(ctx context.Context, in *gen.SystemHealthReq
 // 127.0.0.1, and returns an admin token and the server's log.
 func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers, string, string, *testserver.SyncBuffer) {
 	t.Helper()
+	var h *slowHandlers
+	e := serveWS(t, func(svc *handlers.Service) gen.Handlers {
+		h = &slowHandlers{Service: svc, delay: delay}
+		return h
+	}, events.Options{}, ws.Options{MaxCalls: maxCalls})
+	return h, e.url, e.token(t, "slow"), e.logs
+}
+
+// wsEnv is a socket.io server built by serveWS.
+type wsEnv struct {
+	srv  *ws.Server
+	url  string
+	st   *store.Store
+	logs *testserver.SyncBuffer // what the server logged, from level info
+}
+
+// serveWS serves socket.io alone, with the real dispatcher and event log over the real
+// service (or what wrap makes of it), on a free port of 127.0.0.1, until t ends.
+func serveWS(t *testing.T, wrap func(*handlers.Service) gen.Handlers, evOpts events.Options, opts ws.Options) wsEnv {
+	t.Helper()
 	st := testdb.Dialects(t)[0].Open(t)
 	contract, err := dispatch.NewContract(glow.Spec)
 	if err != nil {
@@ -561,14 +581,17 @@ func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers,
 	}
 	logs := &testserver.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	evs := events.New(st, log, events.Options{})
+	evs := events.New(st, log, evOpts)
 	evCtx, stopEvents := context.WithCancel(context.Background())
 	evDone := make(chan struct{})
 	go func() { evs.Run(evCtx); close(evDone) }()
 	tracker := presence.New(st, log, 0)
-	h := &slowHandlers{Service: handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, tracker, contract.Version(), handlers.Limits{}), delay: delay}
+	var h gen.Handlers = handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, tracker, contract.Version(), handlers.Limits{})
+	if wrap != nil {
+		h = wrap(h.(*handlers.Service))
+	}
 	d := dispatch.New(contract, h, st, evs, log, dispatch.Options{CallTimeout: 30 * time.Second})
-	srv := ws.New(d, auth.NewResolver(st, 0), evs, tracker, log, ws.Options{MaxCalls: maxCalls})
+	srv := ws.New(d, auth.NewResolver(st, 0), evs, tracker, log, opts)
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", srv.Handler())
 	ts := httptest.NewServer(mux)
@@ -579,17 +602,22 @@ func slowServer(t *testing.T, delay time.Duration, maxCalls int) (*slowHandlers,
 		stopEvents()
 		<-evDone
 	})
+	return wsEnv{srv: srv, url: ts.URL, st: st, logs: logs}
+}
 
+// token creates an admin profile named after name and returns a token of it.
+func (e wsEnv) token(t *testing.T, name string) string {
+	t.Helper()
 	ctx := context.Background()
-	p, err := st.Q().CreateProfile(ctx, "slow-"+uuid.NewString()[:8], "admin")
+	p, err := e.st.Q().CreateProfile(ctx, name+"-"+uuid.NewString()[:8], "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	token, hash := auth.NewToken()
-	if _, err := st.Q().CreateToken(ctx, p.ID, hash, "test"); err != nil {
+	if _, err := e.st.Q().CreateToken(ctx, p.ID, hash, "test"); err != nil {
 		t.Fatal(err)
 	}
-	return h, ts.URL, token, logs
+	return token
 }
 
 // ---------------------------------------------------------------------------------------
@@ -976,12 +1004,19 @@ type cyclesResult struct {
 // called every 2 ms while the script runs (the kick modes wait for it).
 func (nr nodeRunner) cycles(t *testing.T, url, token, mode string, n int, kick func()) cyclesResult {
 	t.Helper()
-	out, code := nr.exec(t, "cycles.mjs", map[string]string{
+	return nr.runCycles(t, map[string]string{
 		"GLOW_URL": url, "GLOW_TOKEN": token, "CYCLES_MODE": mode, "CYCLES_COUNT": strconv.Itoa(n),
-	}, 3*time.Minute, kick)
+	}, kick)
+}
+
+// runCycles runs test/node/cycles.mjs with its environment (see the script); kick is as for
+// cycles.
+func (nr nodeRunner) runCycles(t *testing.T, env map[string]string, kick func()) cyclesResult {
+	t.Helper()
+	out, code := nr.exec(t, "cycles.mjs", env, 3*time.Minute, kick)
 	var r cyclesResult
 	if err := json.Unmarshal(lastLine(out), &r); err != nil || code > 1 {
-		t.Fatalf("cycles.mjs %s: exit status %d, %v\n%s", mode, code, err, out)
+		t.Fatalf("cycles.mjs %s: exit status %d, %v\n%s", env["CYCLES_MODE"], code, err, out)
 	}
 	return r
 }
