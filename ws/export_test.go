@@ -9,11 +9,11 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// SetContainment switches the containment of a fault — "E", the one contain.go can switch —
+// SetContainment switches the containment of a fault — "E" or "H", the ones contain.go can switch —
 // and returns a function that restores the previous setting. Only a test that owns every
 // server running at the time may call it, and it must restore the setting before it ends.
 func SetContainment(fault string, on bool) (restore func()) {
-	sw := map[string]*atomic.Bool{"E": &containFaults.e}[fault]
+	sw := map[string]*atomic.Bool{"E": &containFaults.e, "H": &containFaults.h}[fault]
 	if sw == nil {
 		panic("ws.SetContainment: no fault " + fault)
 	}

@@ -134,6 +134,7 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		// is every minute, whatever the window).
 		recovery.SetSessionCleanupInterval(max(opts.RecoveryWindow/2, 100*time.Millisecond))
 		so.SetConnectionStateRecovery(recovery)
+		so.SetAdapter(sessionStore{}) // fault H
 	}
 	so.SetTransports(types.NewSet(engine.Polling, engine.WebSocket))
 	s.io = socket.NewServer(nil, so)
@@ -164,6 +165,7 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	}
 	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls), follow: &follower{s: s, sock: sock}}
 	c.ctx, c.cancel = context.WithCancel(events.WithFollower(auth.NewContext(s.ctx, id), c.follow))
+	watchGoodbye(sock) // fault H
 	if sock.Recovered() {
 		// A replay the dropped connection was in the middle of ended with it; its replay room,
 		// restored with the others, would go on keeping the topic's live events away. The
