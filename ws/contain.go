@@ -14,7 +14,8 @@ package ws
 //     watchConn disconnects such a socket and lets glow forget it.
 //   - H: a client's DISCONNECT that its connection's close overtakes is taken for a dropped
 //     connection, and the socket's session is kept for recovery. watchGoodbye notes the
-//     DISCONNECT as it arrives, and sessionStore keeps no session for such a socket.
+//     DISCONNECT as it arrives, and the namespace's adapter (recovery.go) keeps no session
+//     for such a socket.
 
 import (
 	"sync/atomic"
@@ -58,12 +59,6 @@ func watchConn(sock *socket.Socket, onClose func()) {
 	}
 }
 
-// goodbye is the data of a socket (Socket.SetData), which the library hands to
-// PersistSession as the socket closes: whether its client said goodbye (fault H). It holds
-// nothing else: the library keeps a socket's data in its session for the whole recovery
-// window, and glow's own state of a socket holds the socket, and with it the connection.
-type goodbye struct{ said atomic.Bool }
-
 // watchGoodbye contains H for a socket that passed the middleware: it notes the client's
 // DISCONNECT as the connection reads it, before anything can close the socket.
 //
@@ -75,15 +70,13 @@ type goodbye struct{ said atomic.Bool }
 // session for recovery — for a client that will never come back for it. The connection's
 // "packet" event comes on the reading goroutine, before the packet is queued, and so before
 // any close that follows it.
-func watchGoodbye(sock *socket.Socket) {
+func watchGoodbye(sock *socket.Socket, data *socketData) {
 	if !containFaults.h.Load() {
 		return
 	}
-	g := &goodbye{}
-	sock.SetData(g)
 	_ = sock.Conn().On("packet", func(args ...any) {
 		if len(args) > 0 && isDisconnect(args[0]) {
-			g.said.Store(true)
+			data.goodbye.Store(true)
 		}
 	})
 }
@@ -97,22 +90,4 @@ func isDisconnect(v any) bool {
 	}
 	b, ok := p.Data.(*types.StringBuffer)
 	return ok && string(b.Bytes()) == "1"
-}
-
-// sessionStore builds the adapter of glow's namespace when connection state recovery is on:
-// the library's session-aware adapter, except that it keeps no session for a socket whose
-// client said goodbye (fault H; see watchGoodbye).
-type sessionStore struct{}
-
-func (sessionStore) New(nsp socket.Namespace) socket.Adapter {
-	return &goodbyeAwareAdapter{SessionAwareAdapter: socket.NewSessionAwareAdapter(nsp)}
-}
-
-type goodbyeAwareAdapter struct{ socket.SessionAwareAdapter }
-
-func (a *goodbyeAwareAdapter) PersistSession(session *socket.SessionToPersist) {
-	if g, ok := session.Data.(*goodbye); ok && g.said.Load() {
-		return
-	}
-	a.SessionAwareAdapter.PersistSession(session)
 }

@@ -91,6 +91,7 @@ type Server struct {
 	presence Presence
 	log      *slog.Logger
 	opts     Options
+	owners   *sessionOwners // whose each recovery session is; nil when recovery is off
 
 	ctx    context.Context // cancelled by Close; parent of every socket's context
 	cancel context.CancelFunc
@@ -134,11 +135,15 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		// is every minute, whatever the window).
 		recovery.SetSessionCleanupInterval(max(opts.RecoveryWindow/2, 100*time.Millisecond))
 		so.SetConnectionStateRecovery(recovery)
-		so.SetAdapter(sessionStore{}) // fault H
+		s.owners = newSessionOwners(opts.RecoveryWindow)
+		so.SetAdapter(sessionStore{owners: s.owners}) // recovery.go
 	}
 	so.SetTransports(types.NewSet(engine.Polling, engine.WebSocket))
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
+	if s.owners != nil {
+		s.guardRecovery()
+	}
 
 	s.io.Of("/", nil).Use(s.authenticate)
 	evs.Subscribe(s.deliver)
@@ -165,7 +170,9 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	}
 	c := &conn{id: id, slots: make(chan struct{}, s.opts.MaxCalls), follow: &follower{s: s, sock: sock}}
 	c.ctx, c.cancel = context.WithCancel(events.WithFollower(auth.NewContext(s.ctx, id), c.follow))
-	watchGoodbye(sock) // fault H
+	data := &socketData{owner: id.ProfileID}
+	sock.SetData(data)
+	watchGoodbye(sock, data) // fault H
 	if sock.Recovered() {
 		// A replay the dropped connection was in the middle of ended with it; its replay room,
 		// restored with the others, would go on keeping the topic's live events away. The
@@ -193,6 +200,11 @@ func handshakeToken(h *socket.Handshake) string {
 		return ""
 	}
 	raw, _ := h.Auth["token"].(string)
+	return tokenOf(raw)
+}
+
+// tokenOf reads "Bearer <token>" or the bare token.
+func tokenOf(raw string) string {
 	if token, ok := auth.ParseBearer(raw); ok {
 		return token
 	}
