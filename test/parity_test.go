@@ -59,6 +59,22 @@ var scenarios = []scenario{
 		}},
 	{name: "learner may not create", op: "persona.create", as: "learner", body: `{"personas":[{"name":"X"}]}`, status: 403},
 	{name: "empty list", op: "persona.create", as: "editor", body: `{"personas":[]}`, status: 422},
+	// What a hostile or careless client sends is refused at the door, the same over both.
+	{name: "objects where unique ids are asked", op: "persona.create", as: "editor", body: `{"personas":[{"name":"x","department_ids":[{}]}]}`, status: 422,
+		check: func(t *testing.T, b map[string]any) {
+			if got := pathValue(b, "errors.0.location"); got != "body.personas[0].department_ids[0]" {
+				t.Errorf("error at %v", got)
+			}
+		}},
+	{name: "arrays where unique ids are asked", op: "persona.create", as: "editor", body: `{"personas":[{"name":"x","department_ids":[[1],[]]}]}`, status: 422},
+	{name: "NUL in a string", op: "persona.search", as: "editor", body: `{"search":"a\u0000b"}`, status: 422},
+	{name: "nesting deeper than 32 levels", op: "persona.search", as: "editor", body: `{"search":"x","extra":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, status: 400},
+	{name: "thousands of unknown keys", op: "persona.search", as: "editor", body: manyKeys(3000), status: 422,
+		check: func(t *testing.T, b map[string]any) {
+			if errs, _ := b["errors"].([]any); len(errs) != 51 {
+				t.Errorf("%d errors reported, want 50 and one that counts the rest", len(errs))
+			}
+		}},
 	{name: "first call with a key", op: "persona.create", as: "editor",
 		body: `{"personas":[{"name":"Once"}],"idempotency_key":"create-1"}`, status: 200, capture: map[string]string{"once": "results.0.persona_id"}},
 	{name: "replay with the same key and body", op: "persona.create", as: "editor",
@@ -393,6 +409,16 @@ var scenarios = []scenario{
 
 // genericScenarios adds, for every operation, a malformed body, a body breaking the schema
 // and (over HTTP) a call without a token.
+// manyKeys is a persona.search body with n unknown keys.
+func manyKeys(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"search":"x"`)
+	for i := range n {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	return b.String() + "}"
+}
+
 func genericScenarios() []scenario {
 	var out []scenario
 	for _, op := range gen.Operations {
