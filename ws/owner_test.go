@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/glowhq/glow/internal/server"
 	"github.com/glowhq/glow/internal/testdb"
 	"github.com/glowhq/glow/internal/testserver"
 )
@@ -169,5 +170,75 @@ func ownerRead(t *testing.T, c *websocket.Conn) []byte {
 			continue
 		}
 		return msg
+	}
+}
+
+// TestRecoveryKeepsBoundedBytes: the packets kept for connection state recovery weigh at
+// most GLOW_RECOVERY_BYTES (here 64 KiB). A socket away while its profile's events go past
+// that starts fresh when it comes back (it then subscribes with since); one away for a few
+// events recovers with each of them, once and in order.
+func TestRecoveryKeepsBoundedBytes(t *testing.T) {
+	const budget = 64 << 10
+	env := testserver.Start(t, testdb.Dialects(t)[0], &server.Options{RecoveryBytes: budget})
+	token := env.Token(t, "bounded", "learner", "owners")
+	away := func(calls int) (first map[string]string, offset string) {
+		t.Helper()
+		c, first, _ := ownerDial(t, env, map[string]any{"token": "Bearer " + token})
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`420["profile.context",{}]`)); err != nil {
+			t.Fatal(err)
+		}
+		for acked := false; !acked || offset == ""; {
+			msg := ownerRead(t, c)
+			switch {
+			case bytes.HasPrefix(msg, []byte("430")):
+				acked = true
+			case bytes.HasPrefix(msg, []byte("42")):
+				var args []any
+				if json.Unmarshal(msg[2:], &args) == nil && len(args) > 0 {
+					offset, _ = args[len(args)-1].(string)
+				}
+			}
+		}
+		c.Close()
+		for deadline := time.Now().Add(5 * time.Second); env.Server.WS.Sockets() > 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the dropped socket is still connected")
+			}
+		}
+		for i := range calls {
+			if res := env.Post(t, token, "/profile/context", `{}`); res.Status != http.StatusOK {
+				t.Fatalf("call %d while away: %d", i, res.Status)
+			}
+		}
+		return first, offset
+	}
+	back := func(first map[string]string, offset string) (bool, []string) {
+		t.Helper()
+		c, again, early := ownerDial(t, env, map[string]any{"token": "Bearer " + token, "pid": first["pid"], "offset": offset})
+		defer c.Close()
+		var names []string
+		for _, msg := range early {
+			var args []any
+			if json.Unmarshal(msg[2:], &args) == nil && len(args) > 0 {
+				name, _ := args[0].(string)
+				names = append(names, name)
+			}
+		}
+		return again["sid"] == first["sid"], names
+	}
+
+	first, offset := away(400) // some 800 lifecycle events: far more than 64 KiB
+	if kept := env.Server.WS.RecoveryBytes(); kept > budget+4<<10 {
+		t.Fatalf("%d bytes kept for recovery, want at most about %d", kept, budget)
+	}
+	if recovered, missed := back(first, offset); recovered || len(missed) != 0 {
+		t.Fatalf("a socket whose missed packets were forgotten recovered (%v) with %d of them", recovered, len(missed))
+	}
+
+	first, offset = away(3)
+	recovered, missed := back(first, offset)
+	want := strings.Repeat("profile.context.started profile.context.completed ", 3)
+	if !recovered || strings.Join(missed, " ")+" " != want {
+		t.Fatalf("a socket away for 3 calls: recovered %v, missed %v", recovered, missed)
 	}
 }

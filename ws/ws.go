@@ -44,8 +44,11 @@ type Options struct {
 	WriteTimeout    time.Duration // longest a write to a client may wait (default 10s); then it is disconnected
 	// RecoveryWindow is how long socket.io keeps a dropped socket's rooms and the packets
 	// it missed, for it to recover them on reconnection (connection state recovery; default
-	// 30 seconds, negative: off). The packets of every room are kept that long, in memory.
+	// 30 seconds, negative: off).
 	RecoveryWindow time.Duration
+	// RecoveryBytes bounds the broadcast packets kept for recovery (default 16 MiB): past it
+	// the oldest are forgotten, and a socket that missed one of them starts fresh.
+	RecoveryBytes int
 }
 
 func (o *Options) defaults() {
@@ -73,6 +76,9 @@ func (o *Options) defaults() {
 	if o.RecoveryWindow == 0 {
 		o.RecoveryWindow = 30 * time.Second
 	}
+	if o.RecoveryBytes <= 0 {
+		o.RecoveryBytes = 16 << 20
+	}
 }
 
 // Presence counts open sockets per profile.
@@ -91,7 +97,7 @@ type Server struct {
 	presence Presence
 	log      *slog.Logger
 	opts     Options
-	owners   *sessionOwners // whose each recovery session is; nil when recovery is off
+	recovery *recoveryStore // what connection state recovery keeps; nil when it is off
 
 	ctx    context.Context // cancelled by Close; parent of every socket's context
 	cancel context.CancelFunc
@@ -131,17 +137,16 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		recovery := socket.DefaultConnectionStateRecovery()
 		recovery.SetMaxDisconnectionDuration(opts.RecoveryWindow.Milliseconds())
 		recovery.SetSkipMiddlewares(false)
-		// Expired sessions and packets are dropped every half window (the library's default
-		// is every minute, whatever the window).
-		recovery.SetSessionCleanupInterval(max(opts.RecoveryWindow/2, 100*time.Millisecond))
 		so.SetConnectionStateRecovery(recovery)
-		s.owners = newSessionOwners(opts.RecoveryWindow)
-		so.SetAdapter(sessionStore{owners: s.owners}) // recovery.go
+		// Sessions and packets are kept by glow's adapter, bounded by the window and by
+		// RecoveryBytes (recovery.go).
+		s.recovery = newRecoveryStore(opts.RecoveryWindow, opts.RecoveryBytes)
+		so.SetAdapter(sessionStore{kept: s.recovery})
 	}
 	so.SetTransports(types.NewSet(engine.Polling, engine.WebSocket))
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
-	if s.owners != nil {
+	if s.recovery != nil {
 		s.guardRecovery()
 	}
 
@@ -380,6 +385,14 @@ func (s *Server) Reauthenticate(match func(*auth.Identity) bool) int {
 		sock.Conn().Close(true)
 	}
 	return len(socks)
+}
+
+// RecoveryBytes is what the broadcast packets kept for connection state recovery weigh.
+func (s *Server) RecoveryBytes() int {
+	if s.recovery == nil {
+		return 0
+	}
+	return s.recovery.Bytes()
 }
 
 // Sockets counts the connected sockets.

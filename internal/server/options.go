@@ -35,6 +35,7 @@ type Options struct {
 	PresenceGrace   time.Duration // how long a profile without sockets stays active
 	StreamKeepAlive time.Duration // SSE keep-alive comment interval
 	RecoveryWindow  time.Duration // socket.io connection state recovery (negative: off)
+	RecoveryBytes   int64         // the broadcast packets kept for recovery, at most
 	BodyTimeout     time.Duration // longest an HTTP request body may take to arrive
 	DebugAddr       string        // where net/http/pprof is served; empty: nowhere
 
@@ -72,6 +73,7 @@ func Defaults() Options {
 		WriteTimeout:    10 * time.Second,
 		SocketMaxCalls:  16,
 		RecoveryWindow:  30 * time.Second,
+		RecoveryBytes:   16 << 20,
 		Workers:         8,
 		ChatReplies:     3,
 		ProfileRuns:     16,
@@ -104,6 +106,7 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.envDuration("GLOW_WRITE_TIMEOUT", def.WriteTimeout), "longest a write to a socket.io or SSE client may wait before the client is disconnected (GLOW_WRITE_TIMEOUT)")
 	fs.IntVar(&o.SocketMaxCalls, "socket-max-calls", int(o.envInt("GLOW_SOCKET_MAX_CALLS", int64(def.SocketMaxCalls))), "calls one socket may have running at once (GLOW_SOCKET_MAX_CALLS)")
 	fs.DurationVar(&o.RecoveryWindow, "recovery-window", o.envDuration("GLOW_RECOVERY_WINDOW", def.RecoveryWindow), "how long a dropped socket.io connection may recover its rooms and missed packets; negative turns it off (GLOW_RECOVERY_WINDOW)")
+	fs.Int64Var(&o.RecoveryBytes, "recovery-bytes", o.envInt("GLOW_RECOVERY_BYTES", def.RecoveryBytes), "bytes of broadcast packets kept for connection state recovery; past it the oldest are forgotten (GLOW_RECOVERY_BYTES)")
 	fs.IntVar(&o.Workers, "workers", int(o.envInt("GLOW_WORKERS", int64(def.Workers))), "generation runs executed at once (GLOW_WORKERS)")
 	fs.IntVar(&o.ChatReplies, "chat-replies", int(o.envInt("GLOW_CHAT_REPLIES", int64(def.ChatReplies))), "replies of one chat waiting or being generated at once; a message beyond gets 429 (GLOW_CHAT_REPLIES)")
 	fs.IntVar(&o.ProfileRuns, "profile-runs", int(o.envInt("GLOW_PROFILE_RUNS", int64(def.ProfileRuns))), "runs of one profile queued, running or paused at once; a run beyond gets 429 (GLOW_PROFILE_RUNS)")
@@ -130,6 +133,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Workers < 1 {
 		return fmt.Errorf("workers must be at least 1 (got %d)", o.Workers)
+	}
+	if o.RecoveryBytes < 64<<10 {
+		return fmt.Errorf("recovery bytes must be at least 65536 (got %d)", o.RecoveryBytes)
 	}
 	if o.ChatReplies < 1 || o.ProfileRuns < 1 {
 		return fmt.Errorf("chat replies and profile runs must be at least 1 (got %d and %d)", o.ChatReplies, o.ProfileRuns)
