@@ -531,39 +531,64 @@ func TestContainCLibraryRunsASocketsEventsOneAtATime(t *testing.T) {
 		next(nil)
 	})
 
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	read := func(prefix string) string {
-		t.Helper()
-		for {
-			_, msg, err := c.ReadMessage()
-			if err != nil {
-				t.Fatalf("waiting for %q: %v", prefix, err)
-			}
-			if strings.HasPrefix(string(msg), prefix) {
-				return string(msg)
+	// Events sent right after the CONNECT ack may reach the library before it has registered
+	// the socket with its connection, which it then closes (fault I, docs/SOCKETIO.md): such
+	// an attempt starts again.
+	attempt := func() (time.Duration, error) {
+		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		read := func(prefix string) error {
+			for {
+				_, msg, err := c.ReadMessage()
+				if err != nil {
+					return fmt.Errorf("waiting for %q: %w", prefix, err)
+				}
+				if strings.HasPrefix(string(msg), prefix) {
+					return nil
+				}
 			}
 		}
+		if err := read("0"); err != nil {
+			return 0, err
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+			return 0, err
+		}
+		if err := read("40"); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		for i := range events {
+			if err := c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `42%d["slow"]`, i)); err != nil {
+				return 0, err
+			}
+		}
+		for range events {
+			if err := read("43"); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
 	}
-	read("0")
-	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
-		t.Fatal(err)
-	}
-	read("40")
-	start := time.Now()
-	for i := range events {
-		if err := c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `42%d["slow"]`, i)); err != nil {
+	var took time.Duration
+	for try := 1; ; try++ {
+		peak.Store(0)
+		var err error
+		if took, err = attempt(); err == nil {
+			break
+		}
+		if try == 5 {
 			t.Fatal(err)
 		}
+		t.Logf("attempt %d: %v (fault I); again", try, err)
+		for deadline := time.Now().Add(5 * time.Second); running.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
-	for range events {
-		read("43")
-	}
-	took := time.Since(start)
 	t.Logf("%d events of %s each on one socket, straight to the library: done in %s, at most %d at once", events, delay, took.Round(time.Millisecond), peak.Load())
 	if peak.Load() != 1 || took < events*delay*9/10 {
 		t.Errorf("the library ran %d of a socket's handlers at once (%d events of %s done in %s), want one at a time: "+

@@ -50,11 +50,24 @@ func FuzzSocketIOPacket(f *testing.F) {
 		case probeAnswered, probeClosed:
 			return
 		}
-		if other == nil {
-			other = fuzzDial(t, env, token)
-		}
-		if fuzzProbe(t, other, packet, 10*time.Second) != probeAnswered {
-			t.Fatalf("packet %q: the server no longer answers a call on another connection", packet)
+		// A call right after a CONNECT's answer may get its connection closed (fault I,
+		// docs/SOCKETIO.md), and the other connection may have been closed since: a closed
+		// one is opened again, a few times.
+		for try := 1; ; try++ {
+			if other == nil {
+				other = fuzzDial(t, env, token)
+			}
+			switch fuzzProbe(t, other, packet, 10*time.Second) {
+			case probeAnswered:
+				return
+			case probeUnanswered:
+				t.Fatalf("packet %q: the server no longer answers a call on another connection", packet)
+			}
+			other.Close()
+			other = nil
+			if try == 3 {
+				t.Fatalf("packet %q: the server closes every other connection it is called on", packet)
+			}
 		}
 	})
 }
