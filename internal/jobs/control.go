@@ -114,6 +114,13 @@ func (r *Runner) Stop(ctx context.Context, id uuid.UUID) (store.Run, error) {
 	case <-ctx.Done():
 		return run, ctx.Err()
 	}
+	if run, err = r.store.Q().RunByID(ctx, id); err != nil || store.RunFinished(run.Status) {
+		return run, err
+	}
+	// The job ended without seeing the stop (it parked with a question just then).
+	if err := r.finishStopped(nil, run); err != nil {
+		return run, err
+	}
 	return r.store.Q().RunByID(ctx, id)
 }
 

@@ -585,14 +585,35 @@ func (r *Runner) fail(ctx context.Context, j *job, run store.Run, why string) {
 
 // finishStopped ends a run stopped; j is its job, if it has one.
 func (r *Runner) finishStopped(j *job, run store.Run) error {
+	ctx := context.Background()
+	from := run.Status
 	now := store.Now()
 	run.Status, run.UpdatedAt, run.FinishedAt = store.RunStopped, now, &now
-	if err := r.update(context.Background(), j, run, r.stateEvents(run, "stopped")...); err != nil {
+	err := r.commit(ctx, func(q store.Q) error {
+		if err := r.record(ctx, q, j, &run, r.stateEvents(run, "stopped")...); err != nil {
+			return err
+		}
+		// Only from the state read: whoever ends the run first ends it, once.
+		switch ok, err := q.UpdateRunFrom(ctx, run, from); {
+		case err != nil:
+			return err
+		case !ok:
+			return errAlreadyChanged
+		}
+		return nil
+	})
+	if errors.Is(err, errAlreadyChanged) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	r.notify()
 	return nil
 }
+
+// errAlreadyChanged rolls back a write of a run that changed since it was read.
+var errAlreadyChanged = errors.New("the run changed since it was read")
 
 // errDiverged is why a run resumed after a restart fails when its model does not produce
 // the text it had sent again.
