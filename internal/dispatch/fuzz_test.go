@@ -3,21 +3,12 @@ package dispatch_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 
-	glow "github.com/glowhq/glow"
 	"github.com/glowhq/glow/gen"
-	"github.com/glowhq/glow/handlers"
-	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
-	"github.com/glowhq/glow/internal/jobs"
-	"github.com/glowhq/glow/internal/presence"
-	"github.com/glowhq/glow/internal/testdb"
-	"github.com/glowhq/glow/store"
 )
 
 // fuzzOps are the operations the fuzz target calls: reads and writes whose bodies nest
@@ -34,38 +25,13 @@ var fuzzAnswers = map[int]bool{200: true, 400: true, 403: true, 404: true, 409: 
 // nothing panics. The corpus is in testdata/fuzz/FuzzDispatch; make test runs the target
 // for a bounded time.
 func FuzzDispatch(f *testing.F) {
-	contract, err := dispatch.NewContract(glow.Spec)
-	if err != nil {
+	r := newRealRig(f, "editor")
+	r.events.Join(events.ProfileTopic(r.id.ProfileID)) // lifecycle events are built, as for a caller with a socket
+	if err := r.runner.Start(context.Background()); err != nil {
 		f.Fatal(err)
 	}
-	st := testdb.Dialects(f)[0].Open(f)
-	ctx := context.Background()
-	var token string
-	if err := st.Tx(ctx, func(q store.Q) error {
-		issued, err := auth.Issue(ctx, q, "fuzz", "editor", "fuzz")
-		token = issued.Token
-		return err
-	}); err != nil {
-		f.Fatal(err)
-	}
-	id, err := auth.NewResolver(st, 0).Resolve(ctx, token)
-	if err != nil {
-		f.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	evs := events.New(st, log, events.Options{})
-	evCtx, stop := context.WithCancel(ctx)
-	f.Cleanup(stop)
-	go evs.Run(evCtx)
-	evs.Join(events.ProfileTopic(id.ProfileID)) // lifecycle events are built, as for a caller with a socket
-	runner := jobs.New(st, evs, log, jobs.Options{LocalDelay: -1})
-	svc := handlers.New(st, runner, evs, presence.New(st, log, 0), contract.Version(), handlers.Limits{})
-	if err := runner.Start(ctx); err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(runner.Close)
-	d := dispatch.New(contract, svc, st, evs, log, dispatch.Options{})
-	callerCtx := auth.NewContext(ctx, id)
+	f.Cleanup(r.runner.Close)
+	d, callerCtx := r.d, r.ctx
 
 	for i, body := range []string{
 		`{}`, `{"search":"école","page_size":5}`, `{"personas":[{"name":"x","department_ids":[{}]}]}`,
