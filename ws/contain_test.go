@@ -448,28 +448,6 @@ func goodbyeThenRecover(t *testing.T, e wsEnv, token string) (bool, error) {
 		return nil
 	}
 
-	call := func(c *websocket.Conn) (offset string, err error) {
-		if err := c.WriteMessage(websocket.TextMessage, []byte(`420["profile.context",{}]`)); err != nil {
-			return "", err
-		}
-		for acked := false; offset == "" || !acked; {
-			_, msg, err := c.ReadMessage()
-			if err != nil {
-				return "", fmt.Errorf("waiting for the call's ack and events: %v", err)
-			}
-			switch {
-			case bytes.HasPrefix(msg, []byte("430")):
-				acked = true
-			case bytes.HasPrefix(msg, []byte("42")):
-				var args []any
-				if json.Unmarshal(msg[2:], &args) == nil && len(args) > 0 {
-					offset, _ = args[len(args)-1].(string)
-				}
-			}
-		}
-		return offset, nil
-	}
-
 	// A call sent right after the CONNECT ack may reach the library before it has
 	// registered the socket with its connection, which it then closes (fault I, see
 	// docs/SOCKETIO.md): such a cycle starts again.
@@ -481,7 +459,7 @@ func goodbyeThenRecover(t *testing.T, e wsEnv, token string) (bool, error) {
 		if c, first, err = dial(); err != nil {
 			return false, err
 		}
-		if offset, err = call(c); err == nil {
+		if offset, err = ownerCall(c); err == nil {
 			break
 		}
 		c.Close()

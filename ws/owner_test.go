@@ -118,7 +118,8 @@ func ownerDrop(t *testing.T, env *testserver.Env, token string) (map[string]stri
 	}
 }
 
-// ownerCall calls profile.context and returns the offset of the last event it brought.
+// ownerCall calls profile.context on a connected socket and returns the offset of the last
+// event the call brought (lifecycle events carry the offsets a client recovers from).
 func ownerCall(c *websocket.Conn) (offset string, err error) {
 	if err := c.WriteMessage(websocket.TextMessage, []byte(`420["profile.context",{}]`)); err != nil {
 		return "", err

@@ -36,16 +36,23 @@ func (c *collector) seqs() []int64 {
 	return s
 }
 
+// outboxLog is a log over a new database, not running (staged events need no writer), with
+// a sink that keeps what it is given.
+func outboxLog(t *testing.T, d testdb.Dialect) (*store.Store, *events.Log, *collector) {
+	st := d.Open(t)
+	l := events.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), events.Options{})
+	got := &collector{}
+	l.Subscribe(got.sink)
+	return st, l, got
+}
+
 // TestStagedEventsComeWithTheirChange: an event staged in a transaction that rolls back is
 // neither stored nor delivered, and its number goes to the next event; one staged in a
 // transaction that commits is stored and delivered once it has committed.
 func TestStagedEventsComeWithTheirChange(t *testing.T) {
 	for _, d := range testdb.Dialects(t) {
 		t.Run(d.Name, func(t *testing.T) {
-			st := d.Open(t)
-			l := events.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), events.Options{})
-			var got collector
-			l.Subscribe(got.sink)
+			st, l, got := outboxLog(t, d)
 			ctx := context.Background()
 			const topic = "attempt/0198a2d4-0000-7000-8000-000000000001"
 
@@ -92,10 +99,7 @@ func TestStagedEventsComeWithTheirChange(t *testing.T) {
 func TestStagedEventsAreDeliveredInOrder(t *testing.T) {
 	for _, d := range testdb.Dialects(t) {
 		t.Run(d.Name, func(t *testing.T) {
-			st := d.Open(t)
-			l := events.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), events.Options{})
-			var got collector
-			l.Subscribe(got.sink)
+			st, l, got := outboxLog(t, d)
 			ctx := context.Background()
 			const topic = "attempt/0198a2d4-0000-7000-8000-000000000002"
 

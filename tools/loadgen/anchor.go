@@ -400,13 +400,7 @@ func runBroadcastStep(ctx context.Context, tgt *target, cfg chatStepConfig) (cha
 	defer sender.Close()
 
 	connectStart := time.Now()
-	tokens, _ := watcherTokens(tgt, cfg.Watchers)
-	limit := max(maxSamples/cfg.Watchers, 1)
-	watchers := make([]*watcher, cfg.Watchers)
-	for i := range watchers {
-		watchers[i] = newWatcher(topic, win, limit)
-	}
-	conns, err := dialAllPush(ctx, tgt.URL, tokens, cfg.Timeout, func(i int) func([]byte, time.Time) { return watchers[i].push })
+	watchers, conns, _, err := dialWatchers(ctx, tgt, cfg, topic, win)
 	if err != nil {
 		return res, err
 	}

@@ -426,17 +426,11 @@ func runChatStep(ctx context.Context, tgt *target, env chatEnv, cfg chatStepConf
 	defer sender.Close()
 
 	connectStart := time.Now()
-	tokens, shared := watcherTokens(tgt, cfg.Watchers)
-	res.SharedWatcher = shared
-	limit := max(maxSamples/cfg.Watchers, 1)
-	watchers := make([]*watcher, cfg.Watchers)
-	for i := range watchers {
-		watchers[i] = newWatcher(topic, win, limit)
-	}
-	conns, err := dialAllPush(ctx, tgt.URL, tokens, cfg.Timeout, func(i int) func([]byte, time.Time) { return watchers[i].push })
+	watchers, conns, shared, err := dialWatchers(ctx, tgt, cfg, topic, win)
 	if err != nil {
 		return res, err
 	}
+	res.SharedWatcher = shared
 	disconnect := sync.OnceFunc(func() { closeAll(conns) })
 	defer disconnect()
 	if err := subscribeAll(ctx, conns, topic, cfg.Timeout); err != nil {
@@ -564,6 +558,19 @@ func (r *chatResult) account(rec *recorder, ref *watcher, watchers []*watcher, p
 
 // watcherTokens gives each watcher its own level-0 profile's token, or every watcher the
 // admin's token when there are not enough (an external server without its database).
+// dialWatchers connects the step's watching sockets, each recording what it gets of topic;
+// shared says they share one token (see watcherTokens).
+func dialWatchers(ctx context.Context, tgt *target, cfg chatStepConfig, topic string, win *window) ([]*watcher, []*sioConn, bool, error) {
+	tokens, shared := watcherTokens(tgt, cfg.Watchers)
+	limit := max(maxSamples/cfg.Watchers, 1)
+	watchers := make([]*watcher, cfg.Watchers)
+	for i := range watchers {
+		watchers[i] = newWatcher(topic, win, limit)
+	}
+	conns, err := dialAllPush(ctx, tgt.URL, tokens, cfg.Timeout, func(i int) func([]byte, time.Time) { return watchers[i].push })
+	return watchers, conns, shared, err
+}
+
 func watcherTokens(tgt *target, n int) ([]string, bool) {
 	return pickTokens(tgt.Watchers, tgt.Admin, n, false)
 }
