@@ -130,6 +130,7 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 	so.SetPingTimeout(opts.PingTimeout)
 	so.SetConnectTimeout(opts.ConnectTimeout)
 	so.SetMaxHttpBufferSize(opts.MaxMessageBytes)
+	so.SetParser(newCodec())
 	// Connection state recovery: a socket that reconnects soon keeps its id and rooms and gets
 	// the packets it missed. The middleware still runs (the token is checked again). Across
 	// a restart, or after a longer gap, the event log replays instead (system.subscribe).
@@ -141,8 +142,8 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		// Sessions and packets are kept by glow's adapter, bounded by the window and by
 		// RecoveryBytes (recovery.go).
 		s.recovery = newRecoveryStore(opts.RecoveryWindow, opts.RecoveryBytes)
-		so.SetAdapter(sessionStore{kept: s.recovery})
 	}
+	so.SetAdapter(adapters{kept: s.recovery})
 	so.SetTransports(types.NewSet(engine.Polling, engine.WebSocket))
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
@@ -267,6 +268,15 @@ func payload(args []any) ([]byte, error) {
 		return nil, nil
 	}
 	switch v := args[0].(type) {
+	case json.RawMessage: // what glow's decoder reads (codec.go)
+		if len(v) > 0 && v[0] == '"' { // a string: its text is the body
+			var text string
+			if err := json.Unmarshal(v, &text); err != nil {
+				return nil, fmt.Errorf("the argument cannot be read as JSON: %v", err)
+			}
+			return []byte(text), nil
+		}
+		return v, nil
 	case string:
 		return []byte(v), nil
 	case types.BufferInterface:
@@ -280,10 +290,11 @@ func payload(args []any) ([]byte, error) {
 	}
 }
 
-// reply acks with the envelope every event gets: {"status": <HTTP status>, "body": <HTTP body>}.
+// reply acks with the envelope every event gets: {"status": <HTTP status>, "body": <HTTP
+// body>}, the body spliced in as the handler wrote it (codec.go).
 func reply(ack socket.Ack, status int, body []byte) {
 	if ack != nil {
-		ack([]any{map[string]any{"status": status, "body": json.RawMessage(body)}}, nil)
+		ack([]any{ackBody{status: status, body: body}}, nil)
 	}
 }
 
