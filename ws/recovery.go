@@ -226,43 +226,47 @@ func packetSize(data []any) int {
 	return n
 }
 
-// sessionStore builds the adapter of glow's namespace when connection state recovery is on:
-// the library's in-memory adapter, with sessions and packets kept in a recoveryStore. It
-// keeps no session for a socket whose client said goodbye (fault H).
-type sessionStore struct{ kept *recoveryStore }
+// adapters builds the adapter of glow's namespace: the library's in-memory adapter, with
+// glow's broadcast (broadcast.go) and, when connection state recovery is on (kept is set),
+// sessions and packets kept in a recoveryStore. It keeps no session for a socket whose
+// client said goodbye (fault H).
+type adapters struct{ kept *recoveryStore }
 
-func (s sessionStore) New(nsp socket.Namespace) socket.Adapter {
-	a := &recoveryAdapter{Adapter: socket.MakeAdapter(), kept: s.kept}
+func (s adapters) New(nsp socket.Namespace) socket.Adapter {
+	a := &adapter{Adapter: socket.MakeAdapter(), kept: s.kept}
 	a.Prototype(a)
 	a.Construct(nsp)
 	return a
 }
 
-type recoveryAdapter struct {
+type adapter struct {
 	socket.Adapter
-	kept *recoveryStore
+	kept *recoveryStore // nil: recovery is off
 }
 
-func (a *recoveryAdapter) PersistSession(session *socket.SessionToPersist) {
+func (a *adapter) PersistSession(session *socket.SessionToPersist) {
 	data, ok := session.Data.(*socketData)
-	if !ok || data.goodbye.Load() {
+	if a.kept == nil || !ok || data.goodbye.Load() {
 		return // a socket glow never wired up (refused by the middleware), or one that left
 	}
 	a.kept.keepSession(session, data.owner)
 }
 
-func (a *recoveryAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+func (a *adapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	if a.kept == nil {
+		return nil, nil
+	}
 	return a.kept.restore(pid, offset), nil
 }
 
-// Broadcast keeps the event packets a reconnecting socket may have missed: not those with an
-// ack (it cannot be restored), nor volatile ones.
-func (a *recoveryAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+// Broadcast keeps the event packets a reconnecting socket may have missed — not those with
+// an ack (it cannot be restored), nor volatile ones — and sends the packet.
+func (a *adapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
 	volatile := opts != nil && opts.Flags != nil && opts.Flags.Volatile
-	if data, ok := packet.Data.([]any); ok && packet.Type == parser.EVENT && packet.Id == nil && !volatile {
+	if data, ok := packet.Data.([]any); ok && a.kept != nil && packet.Type == parser.EVENT && packet.Id == nil && !volatile {
 		packet.Data = a.kept.keepPacket(data, opts)
 	}
-	a.Adapter.Broadcast(packet, opts)
+	a.broadcast(packet, opts)
 }
 
 // guardRecovery watches the packets of every new connection for a CONNECT that asks to

@@ -48,8 +48,14 @@ func payload(topic string, seq int64, data []byte) json.RawMessage {
 	var b bytes.Buffer
 	b.Grow(len(data) + len(topic) + 32)
 	b.WriteString(`{"topic":`)
-	t, _ := json.Marshal(topic)
-	b.Write(t)
+	if plain(topic) {
+		b.WriteByte('"')
+		b.WriteString(topic)
+		b.WriteByte('"')
+	} else {
+		t, _ := json.Marshal(topic)
+		b.Write(t)
+	}
 	b.WriteString(`,"seq":`)
 	b.WriteString(strconv.FormatInt(seq, 10))
 	data = bytes.TrimSpace(data)
@@ -60,6 +66,16 @@ func payload(topic string, seq int64, data []byte) json.RawMessage {
 		b.WriteByte('}')
 	}
 	return b.Bytes()
+}
+
+// plain says whether s is its own JSON string body (topics are "<kind>/<uuid>").
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // Durable says whether a topic's events are stored (x-glow-topics in the spec).
