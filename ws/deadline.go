@@ -38,8 +38,21 @@ func (h *deadlineHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The socket.io library keeps this writer for the socket's life, and net/http's response
+	// keeps its server connection, with that connection's 4 KiB read and write buffers, which
+	// a hijacked connection never gives back. The connection is the websocket's now: forget
+	// the response, so that they are freed.
+	h.ResponseWriter = hijacked{header: h.Header()}
 	return &deadlineConn{Conn: c, timeout: h.timeout}, brw, nil
 }
+
+// hijacked is what a response writer is after its connection was hijacked: a Write fails
+// with http.ErrHijacked, as net/http's own does.
+type hijacked struct{ header http.Header }
+
+func (w hijacked) Header() http.Header     { return w.header }
+func (hijacked) Write([]byte) (int, error) { return 0, http.ErrHijacked }
+func (hijacked) WriteHeader(int)           {}
 
 func (h *deadlineHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
