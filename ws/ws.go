@@ -161,7 +161,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // authenticate is the namespace middleware: it resolves the handshake's token, refuses the
 // socket without one, and otherwise wires the socket up before letting it connect.
+//
+// It does so on a goroutine of its own, which ends with the handshake: the token's lookup
+// runs deep (the database driver), and on the connection's reading goroutine, which lives
+// as long as the socket, it would leave a stack of that depth to every idle socket. The
+// library lets a middleware answer later: it queues the connect behind next.
 func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	go s.admit(sock, next)
+}
+
+// admit is authenticate's work.
+func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
 	id, err := s.resolver.Resolve(s.ctx, handshakeToken(sock.Handshake()))
 	if err != nil {
 		// The error's message is what socket.io clients show; its data is the problem
