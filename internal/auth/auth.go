@@ -237,12 +237,33 @@ func ProfileIdentity(ctx context.Context, q store.Q, profileID uuid.UUID) (*Iden
 	}
 	id := &Identity{
 		ProfileID: p.ID, ProfileName: p.Name, ProfileSince: p.CreatedAt,
-		Role: role.Name, Level: role.Level, Permissions: perms, Departments: deps,
+		Role: role.Name, Level: role.Level, Permissions: sharedPermissions(role.Name, perms), Departments: deps,
 	}
 	for _, d := range deps {
 		id.DepartmentIDs = append(id.DepartmentIDs, d.ID)
 	}
 	return id, nil
+}
+
+// rolePermissions holds the latest permission list read for each role, shared by every
+// identity of the role while the list stays the same: thousands of sockets of one role then
+// keep one copy of it, not one each. An identity never changes its list.
+var rolePermissions = struct {
+	sync.Mutex
+	byRole map[string][]store.Permission
+}{byRole: map[string][]store.Permission{}}
+
+// sharedPermissions returns the list held for role if it equals perms; otherwise it holds
+// (a right-sized copy of) perms for role from now on and returns it.
+func sharedPermissions(role string, perms []store.Permission) []store.Permission {
+	rolePermissions.Lock()
+	defer rolePermissions.Unlock()
+	if held, ok := rolePermissions.byRole[role]; ok && slices.Equal(held, perms) {
+		return held
+	}
+	perms = slices.Clip(slices.Clone(perms))
+	rolePermissions.byRole[role] = perms
+	return perms
 }
 
 // touch writes the token's last_used_at at most once per touchEvery. It is best effort: a
