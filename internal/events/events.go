@@ -98,6 +98,9 @@ type Options struct {
 	// last HistoryEvents events (default 1024), none older than HistoryAge (default 2 minutes).
 	HistoryEvents int
 	HistoryAge    time.Duration
+	// HistoryBytes bounds what all live topics keep together (default 32 MiB): past it, the
+	// topics that keep the most give up their oldest events first.
+	HistoryBytes int
 }
 
 // stuckAfter is how long durable events may fail to be stored before Stuck reports it.
@@ -168,6 +171,9 @@ func New(st *store.Store, log *slog.Logger, opts Options) *Log {
 	}
 	if opts.HistoryAge <= 0 {
 		opts.HistoryAge = 2 * time.Minute
+	}
+	if opts.HistoryBytes <= 0 {
+		opts.HistoryBytes = 32 << 20
 	}
 	l := &Log{store: st, log: log, opts: opts, in: make(chan Event, opts.Buffer), listeners: map[string]map[*Listener]struct{}{},
 		open: map[string][]*staged{}, ready: map[string][]Event{}}

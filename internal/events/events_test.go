@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,5 +246,37 @@ func TestLiveTopics(t *testing.T) {
 	l.Leave(topic)
 	if !l.Wants(topic) {
 		t.Fatal("the topic forgot its history as soon as its audience left")
+	}
+}
+
+// TestLiveHistoryIsBoundedByBytes: however much one topic publishes, its history stays
+// within its share of HistoryBytes, keeps its newest events, and reports older ones lost.
+func TestLiveHistoryIsBoundedByBytes(t *testing.T) {
+	st := testdb.Dialects(t)[0].Open(t)
+	const budget = 64 * 4096 // 4 KiB for each of the 64 shards
+	l := events.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), events.Options{HistoryBytes: budget})
+	topic := "profile/" + store.NewID().String()
+	l.Join(topic)
+	big := strings.Repeat("x", 500)
+	var last int64
+	l.Subscribe(func(batch []events.Event) { last = batch[len(batch)-1].Seq })
+	for i := range 1000 {
+		e := ev(topic, i)
+		e.Data = json.RawMessage(fmt.Sprintf(`{"n":%d,"pad":%q}`, i, big))
+		l.Publish(e)
+	}
+	var kept []int64
+	r, err := l.Attach(context.Background(), topic, 0, func(e events.Event) { kept = append(kept, e.Seq) }, func(events.Replay) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) == 0 || len(kept) > 4096/500 || kept[len(kept)-1] != last || !r.Truncated {
+		t.Fatalf("kept %d events (%v), the last %d of %d, truncated %v; want the newest few within 4 KiB",
+			len(kept), kept, kept[len(kept)-1], last, r.Truncated)
+	}
+	for i := 1; i < len(kept); i++ {
+		if kept[i] != kept[i-1]+1 {
+			t.Fatalf("the kept events have a gap: %v", kept)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Live topics (durable: false in x-glow-topics) are never stored. Each keeps a bounded
@@ -21,18 +22,34 @@ const liveShards = 64
 
 // liveShard holds the histories of the live topics that hash to it. Publishing to a topic,
 // replaying it and joining it take its shard's lock, which orders the topic's events.
+//
+// Each shard keeps at most its share of Options.HistoryBytes: past it, the history that
+// keeps the most bytes gives up its older half, until the shard is within its share. A
+// topic that publishes a lot thus cannot make memory grow with traffic, however many topics
+// do so at once, and a quiet topic keeps what it has.
 type liveShard struct {
 	mu     sync.Mutex
 	topics map[string]*history
+	bytes  int // kept by all its histories
 }
 
 // history is what a live topic keeps. Its fields are guarded by its shard's lock.
 type history struct {
 	last      int64   // the number of the last event
 	evs       []Event // the kept events, oldest first
+	bytes     int     // what evs holds (keptBytes)
 	audience  int     // subscribers joined (sockets in its room)
 	left      time.Time
 	listeners map[*Listener]struct{}
+}
+
+// keptBytes is about what keeping an event costs: the event and what it refers to.
+func keptBytes(ev Event) int {
+	n := int(unsafe.Sizeof(ev)) + len(ev.Topic) + len(ev.Name) + len(ev.Data)
+	for _, t := range ev.Also {
+		n += len(t) + int(unsafe.Sizeof(t))
+	}
+	return n
 }
 
 var shardSeed = maphash.MakeSeed()
@@ -57,7 +74,7 @@ func (h *history) wanted(now time.Time, age time.Duration) bool {
 }
 
 // trim forgets the events beyond the history's bounds: more than max, or older than age.
-func (h *history) trim(now time.Time, max int, age time.Duration) {
+func (sh *liveShard) trim(h *history, now time.Time, max int, age time.Duration) {
 	drop := len(h.evs) - max
 	if drop < 0 {
 		drop = 0
@@ -65,8 +82,38 @@ func (h *history) trim(now time.Time, max int, age time.Duration) {
 	for drop < len(h.evs) && now.Sub(h.evs[drop].At) > age {
 		drop++
 	}
-	if drop > 0 {
-		h.evs = h.evs[drop:]
+	sh.drop(h, drop)
+}
+
+// drop forgets the history's n oldest events.
+func (sh *liveShard) drop(h *history, n int) {
+	if n <= 0 {
+		return
+	}
+	freed := 0
+	for _, ev := range h.evs[:n] {
+		freed += keptBytes(ev)
+	}
+	h.bytes -= freed
+	sh.bytes -= freed
+	clear(h.evs[:n]) // the array outlives them until append moves it: let go of their data
+	h.evs = h.evs[n:]
+}
+
+// shed makes the shard keep no more than budget bytes, taking from the histories that keep
+// the most. The newest event of a topic is always kept.
+func (sh *liveShard) shed(budget int) {
+	for sh.bytes > budget {
+		var most *history
+		for _, h := range sh.topics {
+			if len(h.evs) > 1 && (most == nil || h.bytes > most.bytes) {
+				most = h
+			}
+		}
+		if most == nil {
+			return
+		}
+		sh.drop(most, max(len(most.evs)/2, 1))
 	}
 }
 
@@ -128,7 +175,11 @@ func (l *Log) publishLive(ev Event) {
 	h.last++
 	ev.Seq = h.last
 	h.evs = append(h.evs, ev)
-	h.trim(now, l.opts.HistoryEvents, l.opts.HistoryAge)
+	n := keptBytes(ev)
+	h.bytes += n
+	sh.bytes += n
+	sh.trim(h, now, l.opts.HistoryEvents, l.opts.HistoryAge)
+	sh.shed(l.opts.HistoryBytes / liveShards)
 	l.liveCount.Add(1)
 	one := []Event{ev}
 	for _, sink := range l.sinks {
@@ -183,7 +234,7 @@ func (l *Log) attachLive(topic string, since int64, emit func(Event), join func(
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	h := sh.get(topic, true)
-	h.trim(time.Now(), l.opts.HistoryEvents, l.opts.HistoryAge)
+	sh.trim(h, time.Now(), l.opts.HistoryEvents, l.opts.HistoryAge)
 	r := Replay{Topic: topic, Since: since, Last: since, Truncated: since < h.last && h.first() > since+1}
 	for _, ev := range h.evs {
 		if ev.Seq > since {
@@ -226,8 +277,9 @@ func (l *Log) sweepLive() {
 		sh := &l.live[i]
 		sh.mu.Lock()
 		for topic, h := range sh.topics {
-			h.trim(now, l.opts.HistoryEvents, l.opts.HistoryAge)
+			sh.trim(h, now, l.opts.HistoryEvents, l.opts.HistoryAge)
 			if !h.wanted(now, l.opts.HistoryAge) {
+				sh.bytes -= h.bytes
 				delete(sh.topics, topic)
 			}
 		}
