@@ -37,7 +37,7 @@ lint:
 bench: bench/node/node_modules/.installed
 	$(GO) run ./tools/loadgen -clients 1,10,100,500 -shared-clients 1,10,100 -watchers 1,10,100,500,1000,500@20ms \
 		-transports http,socketio,socketio-shared,chat-fanout -duration 7s \
-		-anchors node-echo,node-contract,go-echo -anchor-clients 100 -anchor-watchers 1000 -idle-sockets 5000 \
+		-anchors node-echo,node-contract,go-echo -anchor-clients 100 -anchor-watchers 1000 -idle-sockets 5000 -cycles 16000 -memory-calls 1000000 \
 		-out docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dispatch/
 

@@ -87,12 +87,12 @@ func TestParseAnchorFlags(t *testing.T) {
 	// The flags of make bench.
 	cfg, err := parseFlags(strings.Fields("-clients 1,10,100,500 -shared-clients 1,10,100 -watchers 1,10,100,500,1000,500@20ms "+
 		"-transports http,socketio,socketio-shared,chat-fanout -duration 7s -anchors node-echo,node-contract,go-echo "+
-		"-anchor-clients 100 -anchor-watchers 1000 -idle-sockets 5000"), io.Discard)
+		"-anchor-clients 100 -anchor-watchers 1000 -idle-sockets 5000 -cycles 16000 -memory-calls 1000000"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(cfg.Anchors, []string{anchorNodeEcho, anchorNodeContract, anchorGoEcho}) || cfg.IdleSockets != 5000 ||
-		cfg.NodeDir != "bench/node" || cfg.steps() != 22 || !cfg.needsNode() {
+		cfg.Cycles != 16000 || cfg.MemoryCalls != 1000000 || cfg.NodeDir != "bench/node" || cfg.steps() != 22 || !cfg.needsNode() {
 		t.Fatalf("parsed %+v (%d steps)", cfg, cfg.steps())
 	}
 	for _, bad := range []string{
@@ -104,6 +104,10 @@ func TestParseAnchorFlags(t *testing.T) {
 		"-idle-sockets 5000 -inprocess",
 		"-idle-sockets 10001",
 		"-idle-sockets 10 -url http://127.0.0.1:1 -token t",
+		"-cycles 100",
+		"-memory-calls 100",
+		"-idle-sockets 10 -cycles -1",
+		"-idle-sockets 10 -memory-calls 100000000",
 	} {
 		if _, err := parseFlags(strings.Fields(bad), io.Discard); err == nil {
 			t.Errorf("parseFlags(%s) accepted it", bad)
@@ -247,7 +251,8 @@ func synthetic() measured {
 			chat("", 1000, 20*time.Millisecond, 20_000, 200*time.Millisecond), // paced: not compared
 			chat(anchorNodeEcho, 1000, 0, 100_000, 50*time.Millisecond),
 		},
-		Idle: []idleResult{{Server: "glow", Sockets: 5000, Before: 60e6, After: 320e6}},
+		Idle:  []idleResult{{Server: "glow", Sockets: 5000, Before: 60e6, After: 320e6}},
+		Churn: []churnResult{{Cycles: 16000, Warm: 100e6, AfterCycles: 112e6, Calls: 1_000_000, AfterCalls: 410e6, AfterCallsSettled: 300e6}},
 	}
 }
 
@@ -309,6 +314,10 @@ func TestRenderComparison(t *testing.T) {
 		"#### The chat fan-out's counterpart: the broadcast of (a) Node socket.io, bare echo",
 		"## Memory: idle sockets",
 		"| glow | 5,000 | 60 MB | 320 MB | 52.0 kB |",
+		"| RSS per idle socket, 5,000 open | 52.0 kB | ≤ 35 kB with 5,000 open | no |",
+		"| RSS above the warm baseline after 16,000 connect/close cycles | 12.0 MB | ≤ 20 MB | yes |",
+		"| RSS after 1,000,000 socket.io calls | 410 MB | < 400 MB | no |",
+		"| 16,000 | 100 MB | 112 MB | 12.0 MB |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q", want)

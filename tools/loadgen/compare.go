@@ -199,6 +199,9 @@ func printAll(w io.Writer, got measured, cfg config) {
 		for _, r := range got.Idle {
 			printIdle(w, r)
 		}
+		for _, r := range got.Churn {
+			printChurn(w, r)
+		}
 	}
 }
 

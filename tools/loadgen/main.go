@@ -77,6 +77,8 @@ type config struct {
 	AnchorWatchers int      // sockets of the anchors' broadcast step
 	NodeDir        string   // bench/node: anchor.mjs and its npm packages
 	IdleSockets    int      // sockets of the memory measurement; 0: none
+	Cycles         int      // connect/close cycles after it (churn.go); 0: none
+	MemoryCalls    int64    // socket.io calls after those (churn.go); 0: none
 }
 
 func main() {
@@ -155,6 +157,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.AnchorWatchers, "anchor-watchers", 1000, "sockets node-echo broadcasts to: one of glow's -watchers, at pace 0")
 	fs.StringVar(&cfg.NodeDir, "node-dir", "bench/node", "the Node anchors' anchor.mjs and npm packages (npm ci --prefix <dir>)")
 	fs.IntVar(&cfg.IdleSockets, "idle-sockets", 0, fmt.Sprintf("memory: idle sockets (each its own profile) to open on a new glow server, and on node-contract with -anchors (0–%d; 0: none)", maxIdle))
+	fs.IntVar(&cfg.Cycles, "cycles", 0, fmt.Sprintf("memory: connect/close cycles, in rounds of %d sockets, on the -idle-sockets server after its sockets close; RSS after the first round and after the last (0–%d; 0: none)", cycleRound, maxCycles))
+	fs.Int64Var(&cfg.MemoryCalls, "memory-calls", 0, fmt.Sprintf("memory: socket.io calls from %d sockets on the same server after the cycles; RSS after the last (0–%d; 0: none)", churnCalls, maxMemCalls))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./tools/loadgen [flags]\n\n")
 		fs.PrintDefaults()
@@ -236,6 +240,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-idle-sockets must be from 0 to %d", maxIdle)
 	case cfg.IdleSockets > 0 && (cfg.URL != "" || cfg.InProcess):
 		return cfg, errors.New("-idle-sockets measures a server process loadgen starts: not with -url or -inprocess")
+	case cfg.Cycles < 0 || cfg.Cycles > maxCycles:
+		return cfg, fmt.Errorf("-cycles must be from 0 to %d", maxCycles)
+	case cfg.MemoryCalls < 0 || cfg.MemoryCalls > maxMemCalls:
+		return cfg, fmt.Errorf("-memory-calls must be from 0 to %d", maxMemCalls)
+	case (cfg.Cycles > 0 || cfg.MemoryCalls > 0) && cfg.IdleSockets == 0:
+		return cfg, errors.New("-cycles and -memory-calls run on the -idle-sockets server: give -idle-sockets too")
 	}
 	return cfg, nil
 }
@@ -326,10 +336,11 @@ func (c config) maxWatchers() int {
 
 // measured is everything a run measured.
 type measured struct {
-	Results []result     // glow's steps, then each transport's anchor steps after glow's
-	Chats   []chatResult // the same for the chat fan-out
-	Idle    []idleResult // the memory of idle sockets
-	Node    string       // the Node anchors' runtime, when they ran
+	Results []result      // glow's steps, then each transport's anchor steps after glow's
+	Chats   []chatResult  // the same for the chat fan-out
+	Idle    []idleResult  // the memory of idle sockets
+	Churn   []churnResult // and of the cycles and calls after them (glow's)
+	Node    string        // the Node anchors' runtime, when they ran
 }
 
 // bench starts or finds the server, checks both transports once, and runs every step, each
@@ -347,6 +358,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (measured,
 	estimate := time.Duration(steps) * (cfg.Warmup + cfg.Duration + time.Second)
 	if cfg.IdleSockets > 0 {
 		estimate += 4 * idleSettle
+		estimate += time.Duration(cfg.Cycles/cycleRound+3)*(2*time.Second) + time.Duration(cfg.MemoryCalls/5000)*time.Second
 		if slices.Contains(cfg.Anchors, anchorNodeContract) {
 			estimate += 4 * idleSettle
 		}
@@ -486,7 +498,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (measured,
 	if err != nil {
 		return got, m, fmt.Errorf("stop the server: %w", err)
 	}
-	if tgt, err = startTarget(ctx, cfg, cfg.IdleSockets, 0); err != nil {
+	if tgt, err = startTarget(ctx, cfg, max(cfg.IdleSockets, min(cfg.Cycles, cycleRound), churnCalls), 0); err != nil {
 		return got, m, err
 	}
 	fmt.Fprintf(stderr, "loadgen: memory server %s, pid %d\n", tgt.URL, tgt.pid)
@@ -496,6 +508,14 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (measured,
 	}
 	got.Idle = append(got.Idle, idle)
 	printIdle(stdout, idle)
+	if cfg.Cycles > 0 || cfg.MemoryCalls > 0 {
+		churn, err := measureChurn(ctx, tgt, cfg.Cycles, cfg.MemoryCalls, cfg.Op, []byte(cfg.Body), idleSettle, cfg.Timeout)
+		if err != nil {
+			return got, m, fmt.Errorf("glow's memory under churn: %w", err)
+		}
+		got.Churn = append(got.Churn, churn)
+		printChurn(stdout, churn)
+	}
 	if !slices.Contains(cfg.Anchors, anchorNodeContract) {
 		return got, m, nil
 	}

@@ -229,6 +229,7 @@ func renderMarkdown(rep report) []byte {
 	}
 	if len(rep.Idle) > 0 {
 		renderIdle(&b, rep)
+		renderChurn(&b, rep)
 	}
 	return b.Bytes()
 }
