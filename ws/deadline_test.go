@@ -1,8 +1,11 @@
 package ws
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,5 +43,56 @@ func TestUpgradedWriterForgetsTheResponse(t *testing.T) {
 	}
 	if _, err := w.Write([]byte("x")); err != http.ErrHijacked {
 		t.Fatalf("Write after the upgrade: %v, want http.ErrHijacked", err)
+	}
+}
+
+// writeCounter is a connection that records its writes.
+type writeCounter struct {
+	net.Conn
+	writes []string
+	fail   error
+	closed bool
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	if w.fail != nil {
+		return 0, w.fail
+	}
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+func (w *writeCounter) SetWriteDeadline(time.Time) error { return nil }
+func (w *writeCounter) Close() error                     { w.closed = true; return nil }
+
+// The frames written while a batch is corked go out in one write, when it is uncorked;
+// frames outside a batch go out at once; a failed write of a batch fails what follows.
+func TestCorkedFramesGoOutInOneWrite(t *testing.T) {
+	under := &writeCounter{}
+	c := &deadlineConn{Conn: under, timeout: time.Second}
+	c.cork()
+	for _, frame := range []string{"ack", "started", "completed"} {
+		if n, err := c.Write([]byte(frame)); n != len(frame) || err != nil {
+			t.Fatalf("corked Write = %d, %v", n, err)
+		}
+	}
+	if len(under.writes) != 0 {
+		t.Fatalf("corked frames were written: %q", under.writes)
+	}
+	c.uncork()
+	c.uncork() // nothing held: nothing written
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ackstartedcompleted", "ping"}; !slices.Equal(under.writes, want) {
+		t.Fatalf("writes %q, want %q", under.writes, want)
+	}
+
+	under.fail = errors.New("broken pipe")
+	c.cork()
+	_, _ = c.Write([]byte("lost"))
+	c.uncork()
+	under.fail = nil
+	if _, err := c.Write([]byte("after")); err == nil || !under.closed {
+		t.Fatalf("a write after a failed batch: %v (connection closed: %v)", err, under.closed)
 	}
 }

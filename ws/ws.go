@@ -104,6 +104,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[uuid.UUID]map[*socket.Socket]*conn // sockets per session, for revocation
+
+	upgrades sync.Map // engine.io session id → the websocket upgrading it (deadline.go)
 }
 
 // conn is what a socket carries: who it is, and its bounded call slots.
@@ -207,6 +209,7 @@ func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
 	_ = sock.On("disconnect", func(...any) { s.forget(sock, c) })
 	s.track(sock, c)
 	watchConn(sock, func() { s.forget(sock, c) }) // fault E
+	s.coalesce(sock)
 	next(nil)
 }
 
