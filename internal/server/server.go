@@ -80,6 +80,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 		RecoveryBytes: int(opts.RecoveryBytes),
 	})
 	mux.Handle("/socket.io/", s.WS.Handler())
+	s.serveHealth(mux)
 	s.handler = mux
 	return s, nil
 }
