@@ -116,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	printAll(stdout, got, cfg)
 	if cfg.Out != "" {
-		md := renderMarkdown(report{Machine: env.machine, Mode: env.mode, Code: codeVersion(), Command: commandLine(args),
+		md := renderMarkdown(report{Machine: env.machine, Mode: env.mode, Code: codeVersion(cfg.Out), Command: commandLine(args),
 			Date: time.Now(), Config: cfg, measured: got})
 		if err := os.WriteFile(cfg.Out, md, 0o644); err != nil {
 			fmt.Fprintf(stderr, "loadgen: %v\n", err)

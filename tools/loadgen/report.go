@@ -49,14 +49,19 @@ func describeMachine() machine {
 }
 
 // codeVersion names the commit of the working tree, noting uncommitted changes to tracked
-// files; "" outside a git checkout.
-func codeVersion() string {
+// files other than report (the file being rewritten, whose last version does not change
+// what is measured); "" outside a git checkout.
+func codeVersion(report string) string {
 	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
 		return ""
 	}
 	v := "commit " + strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+	args := []string{"status", "--porcelain", "--untracked-files=no", "--", "."}
+	if report != "" {
+		args = append(args, ":(exclude)"+report)
+	}
+	if st, err := exec.Command("git", args...).Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
 		v += ", with uncommitted changes"
 	}
 	return v
