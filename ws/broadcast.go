@@ -14,17 +14,26 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
-func (a *adapter) broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+// broadcast sends packets, in order, to the sockets opts reaches. Several packets are
+// handed to each socket together: the first goes
+// out at once, the others wait in the engine's buffer until that write is done and then go
+// out as one batch (one write, see coalesce), where one each would be a write of its own.
+func (a *adapter) broadcast(packets []*parser.Packet, opts *socket.BroadcastOptions) {
 	write := &socket.WriteOptions{PreEncoded: true}
 	if opts != nil && opts.Flags != nil {
 		write.Volatile = opts.Flags.Volatile
 		write.Compress = opts.Flags.Compress
 	}
-	packet.Nsp = a.Nsp().Name()
-	encoded := a.Nsp().Server().Encoder().Encode(packet)
+	var encoded []types.BufferInterface
+	for _, packet := range packets {
+		packet.Nsp = a.Nsp().Name()
+		encoded = append(encoded, a.Nsp().Server().Encoder().Encode(packet)...)
+	}
 	a.each(opts, func(sock *socket.Socket) {
 		if notify := sock.NotifyOutgoingListeners(); notify != nil {
-			notify(packet)
+			for _, packet := range packets {
+				notify(packet)
+			}
 		}
 		sock.Client().WriteToEngine(encoded, write)
 	})

@@ -262,11 +262,25 @@ func (a *adapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*s
 // Broadcast keeps the event packets a reconnecting socket may have missed — not those with
 // an ack (it cannot be restored), nor volatile ones — and sends the packet.
 func (a *adapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+	a.keep(packet, opts)
+	a.broadcast([]*parser.Packet{packet}, opts)
+}
+
+// BroadcastAll is Broadcast of several packets to the same sockets, in order: each socket
+// is handed them together.
+func (a *adapter) BroadcastAll(packets []*parser.Packet, opts *socket.BroadcastOptions) {
+	for _, p := range packets {
+		a.keep(p, opts)
+	}
+	a.broadcast(packets, opts)
+}
+
+// keep keeps packet for recovery, when it is one a reconnecting socket may get back.
+func (a *adapter) keep(packet *parser.Packet, opts *socket.BroadcastOptions) {
 	volatile := opts != nil && opts.Flags != nil && opts.Flags.Volatile
 	if data, ok := packet.Data.([]any); ok && a.kept != nil && packet.Type == parser.EVENT && packet.Id == nil && !volatile {
 		packet.Data = a.kept.keepPacket(data, opts)
 	}
-	a.broadcast(packet, opts)
 }
 
 // guardRecovery watches the packets of every new connection for a CONNECT that asks to

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -319,14 +321,37 @@ func replyProblem(ack socket.Ack, p *problem.Problem) {
 // deliver sends stored events to the rooms of their topics, in order. Each socket gets an
 // event once, even when it is in several of its rooms, and none while it replays the
 // event's topic (the replay brings it).
+//
+// Consecutive events of the same rooms (a reply's deltas, say) go out as one broadcast of
+// several packets: each socket is handed them together, so its transport writes them as one
+// batch rather than one write per event.
 func (s *Server) deliver(batch []events.Event) {
-	for _, ev := range batch {
+	a := s.io.Sockets().Adapter().(*adapter) // the namespace's adapter is glow's (adapters)
+	for len(batch) > 0 {
+		n := 1
+		for n < len(batch) && sameRooms(batch[0], batch[n]) {
+			n++
+		}
+		ev := batch[0]
 		rooms := []socket.Room{socket.Room(roomOf(ev.Topic))}
 		for _, t := range ev.Also {
 			rooms = append(rooms, socket.Room(roomOf(t)))
 		}
-		_ = s.io.To(rooms...).Except(socket.Room(replayRoomOf(ev.Topic))).Emit(ev.Name, ev.Payload())
+		packets := make([]*parser.Packet, n)
+		for i, ev := range batch[:n] {
+			packets[i] = &parser.Packet{Type: parser.EVENT, Data: []any{ev.Name, ev.Payload()}}
+		}
+		a.BroadcastAll(packets, &socket.BroadcastOptions{
+			Rooms:  types.NewSet(rooms...),
+			Except: types.NewSet(socket.Room(replayRoomOf(ev.Topic))),
+		})
+		batch = batch[n:]
 	}
+}
+
+// sameRooms says whether two events go to the same rooms, with the same exception.
+func sameRooms(a, b events.Event) bool {
+	return a.Topic == b.Topic && slices.Equal(a.Also, b.Also)
 }
 
 func profileRoom(id uuid.UUID) string { return roomOf(events.ProfileTopic(id)) }
