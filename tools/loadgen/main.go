@@ -104,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills at once
 
+	// The code measured is the binary's, built from the tree as it is now: what changes while
+	// the run goes on is not in it.
+	code := codeVersion(cfg.Out)
+	started := time.Now()
 	got, env, err := bench(ctx, cfg, stdout, stderr)
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "loadgen: interrupted; no report written")
@@ -116,8 +120,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	printAll(stdout, got, cfg)
 	if cfg.Out != "" {
-		md := renderMarkdown(report{Machine: env.machine, Mode: env.mode, Code: codeVersion(cfg.Out), Command: commandLine(args),
-			Date: time.Now(), Config: cfg, measured: got})
+		md := renderMarkdown(report{Machine: env.machine, Mode: env.mode, Code: code, Command: commandLine(args),
+			Date: started, Config: cfg, measured: got})
 		if err := os.WriteFile(cfg.Out, md, 0o644); err != nil {
 			fmt.Fprintf(stderr, "loadgen: %v\n", err)
 			return 1
