@@ -196,55 +196,35 @@ func (a *API) serve(op *gen.Operation) func(huma.Context) {
 	}
 }
 
-// identify resolves the request's bearer token, if any, into the context. It answers the
-// request itself (and reports false) when the token is not usable.
-func (a *API) identify(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
+// identify resolves the request's bearer token, if any, into the context, or says why the
+// request is refused.
+func (a *API) identify(r *http.Request) (context.Context, *problem.Problem) {
 	ctx := r.Context()
 	value := r.Header.Get("Authorization")
 	if value == "" {
-		return ctx, true
+		return ctx, nil
 	}
 	token, ok := auth.ParseBearer(value)
 	if !ok {
-		writeProblem(w, problem.Unauthorized(`the Authorization header must be "Bearer <token>"`))
-		return ctx, false
+		return ctx, problem.Unauthorized(`the Authorization header must be "Bearer <token>"`)
 	}
 	id, err := a.resolver.Resolve(ctx, token)
 	if errors.Is(err, auth.ErrUnauthorized) {
-		writeProblem(w, problem.Unauthorized("unknown or revoked token"))
-		return ctx, false
+		return ctx, problem.Unauthorized("unknown or revoked token")
 	}
 	if err != nil {
 		a.log.Error("resolve token", "path", r.URL.Path, "err", err)
-		writeProblem(w, problem.New(http.StatusInternalServerError, "the token could not be checked"))
-		return ctx, false
+		return ctx, problem.New(http.StatusInternalServerError, "the token could not be checked")
 	}
-	return auth.NewContext(ctx, id), true
+	return auth.NewContext(ctx, id), nil
 }
 
 func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) {
-	ctx, ok := a.identify(w, r)
-	if !ok {
-		return
-	}
-	// The body is read as JSON whatever its Content-Type says (curl -d sends a form type),
-	// within the body timeout.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(a.opts.BodyTimeout))
-	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
-	_ = rc.SetReadDeadline(time.Time{})
-	if timedOut(err) {
-		w.Header().Set("Connection", "close")
-		writeProblem(w, problem.New(http.StatusRequestTimeout, fmt.Sprintf("the request body took longer than %s to arrive", a.opts.BodyTimeout)))
-		return
-	}
-	if err != nil {
-		writeProblem(w, problem.BadRequest("the request body could not be read"))
-		return
-	}
-	if int64(len(body)) > a.opts.MaxBodyBytes {
-		writeProblem(w, problem.New(http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("the request body is larger than %d bytes", a.opts.MaxBodyBytes)))
+	start := time.Now()
+	ctx, body, p := a.admit(w, r)
+	if p != nil {
+		a.dispatch.Refused(ctx, op.ID, dispatch.HTTP, p.Status, start)
+		writeProblem(w, p)
 		return
 	}
 	res := a.dispatch.Do(ctx, op, body, dispatch.HTTP)
@@ -253,6 +233,32 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, op *gen.Operation) 
 		w.Header().Set("Retry-After", strconv.Itoa(res.RetryAfter))
 	}
 	write(w, res.Status, res.Body)
+}
+
+// admit identifies the caller and reads the request's body, or says why the request is
+// refused. The body is read as JSON whatever its Content-Type says (curl -d sends a form
+// type), within the body timeout.
+func (a *API) admit(w http.ResponseWriter, r *http.Request) (context.Context, []byte, *problem.Problem) {
+	ctx, p := a.identify(r)
+	if p != nil {
+		return ctx, nil, p
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(a.opts.BodyTimeout))
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	_ = rc.SetReadDeadline(time.Time{})
+	if timedOut(err) {
+		w.Header().Set("Connection", "close")
+		return ctx, nil, problem.New(http.StatusRequestTimeout, fmt.Sprintf("the request body took longer than %s to arrive", a.opts.BodyTimeout))
+	}
+	if err != nil {
+		return ctx, nil, problem.BadRequest("the request body could not be read")
+	}
+	if int64(len(body)) > a.opts.MaxBodyBytes {
+		return ctx, nil, problem.New(http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the request body is larger than %d bytes", a.opts.MaxBodyBytes))
+	}
+	return ctx, body, nil
 }
 
 // timedOut says whether err is a deadline's.

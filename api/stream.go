@@ -22,8 +22,9 @@ const streamBuffer = 4096
 // stream serves GET /<artifact>/stream: a topic's events named <artifact>.*, as server-sent
 // events, replayed from since (or Last-Event-ID) and then live.
 func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
-	ctx, ok := a.identify(w, r)
-	if !ok {
+	ctx, p := a.identify(r)
+	if p != nil {
+		writeProblem(w, p)
 		return
 	}
 	id := auth.FromContext(ctx)

@@ -238,6 +238,7 @@ func (s *Server) onEvent(c *conn, args []any) {
 	if len(args) == 0 {
 		return
 	}
+	start := time.Now()
 	event, _ := args[0].(string)
 	args = args[1:]
 	var ack socket.Ack
@@ -246,24 +247,28 @@ func (s *Server) onEvent(c *conn, args []any) {
 			ack, args = fn, args[:n-1]
 		}
 	}
+	refuse := func(p *problem.Problem) {
+		s.dispatch.Refused(c.ctx, event, dispatch.SocketIO, p.Status, start)
+		replyProblem(ack, p)
+	}
 	op, ok := gen.OperationByID(event)
 	if !ok {
-		replyProblem(ack, problem.NotFound("unknown event %q; the events are the operationIds of /openapi.yaml", event))
+		refuse(problem.NotFound("unknown event %q; the events are the operationIds of /openapi.yaml", event))
 		return
 	}
 	if len(args) > 1 {
-		replyProblem(ack, problem.BadRequest(fmt.Sprintf("%s takes one argument, the request body; got %d", event, len(args))))
+		refuse(problem.BadRequest(fmt.Sprintf("%s takes one argument, the request body; got %d", event, len(args))))
 		return
 	}
 	body, err := payload(args)
 	if err != nil {
-		replyProblem(ack, problem.BadRequest(err.Error()))
+		refuse(problem.BadRequest(err.Error()))
 		return
 	}
 	select {
 	case c.slots <- struct{}{}:
 	default:
-		replyProblem(ack, problem.New(http.StatusTooManyRequests,
+		refuse(problem.New(http.StatusTooManyRequests,
 			fmt.Sprintf("this socket already has %d calls running; wait for their acks", cap(c.slots))))
 		return
 	}

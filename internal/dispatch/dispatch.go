@@ -100,11 +100,13 @@ type call struct {
 // Do runs op on a raw JSON request body. ctx carries the caller's identity, if any.
 func (d *Dispatcher) Do(ctx context.Context, op *gen.Operation, body []byte, transport Transport) Result {
 	d.calls.Add(1)
+	start := time.Now()
 	c := &call{d: d, op: op, id: auth.FromContext(ctx), transport: transport, callID: store.NewID()}
 	if c.id == nil && !op.Public {
-		return c.problem(problem.Unauthorized("a bearer token is required"))
+		res := c.problem(problem.Unauthorized("a bearer token is required"))
+		c.logAccess(ctx, res, start)
+		return res
 	}
-	start := time.Now()
 	parsed, perr := parse(body)
 	c.emitStarted(body, parsed, perr)
 
@@ -113,9 +115,43 @@ func (d *Dispatcher) Do(ctx context.Context, op *gen.Operation, body []byte, tra
 	res := c.run(ctx, body, parsed, perr)
 
 	c.emitFinished(res)
-	d.log.Debug("call", "op", op.ID, "transport", transport, "status", res.Status,
-		"duration", time.Since(start), "call_id", c.callID)
+	c.logAccess(ctx, res, start)
 	return res
+}
+
+// logAccess writes the call's line of the access log.
+func (c *call) logAccess(ctx context.Context, res Result, start time.Time) {
+	c.d.logAccess(ctx, c.op.ID, c.transport, res.Status, start, c.id, c.callID.String())
+}
+
+// Refused writes the access log line of a call that its transport answered itself, before
+// the dispatcher (a bad token, an unreadable or oversized body, an unknown operation, a socket
+// over its call limit): op is the operation or event the caller named, as given.
+func (d *Dispatcher) Refused(ctx context.Context, op string, transport Transport, status int, start time.Time) {
+	if len(op) > maxLoggedOp {
+		op = op[:maxLoggedOp] + "…"
+	}
+	d.logAccess(ctx, op, transport, status, start, auth.FromContext(ctx), "")
+}
+
+// maxLoggedOp bounds what the access log shows of a name a caller sent.
+const maxLoggedOp = 128
+
+// logAccess writes a line of the access log, at info: the operation, transport, status,
+// duration, the calling profile (none for an anonymous call) and the call's id (none for a
+// call refused before it ran).
+func (d *Dispatcher) logAccess(ctx context.Context, op string, transport Transport, status int, start time.Time,
+	id *auth.Identity, callID string) {
+	if !d.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	profile := ""
+	if id != nil {
+		profile = id.ProfileID.String()
+	}
+	d.log.LogAttrs(ctx, slog.LevelInfo, "call", slog.String("op", op), slog.String("transport", string(transport)),
+		slog.Int("status", status), slog.Duration("duration", time.Since(start)), slog.String("profile", profile),
+		slog.String("call_id", callID))
 }
 
 func (c *call) run(ctx context.Context, body []byte, parsed any, perr *problem.Problem) (res Result) {
