@@ -108,6 +108,8 @@ type Server struct {
 	sessions map[uuid.UUID]map[*socket.Socket]*conn // sockets per session, for revocation
 
 	upgrades sync.Map // engine.io session id → the websocket upgrading it (deadline.go)
+
+	calls *workers // the goroutines socket calls run on (workers.go)
 }
 
 // conn is what a socket carries: who it is, and its bounded call slots.
@@ -125,7 +127,7 @@ type conn struct {
 func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence, log *slog.Logger, opts Options) *Server {
 	opts.defaults()
 	s := &Server{dispatch: d, resolver: r, events: evs, presence: presence, log: log, opts: opts,
-		sessions: map[uuid.UUID]map[*socket.Socket]*conn{}}
+		sessions: map[uuid.UUID]map[*socket.Socket]*conn{}, calls: newWorkers(callWorkerIdle)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	so := socket.DefaultServerOptions()
@@ -232,7 +234,7 @@ func tokenOf(raw string) string {
 	return strings.TrimSpace(raw)
 }
 
-// onEvent runs one event as an operation, on its own goroutine (fault C), and acks the
+// onEvent runs one event as an operation, on a goroutine of its own (fault C; a worker, workers.go), and acks the
 // result. Unknown events and sockets over their call limit are answered at once.
 func (s *Server) onEvent(c *conn, args []any) {
 	if len(args) == 0 {
@@ -272,13 +274,13 @@ func (s *Server) onEvent(c *conn, args []any) {
 			fmt.Sprintf("this socket already has %d calls running; wait for their acks", cap(c.slots))))
 		return
 	}
-	go func() {
+	s.calls.run(func() {
 		res := s.dispatch.Do(c.ctx, op, body, dispatch.SocketIO)
 		// Free the slot before acking: a client may send its next call as soon as it has
 		// the ack, and must not be refused for a slot this call still held.
 		<-c.slots
 		reply(ack, res.Status, res.Body)
-	}()
+	})
 }
 
 // payload turns the event's argument into the JSON request body. A string is taken as JSON
