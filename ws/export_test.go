@@ -6,14 +6,15 @@ package ws
 import (
 	"sync/atomic"
 
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-// SetContainment switches the containment of a fault — "E" or "H", the ones contain.go can switch —
+// SetContainment switches the containment of a fault — "E", "H", "I" or "M", the ones contain.go can switch —
 // and returns a function that restores the previous setting. Only a test that owns every
 // server running at the time may call it, and it must restore the setting before it ends.
 func SetContainment(fault string, on bool) (restore func()) {
-	sw := map[string]*atomic.Bool{"E": &containFaults.e, "H": &containFaults.h}[fault]
+	sw := map[string]*atomic.Bool{"E": &containFaults.e, "H": &containFaults.h, "I": &containFaults.i, "M": &containFaults.m}[fault]
 	if sw == nil {
 		panic("ws.SetContainment: no fault " + fault)
 	}
@@ -46,3 +47,13 @@ func (s *Server) Sessions() int {
 
 // WatchConn is watchConn (fault E).
 func WatchConn(sock *socket.Socket, onClose func()) { watchConn(sock, onClose) }
+
+// OnConnection has fn called with every new engine.io connection of s, after glow's own
+// listeners.
+func (s *Server) OnConnection(fn func(engine.Socket)) {
+	_ = s.io.Engine().On("connection", func(args ...any) {
+		if conn, ok := args[0].(engine.Socket); ok {
+			fn(conn)
+		}
+	})
+}

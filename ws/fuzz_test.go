@@ -50,9 +50,8 @@ func FuzzSocketIOPacket(f *testing.F) {
 		case probeAnswered, probeClosed:
 			return
 		}
-		// A call right after a CONNECT's answer may get its connection closed (fault I,
-		// docs/SOCKETIO.md), and the other connection may have been closed since: a closed
-		// one is opened again, a few times.
+		// The other connection may have been closed since (an earlier packet may have
+		// closed it): a closed one is opened again, a few times.
 		for try := 1; ; try++ {
 			if other == nil {
 				other = fuzzDial(t, env, token)

@@ -96,26 +96,21 @@ func TestARecoveredSessionStaysWithItsProfile(t *testing.T) {
 
 // ownerDrop connects a socket with token, makes a call (its lifecycle events carry the
 // offsets a client recovers from), and drops the connection without a DISCONNECT; it
-// returns the CONNECT's answer and the last offset. A call sent right after the CONNECT's
-// answer may get the connection closed (fault I, docs/SOCKETIO.md): that try starts again.
+// returns the CONNECT's answer and the last offset.
 func ownerDrop(t *testing.T, env *testserver.Env, token string) (map[string]string, string) {
 	t.Helper()
-	for try := 1; ; try++ {
-		c, first, _ := ownerDial(t, env, map[string]any{"token": "Bearer " + token})
-		offset, err := ownerCall(c)
-		c.Close() // dropped: no DISCONNECT
-		for deadline := time.Now().Add(5 * time.Second); env.Server.WS.Sockets() > 0; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the dropped socket is still connected")
-			}
-		}
-		if err == nil {
-			return first, offset
-		}
-		if try == 5 {
-			t.Fatal(err)
+	c, first, _ := ownerDial(t, env, map[string]any{"token": "Bearer " + token})
+	offset, err := ownerCall(c)
+	c.Close() // dropped: no DISCONNECT
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); env.Server.WS.Sockets() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped socket is still connected")
 		}
 	}
+	return first, offset
 }
 
 // ownerCall calls profile.context on a connected socket and returns the offset of the last

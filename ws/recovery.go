@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
-	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -283,42 +281,16 @@ func (a *adapter) keep(packet *parser.Packet, opts *socket.BroadcastOptions) {
 	}
 }
 
-// guardRecovery watches the packets of every new connection for a CONNECT that asks to
-// recover a session (see the top of this file).
-func (s *Server) guardRecovery() {
-	_ = s.io.Engine().On("connection", func(args ...any) {
-		if len(args) == 0 {
-			return
-		}
-		conn, ok := args[0].(engine.Socket)
-		if !ok {
-			return
-		}
-		_ = conn.On("packet", func(args ...any) {
-			if len(args) > 0 {
-				s.checkRecovery(args[0])
-			}
-		})
-	})
-}
-
-// checkRecovery strips the pid and offset from a CONNECT of the main namespace whose token
-// is not of the profile that owns the session it names.
-func (s *Server) checkRecovery(v any) {
-	p, ok := v.(*packet.Packet)
-	if !ok || p.Type != packet.MESSAGE {
-		return
-	}
-	b, ok := p.Data.(*types.StringBuffer)
-	if !ok {
-		return
-	}
-	text := b.String()
-	if !strings.HasPrefix(text, "0{") { // a CONNECT of the main namespace, with a payload
+// checkRecovery strips the pid and offset from a CONNECT of the main namespace (its text,
+// as the connection read it, is text) whose token is not of the profile that owns the
+// session it names. The connection's packets are watched from the start (watchConnections,
+// contain.go), and this is called with each such CONNECT before the library decodes it.
+func (s *Server) checkRecovery(p *packet.Packet, text []byte) {
+	if len(text) < 2 || text[1] != '{' { // no payload, so no session named
 		return
 	}
 	var hello map[string]any
-	if json.Unmarshal([]byte(text[1:]), &hello) != nil {
+	if json.Unmarshal(text[1:], &hello) != nil {
 		return // the library refuses it
 	}
 	pid, ok := hello["pid"].(string)

@@ -108,6 +108,7 @@ type Server struct {
 	sessions map[uuid.UUID]map[*socket.Socket]*conn // sockets per session, for revocation
 
 	upgrades sync.Map // engine.io session id → the websocket upgrading it (deadline.go)
+	guards   sync.Map // engine.io session id → its *connGuard (contain.go)
 
 	calls *workers // the goroutines socket calls run on (workers.go)
 }
@@ -153,9 +154,7 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 	so.SetTransports(types.NewSet(engine.Polling, engine.WebSocket))
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
-	if s.recovery != nil {
-		s.guardRecovery()
-	}
+	s.watchConnections()
 
 	s.io.Of("/", nil).Use(s.authenticate)
 	evs.Subscribe(s.deliver)
@@ -180,6 +179,7 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
 	id, err := s.resolver.Resolve(s.ctx, handshakeToken(sock.Handshake()))
 	if err != nil {
+		s.guardOf(sock).release() // the client may CONNECT again, on the same connection
 		// The error's message is what socket.io clients show; its data is the problem
 		// document HTTP would answer.
 		if !errors.Is(err, auth.ErrUnauthorized) {
@@ -391,6 +391,7 @@ func (s *Server) track(sock *socket.Socket, c *conn) {
 // forget undoes track, once: the library may report a disconnect twice.
 func (s *Server) forget(sock *socket.Socket, c *conn) {
 	c.once.Do(func() {
+		s.guardOf(sock).releaseSocket(sock)
 		c.cancel()
 		c.follow.leaveLive("")
 		s.mu.Lock()

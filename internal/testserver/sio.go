@@ -23,6 +23,7 @@ type Client struct {
 
 	gone     chan struct{} // closed on disconnect
 	goneOnce sync.Once
+	reason   string // why it disconnected, once gone is closed
 }
 
 // Event is a server-pushed event.
@@ -76,7 +77,14 @@ func (e *Env) dial(t testing.TB, token string) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{sock: sock, added: make(chan struct{}), gone: make(chan struct{})}
-	_ = sock.On("disconnect", func(...any) { c.goneOnce.Do(func() { close(c.gone) }) })
+	_ = sock.On("disconnect", func(args ...any) {
+		c.goneOnce.Do(func() {
+			if len(args) > 0 {
+				c.reason = fmt.Sprint(args[0])
+			}
+			close(c.gone)
+		})
+	})
 	result := make(chan error, 1)
 	_ = sock.On("connect", func(...any) {
 		select {
@@ -160,6 +168,8 @@ func (c *Client) CallErr(event string, arg any, timeout time.Duration) (int, jso
 	select {
 	case args := <-acked:
 		return decodeAck(args)
+	case <-c.gone:
+		return 0, nil, fmt.Errorf("the socket disconnected (%s) before the ack", c.reason)
 	case <-time.After(timeout):
 		return 0, nil, fmt.Errorf("no ack within %s", timeout)
 	}
