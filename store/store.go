@@ -69,6 +69,9 @@ type Store struct {
 	dialect string
 }
 
+// Pool is the database's connection pool, for its statistics.
+func (s *Store) Pool() *sql.DB { return s.db.DB }
+
 // Open connects to the database the config selects and applies pending migrations.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{}

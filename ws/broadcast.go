@@ -29,6 +29,7 @@ func (a *adapter) broadcast(packets []*parser.Packet, opts *socket.BroadcastOpti
 		packet.Nsp = a.Nsp().Name()
 		encoded = append(encoded, a.Nsp().Server().Encoder().Encode(packet)...)
 	}
+	reached := 0
 	a.each(opts, func(sock *socket.Socket) {
 		if notify := sock.NotifyOutgoingListeners(); notify != nil {
 			for _, packet := range packets {
@@ -36,7 +37,9 @@ func (a *adapter) broadcast(packets []*parser.Packet, opts *socket.BroadcastOpti
 			}
 		}
 		sock.Client().WriteToEngine(encoded, write)
+		reached++
 	})
+	a.delivered.Add(int64(reached * len(packets)))
 }
 
 // each calls fn with every connected socket the broadcast reaches, once.

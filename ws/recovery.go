@@ -228,10 +228,13 @@ func packetSize(data []any) int {
 // glow's broadcast (broadcast.go) and, when connection state recovery is on (kept is set),
 // sessions and packets kept in a recoveryStore. It keeps no session for a socket whose
 // client said goodbye (fault H).
-type adapters struct{ kept *recoveryStore }
+type adapters struct {
+	kept      *recoveryStore
+	delivered *atomic.Int64 // the packets broadcast to sockets, counted per socket
+}
 
 func (s adapters) New(nsp socket.Namespace) socket.Adapter {
-	a := &adapter{Adapter: socket.MakeAdapter(), kept: s.kept}
+	a := &adapter{Adapter: socket.MakeAdapter(), kept: s.kept, delivered: s.delivered}
 	a.Prototype(a)
 	a.Construct(nsp)
 	return a
@@ -239,7 +242,8 @@ func (s adapters) New(nsp socket.Namespace) socket.Adapter {
 
 type adapter struct {
 	socket.Adapter
-	kept *recoveryStore // nil: recovery is off
+	kept      *recoveryStore // nil: recovery is off
+	delivered *atomic.Int64
 }
 
 func (a *adapter) PersistSession(session *socket.SessionToPersist) {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -111,6 +112,8 @@ type Server struct {
 	guards   sync.Map // engine.io session id → its *connGuard (contain.go)
 
 	calls *workers // the goroutines socket calls run on (workers.go)
+
+	delivered atomic.Int64 // see Delivered
 }
 
 // conn is what a socket carries: who it is, and its bounded call slots.
@@ -150,7 +153,7 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 		// RecoveryBytes (recovery.go).
 		s.recovery = newRecoveryStore(opts.RecoveryWindow, opts.RecoveryBytes)
 	}
-	so.SetAdapter(adapters{kept: s.recovery})
+	so.SetAdapter(adapters{kept: s.recovery, delivered: &s.delivered})
 	so.SetTransports(types.NewSet(engine.Polling, engine.WebSocket))
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
@@ -451,6 +454,9 @@ func (s *Server) RecoveryBytes() int {
 	}
 	return s.recovery.Bytes()
 }
+
+// Delivered counts the events broadcast to sockets since start, once per socket reached.
+func (s *Server) Delivered() int64 { return s.delivered.Load() }
 
 // Sockets counts the connected sockets.
 func (s *Server) Sockets() int { return s.io.Of("/", nil).Sockets().Len() }

@@ -58,6 +58,15 @@ type Options struct {
 	// IdempotencyStale is how long an unfinished idempotency reservation blocks retries
 	// before a retry may take it over (default 5 minutes).
 	IdempotencyStale time.Duration
+	// Observer, when set, is told of every call as its access log line is written.
+	Observer Observer
+}
+
+// Observer is told of every call, those its transport refused included: the operationId
+// ("" for a name the caller sent that is none), the transport, the status answered and how
+// long the call took.
+type Observer interface {
+	ObserveCall(op string, transport Transport, status int, took time.Duration)
 }
 
 // Dispatcher runs operations.
@@ -121,6 +130,7 @@ func (d *Dispatcher) Do(ctx context.Context, op *gen.Operation, body []byte, tra
 
 // logAccess writes the call's line of the access log.
 func (c *call) logAccess(ctx context.Context, res Result, start time.Time) {
+	c.d.observe(c.op.ID, c.transport, res.Status, start)
 	c.d.logAccess(ctx, c.op.ID, c.transport, res.Status, start, c.id, c.callID.String())
 }
 
@@ -128,6 +138,11 @@ func (c *call) logAccess(ctx context.Context, res Result, start time.Time) {
 // the dispatcher (a bad token, an unreadable or oversized body, an unknown operation, a socket
 // over its call limit): op is the operation or event the caller named, as given.
 func (d *Dispatcher) Refused(ctx context.Context, op string, transport Transport, status int, start time.Time) {
+	if _, known := gen.OperationByID(op); known {
+		d.observe(op, transport, status, start)
+	} else {
+		d.observe("", transport, status, start)
+	}
 	if len(op) > maxLoggedOp {
 		op = op[:maxLoggedOp] + "…"
 	}
@@ -136,6 +151,13 @@ func (d *Dispatcher) Refused(ctx context.Context, op string, transport Transport
 
 // maxLoggedOp bounds what the access log shows of a name a caller sent.
 const maxLoggedOp = 128
+
+// observe tells the observer, if any, of a call.
+func (d *Dispatcher) observe(op string, transport Transport, status int, start time.Time) {
+	if d.opts.Observer != nil {
+		d.opts.Observer.ObserveCall(op, transport, status, time.Since(start))
+	}
+}
 
 // logAccess writes a line of the access log, at info: the operation, transport, status,
 // duration, the calling profile (none for an anonymous call) and the call's id (none for a

@@ -22,6 +22,7 @@ import (
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
 	"github.com/glowhq/glow/internal/jobs"
+	"github.com/glowhq/glow/internal/metrics"
 	"github.com/glowhq/glow/internal/presence"
 	"github.com/glowhq/glow/store"
 	"github.com/glowhq/glow/ws"
@@ -34,6 +35,7 @@ type Server struct {
 	Runner   *jobs.Runner
 	Presence *presence.Tracker
 	Dispatch *dispatch.Dispatcher
+	Metrics  *metrics.Metrics // served at GET /metrics
 	API      *api.API
 	WS       *ws.Server
 
@@ -68,7 +70,11 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	s.Presence = presence.New(st, log, opts.PresenceGrace)
 	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract.Version(),
 		handlers.Limits{ChatReplies: opts.ChatReplies, ProfileRuns: opts.ProfileRuns})
-	s.Dispatch = dispatch.New(contract, svc, st, s.Events, log, dispatch.Options{CallTimeout: opts.CallTimeout})
+	s.Metrics = metrics.New(metrics.Sources{
+		Sockets: func() int { return s.WS.Sockets() }, Published: s.Events.Published, Stored: s.Events.Stored,
+		Delivered: func() int64 { return s.WS.Delivered() }, Runs: st.Q().CountRunsByStatus, Pool: st.Pool(),
+	})
+	s.Dispatch = dispatch.New(contract, svc, st, s.Events, log, dispatch.Options{CallTimeout: opts.CallTimeout, Observer: s.Metrics})
 	s.resolver = auth.NewResolver(st, opts.TokenCacheTTL)
 	mux := http.NewServeMux()
 	s.API = api.Mount(mux, s.Dispatch, s.resolver, log, api.Options{MaxBodyBytes: opts.MaxBodyBytes,
@@ -81,6 +87,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	})
 	mux.Handle("/socket.io/", s.WS.Handler())
 	s.serveHealth(mux)
+	mux.Handle("GET /metrics", s.Metrics.Handler())
 	s.handler = mux
 	return s, nil
 }
