@@ -38,6 +38,7 @@ type Options struct {
 	RecoveryBytes   int64         // the broadcast packets kept for recovery, at most
 	BodyTimeout     time.Duration // longest an HTTP request body may take to arrive
 	DebugAddr       string        // where net/http/pprof is served; empty: nowhere
+	CORSOrigins     string        // the other origins whose pages may call glow: a list, or "*"; empty: none
 
 	envErrs []string // GLOW_* variables that could not be parsed
 }
@@ -113,6 +114,7 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LocalTokenDelay, "local-token-delay", o.envDuration("GLOW_LOCAL_TOKEN_DELAY", def.LocalTokenDelay), "pause between the words the local model streams (GLOW_LOCAL_TOKEN_DELAY)")
 	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", def.EventRetention), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
 	fs.DurationVar(&o.BodyTimeout, "body-timeout", o.envDuration("GLOW_BODY_TIMEOUT", def.BodyTimeout), "longest an HTTP request body may take to arrive; a slower one gets 408 (GLOW_BODY_TIMEOUT)")
+	fs.StringVar(&o.CORSOrigins, "cors-origins", env("GLOW_CORS_ORIGINS", ""), "origins of other sites whose pages may call glow from a browser, comma-separated (https://app.example.com), or *; empty: only glow's own origin (GLOW_CORS_ORIGINS)")
 	fs.StringVar(&o.DebugAddr, "debug-addr", env("GLOW_DEBUG_ADDR", ""), "address to serve net/http/pprof on, e.g. 127.0.0.1:6060; empty: off (GLOW_DEBUG_ADDR)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", def.ShutdownTimeout), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
 }
@@ -123,6 +125,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%s", strings.Join(o.envErrs, "; "))
 	}
 	if _, err := ParseLevel(o.LogLevel); err != nil {
+		return err
+	}
+	if _, err := parseCORSOrigins(o.CORSOrigins); err != nil {
 		return err
 	}
 	if o.MaxBodyBytes < 1024 {

@@ -56,6 +56,10 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cors, err := parseCORSOrigins(opts.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, store.Config{DataDir: opts.DataDir, DatabaseURL: opts.DatabaseURL})
 	if err != nil {
 		return nil, err
@@ -88,7 +92,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	mux.Handle("/socket.io/", s.WS.Handler())
 	s.serveHealth(mux)
 	mux.Handle("GET /metrics", s.Metrics.Handler())
-	s.handler = mux
+	s.handler = cors.wrap(mux)
 	return s, nil
 }
 
