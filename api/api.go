@@ -31,6 +31,7 @@ import (
 // Resolver turns a bearer token into the caller's identity.
 type Resolver interface {
 	Resolve(ctx context.Context, token string) (*auth.Identity, error)
+	RedeemStreamTicket(ctx context.Context, ticket string) (*auth.Identity, error)
 }
 
 // Options tunes the HTTP transport.

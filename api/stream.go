@@ -22,7 +22,7 @@ const streamBuffer = 4096
 // stream serves GET /<artifact>/stream: a topic's events named <artifact>.*, as server-sent
 // events, replayed from since (or Last-Event-ID) and then live.
 func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
-	ctx, p := a.identify(r)
+	ctx, p := a.identifyStream(r)
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -155,6 +155,25 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, st gen.Stream) {
 			return
 		}
 	}
+}
+
+// identifyStream is identify, or, for a request with no Authorization header and a ticket
+// query parameter (a browser's EventSource), the identity the ticket was issued for.
+func (a *API) identifyStream(r *http.Request) (context.Context, *problem.Problem) {
+	ticket := r.URL.Query().Get("ticket")
+	if ticket == "" || r.Header.Get("Authorization") != "" {
+		return a.identify(r)
+	}
+	ctx := r.Context()
+	id, err := a.resolver.RedeemStreamTicket(ctx, ticket)
+	if errors.Is(err, auth.ErrUnauthorized) {
+		return ctx, problem.Unauthorized("unknown, used or expired stream ticket; get another with system.stream_ticket")
+	}
+	if err != nil {
+		a.log.Error("redeem stream ticket", "path", r.URL.Path, "err", err)
+		return ctx, problem.New(http.StatusInternalServerError, "the ticket could not be checked")
+	}
+	return auth.NewContext(ctx, id), nil
 }
 
 // streamSince reads where a stream starts: ?since=, else Last-Event-ID, else from now.

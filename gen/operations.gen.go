@@ -117,6 +117,8 @@ type Handlers interface {
 	SystemRunStop(ctx context.Context, in *SystemRunStopRequest) (*SystemRunStopResponse, error)
 	// SystemSession serves POST /system/session and the socket.io event system.session: Describe a session.
 	SystemSession(ctx context.Context, in *SystemSessionRequest) (*SystemSessionResponse, error)
+	// SystemStreamTicket serves POST /system/stream_ticket and the socket.io event system.stream_ticket: A ticket for one event stream.
+	SystemStreamTicket(ctx context.Context, in *SystemStreamTicketRequest) (*SystemStreamTicketResponse, error)
 	// SystemSubscribe serves POST /system/subscribe and the socket.io event system.subscribe: Follow topics on this socket.
 	SystemSubscribe(ctx context.Context, in *SystemSubscribeRequest) (*SystemSubscribeResponse, error)
 	// SystemUnsubscribe serves POST /system/unsubscribe and the socket.io event system.unsubscribe: Stop following topics.
@@ -1256,6 +1258,27 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(SystemSessionRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemSession(ctx, in.(*SystemSessionRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.stream_ticket",
+		Artifact:       "system",
+		Name:           "stream_ticket",
+		Method:         "POST",
+		Path:           "/system/stream_ticket",
+		Summary:        "A ticket for one event stream",
+		RequestSchema:  "SystemStreamTicketRequest",
+		ResponseSchema: "SystemStreamTicketResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		NewRequest:     func() any { return new(SystemStreamTicketRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemStreamTicket(ctx, in.(*SystemStreamTicketRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}

@@ -1497,6 +1497,18 @@ type SystemSessionResponse struct {
 	SessionId   openapi_types.UUID `json:"session_id"`
 }
 
+// SystemStreamTicketRequest defines model for SystemStreamTicketRequest.
+type SystemStreamTicketRequest = map[string]interface{}
+
+// SystemStreamTicketResponse defines model for SystemStreamTicketResponse.
+type SystemStreamTicketResponse struct {
+	// ExpiresAt When the ticket stops being good, if it was not used.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Ticket The `ticket` query parameter of one `GET /<artifact>/stream`.
+	Ticket string `json:"ticket"`
+}
+
 // SystemSubscribeRequest defines model for SystemSubscribeRequest.
 type SystemSubscribeRequest struct {
 	Topics []TopicSince `json:"topics"`
@@ -1574,43 +1586,67 @@ type ValidationFailed = Problem
 
 // AttemptStreamParams defines parameters for AttemptStream.
 type AttemptStreamParams struct {
-	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
-	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since *int    `form:"since,omitempty" json:"since,omitempty"`
+
+	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
+	// that cannot send one (a browser's `EventSource`).
+	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // ModelStreamParams defines parameters for ModelStream.
 type ModelStreamParams struct {
-	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
-	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since *int    `form:"since,omitempty" json:"since,omitempty"`
+
+	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
+	// that cannot send one (a browser's `EventSource`).
+	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // PersonaStreamParams defines parameters for PersonaStream.
 type PersonaStreamParams struct {
-	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
-	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since *int    `form:"since,omitempty" json:"since,omitempty"`
+
+	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
+	// that cannot send one (a browser's `EventSource`).
+	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // ProfileStreamParams defines parameters for ProfileStream.
 type ProfileStreamParams struct {
-	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
-	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since *int    `form:"since,omitempty" json:"since,omitempty"`
+
+	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
+	// that cannot send one (a browser's `EventSource`).
+	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // ProviderStreamParams defines parameters for ProviderStream.
 type ProviderStreamParams struct {
-	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
-	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since *int    `form:"since,omitempty" json:"since,omitempty"`
+
+	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
+	// that cannot send one (a browser's `EventSource`).
+	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // SystemStreamParams defines parameters for SystemStream.
 type SystemStreamParams struct {
-	Topic       *string `form:"topic,omitempty" json:"topic,omitempty"`
-	Since       *int    `form:"since,omitempty" json:"since,omitempty"`
+	Topic *string `form:"topic,omitempty" json:"topic,omitempty"`
+	Since *int    `form:"since,omitempty" json:"since,omitempty"`
+
+	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
+	// that cannot send one (a browser's `EventSource`).
+	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -1772,6 +1808,9 @@ type SystemRunStopJSONRequestBody = SystemRunStopRequest
 
 // SystemSessionJSONRequestBody defines body for SystemSession for application/json ContentType.
 type SystemSessionJSONRequestBody = SystemSessionRequest
+
+// SystemStreamTicketJSONRequestBody defines body for SystemStreamTicket for application/json ContentType.
+type SystemStreamTicketJSONRequestBody = SystemStreamTicketRequest
 
 // SystemSubscribeJSONRequestBody defines body for SystemSubscribe for application/json ContentType.
 type SystemSubscribeJSONRequestBody = SystemSubscribeRequest

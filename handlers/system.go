@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/problem"
 )
 
@@ -47,6 +48,20 @@ func (s *Service) SystemHealth(ctx context.Context, _ *gen.SystemHealthRequest) 
 		UptimeSeconds: int(time.Since(s.started).Seconds()),
 		Time:          time.Now().UTC(),
 	}, nil
+}
+
+// SystemStreamTicket issues a stream ticket of the caller's token, for a browser's
+// EventSource.
+func (s *Service) SystemStreamTicket(ctx context.Context, _ *gen.SystemStreamTicketRequest) (*gen.SystemStreamTicketResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ticket, expires, err := auth.IssueStreamTicket(ctx, s.store.Q(), id)
+	if err != nil {
+		return nil, err
+	}
+	return &gen.SystemStreamTicketResponse{Ticket: ticket, ExpiresAt: utc(expires)}, nil
 }
 
 // SystemSession describes the caller's session, or any session for level 0.

@@ -218,3 +218,21 @@ func (q Q) TouchToken(ctx context.Context, id uuid.UUID, t time.Time) error {
 	_, err := q.exec(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, t, id)
 	return err
 }
+
+// CreateStreamTicket keeps the hash of a stream ticket, obtained with a token, until it
+// expires; the tickets that expired are forgotten.
+func (q Q) CreateStreamTicket(ctx context.Context, hash string, tokenID uuid.UUID, expires time.Time) error {
+	if _, err := q.exec(ctx, `DELETE FROM stream_tickets WHERE expires_at <= ?`, Now()); err != nil {
+		return err
+	}
+	_, err := q.exec(ctx, `INSERT INTO stream_tickets (hash, token_id, expires_at) VALUES (?, ?, ?)`, hash, tokenID, expires.UTC())
+	return err
+}
+
+// TakeStreamTicket uses a stream ticket up: it returns the token the ticket was obtained
+// with, once, before the ticket expires; ErrNotFound otherwise.
+func (q Q) TakeStreamTicket(ctx context.Context, hash string) (uuid.UUID, error) {
+	var tokenID uuid.UUID
+	err := q.get(ctx, &tokenID, `DELETE FROM stream_tickets WHERE hash = ? AND expires_at > ? RETURNING token_id`, hash, Now())
+	return tokenID, err
+}

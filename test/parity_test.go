@@ -257,6 +257,12 @@ var scenarios = []scenario{
 		}},
 	{name: "health", op: "system.health", as: "learner", body: `{}`, status: 200},
 	{name: "own session", op: "system.session", as: "learner", body: `{}`, status: 200},
+	{name: "a stream ticket", op: "system.stream_ticket", as: "learner", body: `{}`, status: 200,
+		differ: "every ticket is new", check: func(t *testing.T, body map[string]any) {
+			if ticket, _ := body["ticket"].(string); !strings.HasPrefix(ticket, "glst_") || body["expires_at"] == nil {
+				t.Errorf("stream ticket %v, want a glst_ ticket and its expiry", body)
+			}
+		}},
 	{name: "another's session", op: "system.session", as: "editor", body: `{"session_id":"{{learnerSession}}"}`, status: 403},
 	{name: "level 0 reads any session", op: "system.session", as: "admin", body: `{"session_id":"{{learnerSession}}"}`, status: 200},
 	{name: "no such session", op: "system.session", as: "admin", body: `{"session_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},

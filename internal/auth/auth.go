@@ -87,7 +87,57 @@ func NewToken() (token, hash string) {
 	return token, HashToken(token)
 }
 
-// HashToken is the stored form of a token: tokens are 256 random bits, so a plain SHA-256
+// TicketPrefix starts every stream ticket.
+const TicketPrefix = "glst_"
+
+// StreamTicketTTL is how long a stream ticket is good for.
+const StreamTicketTTL = time.Minute
+
+// IssueStreamTicket returns a new stream ticket of the caller's token and when it expires:
+// it authenticates one GET /<artifact>/stream, within StreamTicketTTL, as that token does.
+// Only its hash is stored.
+func IssueStreamTicket(ctx context.Context, q store.Q, id *Identity) (string, time.Time, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	ticket := TicketPrefix + base64.RawURLEncoding.EncodeToString(b)
+	expires := store.Now().Add(StreamTicketTTL)
+	if err := q.CreateStreamTicket(ctx, HashToken(ticket), id.SessionID, expires); err != nil {
+		return "", time.Time{}, fmt.Errorf("keep stream ticket: %w", err)
+	}
+	return ticket, expires, nil
+}
+
+// RedeemStreamTicket uses a stream ticket up and returns the identity of the token it was
+// obtained with: ErrUnauthorized for a ticket that is unknown, used, expired, or of a token
+// revoked since.
+func (r *Resolver) RedeemStreamTicket(ctx context.Context, ticket string) (*Identity, error) {
+	if !strings.HasPrefix(ticket, TicketPrefix) {
+		return nil, ErrUnauthorized
+	}
+	q := r.store.Q()
+	tokenID, err := q.TakeStreamTicket(ctx, HashToken(ticket))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthorized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take stream ticket: %w", err)
+	}
+	t, err := q.TokenByID(ctx, tokenID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.RevokedAt != nil) {
+		return nil, ErrUnauthorized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up token: %w", err)
+	}
+	id, err := ProfileIdentity(ctx, q, t.ProfileID)
+	if err != nil {
+		return nil, fmt.Errorf("profile of token %s: %w", t.ID, err)
+	}
+	id.SessionID = t.ID
+	return id, nil
+}
+
+// HashToken is the stored form of a token (and of a stream ticket): tokens are 256 random bits, so a plain SHA-256
 // is enough to make a leaked database useless for logging in.
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
