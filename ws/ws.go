@@ -52,6 +52,13 @@ type Options struct {
 	// RecoveryBytes bounds the broadcast packets kept for recovery (default 16 MiB): past it
 	// the oldest are forgotten, and a socket that missed one of them starts fresh.
 	RecoveryBytes int
+	// TokenProtocol lets a websocket client carry its token as its handshake's subprotocols,
+	// "Sec-WebSocket-Protocol: Bearer, <token>" (the server answers "Bearer"), when its
+	// CONNECT has none.
+	TokenProtocol bool
+	// TokenQuery lets a client carry its token as the handshake URL's ?token=, when its
+	// CONNECT has none. Off by default: URLs end up in proxies' logs.
+	TokenQuery bool
 }
 
 func (o *Options) defaults() {
@@ -158,6 +165,9 @@ func New(d *dispatch.Dispatcher, r Resolver, evs *events.Log, presence Presence,
 	s.io = socket.NewServer(nil, so)
 	s.handler = s.boundWrites(s.io.ServeHandler(nil))
 	s.watchConnections()
+	if opts.TokenProtocol {
+		s.io.Engine().Use(answerTokenProtocol)
+	}
 
 	s.io.Of("/", nil).Use(s.authenticate)
 	evs.Subscribe(s.deliver)
@@ -180,7 +190,7 @@ func (s *Server) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 
 // admit is authenticate's work.
 func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
-	id, err := s.resolver.Resolve(s.ctx, handshakeToken(sock.Handshake()))
+	id, err := s.resolver.Resolve(s.ctx, s.handshakeToken(sock))
 	if err != nil {
 		s.guardOf(sock).release() // the client may CONNECT again, on the same connection
 		// The error's message is what socket.io clients show; its data is the problem
@@ -220,13 +230,50 @@ func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
 	next(nil)
 }
 
-// handshakeToken reads auth.token, "Bearer <token>" or the bare token.
-func handshakeToken(h *socket.Handshake) string {
-	if h == nil {
+// handshakeToken reads the CONNECT's auth.token ("Bearer <token>" or the bare token); when
+// there is none, the token of the handshake's subprotocols or URL, where they are enabled.
+func (s *Server) handshakeToken(sock *socket.Socket) string {
+	if h := sock.Handshake(); h != nil {
+		if raw, _ := h.Auth["token"].(string); raw != "" {
+			return tokenOf(raw)
+		}
+	}
+	ctx := sock.Request()
+	if ctx == nil || ctx.Request() == nil {
 		return ""
 	}
-	raw, _ := h.Auth["token"].(string)
-	return tokenOf(raw)
+	r := ctx.Request()
+	if s.opts.TokenProtocol {
+		if token, ok := protocolToken(r.Header.Get("Sec-WebSocket-Protocol")); ok {
+			return token
+		}
+	}
+	if s.opts.TokenQuery {
+		return r.URL.Query().Get("token")
+	}
+	return ""
+}
+
+// protocolToken reads "Bearer, <token>", a websocket handshake's subprotocols.
+func protocolToken(protocols string) (string, bool) {
+	scheme, token, ok := strings.Cut(protocols, ",")
+	if !ok || !strings.EqualFold(strings.TrimSpace(scheme), "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// answerTokenProtocol has the websocket handshake of a client that offers its token as
+// subprotocols answer with the "Bearer" one (a client refuses a handshake that picks none
+// of those it offered). It is an engine.io middleware, which runs before the upgrade.
+func answerTokenProtocol(ctx *types.HttpContext, next func(error)) {
+	if r := ctx.Request(); r != nil {
+		if _, ok := protocolToken(r.Header.Get("Sec-WebSocket-Protocol")); ok {
+			// In the canonical form, the only one the websocket library looks up.
+			ctx.ResponseHeaders().Set(http.CanonicalHeaderKey("Sec-WebSocket-Protocol"), "Bearer")
+		}
+	}
+	next(nil)
 }
 
 // tokenOf reads "Bearer <token>" or the bare token.

@@ -39,6 +39,8 @@ type Options struct {
 	BodyTimeout     time.Duration // longest an HTTP request body may take to arrive
 	DebugAddr       string        // where net/http/pprof is served; empty: nowhere
 	CORSOrigins     string        // the other origins whose pages may call glow: a list, or "*"; empty: none
+	TokenProtocol   bool          // a socket.io websocket may carry its token as "Sec-WebSocket-Protocol: Bearer, <token>"
+	TokenQuery      bool          // a socket.io connection may carry its token as ?token=
 
 	envErrs []string // GLOW_* variables that could not be parsed
 }
@@ -115,6 +117,8 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.EventRetention, "event-retention", o.envDuration("GLOW_EVENT_RETENTION", def.EventRetention), "how long pushed events are kept for replay (GLOW_EVENT_RETENTION)")
 	fs.DurationVar(&o.BodyTimeout, "body-timeout", o.envDuration("GLOW_BODY_TIMEOUT", def.BodyTimeout), "longest an HTTP request body may take to arrive; a slower one gets 408 (GLOW_BODY_TIMEOUT)")
 	fs.StringVar(&o.CORSOrigins, "cors-origins", env("GLOW_CORS_ORIGINS", ""), "origins of other sites whose pages may call glow from a browser, comma-separated (https://app.example.com), or *; empty: only glow's own origin (GLOW_CORS_ORIGINS)")
+	fs.BoolVar(&o.TokenProtocol, "socket-token-protocol", o.envBool("GLOW_SOCKET_TOKEN_PROTOCOL"), "let a socket.io websocket client with no auth.token carry it as \"Sec-WebSocket-Protocol: Bearer, <token>\" (GLOW_SOCKET_TOKEN_PROTOCOL)")
+	fs.BoolVar(&o.TokenQuery, "socket-token-query", o.envBool("GLOW_SOCKET_TOKEN_QUERY"), "let a socket.io client with no auth.token carry it as ?token= in the handshake URL, which proxies may log (GLOW_SOCKET_TOKEN_QUERY)")
 	fs.StringVar(&o.DebugAddr, "debug-addr", env("GLOW_DEBUG_ADDR", ""), "address to serve net/http/pprof on, e.g. 127.0.0.1:6060; empty: off (GLOW_DEBUG_ADDR)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", def.ShutdownTimeout), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
 }
@@ -183,6 +187,20 @@ func (o *Options) envInt(name string, def int64) int64 {
 		return def
 	}
 	return n
+}
+
+// envBool reads a GLOW_* switch: true, 1, false or 0; unset is false.
+func (o *Options) envBool(name string) bool {
+	v := env(name, "")
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		o.envErrs = append(o.envErrs, fmt.Sprintf("%s=%q is not true or false", name, v))
+		return false
+	}
+	return b
 }
 
 func (o *Options) envDuration(name string, def time.Duration) time.Duration {

@@ -87,7 +87,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	s.WS = ws.New(s.Dispatch, s.resolver, s.Events, s.Presence, log, ws.Options{
 		PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout, WriteTimeout: opts.WriteTimeout,
 		MaxMessageBytes: opts.MaxBodyBytes, MaxCalls: opts.SocketMaxCalls, RecoveryWindow: opts.RecoveryWindow,
-		RecoveryBytes: int(opts.RecoveryBytes),
+		RecoveryBytes: int(opts.RecoveryBytes), TokenProtocol: opts.TokenProtocol, TokenQuery: opts.TokenQuery,
 	})
 	mux.Handle("/socket.io/", s.WS.Handler())
 	s.serveHealth(mux)
