@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 
 	glow "github.com/glowhq/glow"
 	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/internal/apidocs"
 	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
@@ -156,6 +159,9 @@ func Mount(mux *http.ServeMux, d *dispatch.Dispatcher, r Resolver, log *slog.Log
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(specJSON)
 	})
+	if err := apidocs.Mount(mux, specJSON); err != nil {
+		panic(err) // the embedded renderer and the spec were checked at build and load
+	}
 	mux.HandleFunc("GET /{$}", a.index)
 	mux.HandleFunc("/", notFound)
 	return a
@@ -298,14 +304,36 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 		fmt.Sprintf("no operation at %s %s; /openapi.yaml lists them all", r.Method, r.URL.Path)))
 }
 
-// index answers GET / with where to go next.
-func (a *API) index(w http.ResponseWriter, _ *http.Request) {
+// index answers GET / with where to go next: a page linking to them for a browser, JSON
+// otherwise.
+func (a *API) index(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, indexPage, html.EscapeString(a.dispatch.Contract().Version()), len(gen.Operations))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"name":       "glow",
 		"version":    a.dispatch.Contract().Version(),
 		"openapi":    "/openapi.yaml",
+		"docs":       "/docs",
 		"socketio":   "/socket.io/",
 		"operations": len(gen.Operations),
 	})
 }
+
+const indexPage = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>glow</title></head>
+<body>
+<h1>glow %s</h1>
+<p>%d operations, over HTTP (<code>POST /&lt;artifact&gt;/&lt;op&gt;</code>) and socket.io (<code>/socket.io/</code>).</p>
+<ul>
+<li><a href="/docs">API reference</a></li>
+<li><a href="/openapi.yaml">openapi.yaml</a> · <a href="/openapi.json">openapi.json</a></li>
+<li><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> · <a href="/metrics">/metrics</a></li>
+</ul>
+</body>
+</html>
+`

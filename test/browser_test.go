@@ -81,3 +81,15 @@ func TestBrowserOnAnotherOrigin(t *testing.T) {
 		"chat/deltas-make-completed-text", "chat/deltas-make-stored-reply", "sse/ticket", "sse/replay-is-the-reply",
 		"page/no-errors")
 }
+
+// TestBrowserRendersTheReference: /docs renders in headless Chromium with no request to
+// anywhere but glow (the renderer is in the binary), and shows, for an operation, its HTTP
+// route, its socket.io event and the events it and its run push.
+func TestBrowserRendersTheReference(t *testing.T) {
+	chromium := chromiumRequire(t)
+	node := nodeRequire(t)
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	res := realtimeRun(t, node, "docs.mjs", map[string]string{"GLOW_URL": env.URL, "GLOW_CHROMIUM": chromium}, nil)
+	res.requireAllPassed(t, "docs/status", "docs/shows/POST /persona/create", "docs/shows/persona.create",
+		"docs/shows/persona.create.completed", "docs/shows/persona.generate.text.progress", "docs/offline", "docs/no-errors")
+}
