@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/glowhq/glow/internal/node"
 	"github.com/glowhq/glow/internal/testdb"
 	"github.com/glowhq/glow/internal/testserver"
 )
@@ -71,6 +72,9 @@ func TestMetricsCountCallsSocketsAndEvents(t *testing.T) {
 			}
 			if got := value(m, "go_sql_open_connections", `db_name="glow"`); got < 1 {
 				t.Errorf("go_sql_open_connections{db_name=glow} = %v, want at least 1", got)
+			}
+			if got := value(m, "glow_node_info", `node="`+node.Self()+`"`); got != 1 {
+				t.Errorf("glow_node_info{node=%s} = %v, want 1", node.Self(), got)
 			}
 			if _, ok := m["process_resident_memory_bytes"]; !ok {
 				t.Error("no process_resident_memory_bytes")

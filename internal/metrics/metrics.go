@@ -21,6 +21,7 @@ import (
 
 // Sources are what the metrics read at each scrape.
 type Sources struct {
+	Node      string                                            // which process serves them (host/pid), glow_node_info's label
 	Sockets   func() int                                        // the open socket.io sockets
 	Published func() int64                                      // events published since start
 	Stored    func() int64                                      // of those, the durable ones (stored)
@@ -74,7 +75,10 @@ func New(src Sources) *Metrics {
 		}, []string{"op", "transport"}),
 		series: map[seriesKey]callSeries{},
 	}
-	m.registry.MustRegister(m.calls, m.durations,
+	node := prometheus.NewGauge(prometheus.GaugeOpts{Name: "glow_node_info", Help: "1, labelled with the node (host/pid) these metrics come from.",
+		ConstLabels: prometheus.Labels{"node": src.Node}})
+	node.Set(1)
+	m.registry.MustRegister(m.calls, m.durations, node,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "glow_sockets", Help: "Open socket.io sockets."},
 			func() float64 { return float64(src.Sockets()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "glow_events_published_total", Help: "Events published, live and durable."},

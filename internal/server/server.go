@@ -23,6 +23,7 @@ import (
 	"github.com/glowhq/glow/internal/events"
 	"github.com/glowhq/glow/internal/jobs"
 	"github.com/glowhq/glow/internal/metrics"
+	"github.com/glowhq/glow/internal/node"
 	"github.com/glowhq/glow/internal/presence"
 	"github.com/glowhq/glow/store"
 	"github.com/glowhq/glow/ws"
@@ -74,7 +75,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	s.Presence = presence.New(st, log, opts.PresenceGrace)
 	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract.Version(),
 		handlers.Limits{ChatReplies: opts.ChatReplies, ProfileRuns: opts.ProfileRuns})
-	s.Metrics = metrics.New(metrics.Sources{
+	s.Metrics = metrics.New(metrics.Sources{Node: node.Self(),
 		Sockets: func() int { return s.WS.Sockets() }, Published: s.Events.Published, Stored: s.Events.Stored,
 		Delivered: func() int64 { return s.WS.Delivered() }, Runs: st.Q().CountRunsByStatus, Pool: st.Pool(),
 	})
