@@ -1,4 +1,5 @@
-// Command glow runs the glow server (glow serve) and manages its tokens (glow token …).
+// Command glow runs the glow server (glow serve), manages its tokens (glow token …) and
+// serves its operations as MCP tools (glow mcp).
 package main
 
 import (
@@ -24,6 +25,8 @@ Usage:
                                      print a new token (creating the profile if needed)
   glow token revoke TOKEN|SESSION_ID revoke a token; its sockets are disconnected
   glow token list --profile NAME     list a profile's tokens
+  glow mcp [--url URL] [--token TOKEN]
+                                     serve the operations as MCP tools over stdio
   glow version                       print the version
 
 Run "glow serve -h" or "glow token create -h" for the flags. Every flag also reads a
@@ -45,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stdout, stderr)
 	case "token":
 		err = token(args[1:], stdout, stderr)
+	case "mcp":
+		err = mcpServe(args[1:], stderr)
 	case "version":
 		err = version(stdout)
 	case "help", "-h", "-help", "--help":

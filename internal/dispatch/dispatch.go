@@ -39,6 +39,7 @@ type Transport string
 const (
 	HTTP     Transport = "http"
 	SocketIO Transport = "socketio"
+	MCP      Transport = "mcp"
 )
 
 // Result is a call's answer: the HTTP status and body, which a socket.io ack carries as

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
 	"github.com/glowhq/glow/internal/jobs"
+	"github.com/glowhq/glow/internal/mcptools"
 	"github.com/glowhq/glow/internal/metrics"
 	"github.com/glowhq/glow/internal/node"
 	"github.com/glowhq/glow/internal/presence"
@@ -93,6 +95,18 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	mux.Handle("/socket.io/", s.WS.Handler())
 	s.serveHealth(mux)
 	mux.Handle("GET /metrics", s.Metrics.Handler())
+	spec, err := json.Marshal(contract.Doc)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("encode the spec: %w", err)
+	}
+	tools, err := mcptools.NewServer(spec, contract.Version(), mcptools.Dispatch(s.Dispatch))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// A tool call's arguments are a request body, in a JSON-RPC message.
+	mux.Handle("/mcp", http.MaxBytesHandler(mcptools.Handler(tools, mcptools.Verifier(s.resolver)), opts.MaxBodyBytes+64<<10))
 	s.handler = cors.wrap(mux)
 	return s, nil
 }
