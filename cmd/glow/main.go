@@ -27,7 +27,12 @@ Usage:
   glow token list --profile NAME     list a profile's tokens
   glow mcp [--url URL] [--token TOKEN]
                                      serve the operations as MCP tools over stdio
-  glow version                       print the version
+  glow login --url URL --token TOKEN keep the server and token for the commands below
+  glow <artifact> <operation> [--field value]… [--data JSON|@file|-]
+                                     call an operation (glow persona create, glow attempt
+                                     chat message, …); "glow <artifact>" lists its operations.
+                                     Exit 0 on 2xx, 4 on 4xx, 5 on 5xx, 1 if unreachable
+  glow version, glow --version       print the version
 
 Run "glow serve -h" or "glow token create -h" for the flags. Every flag also reads a
 GLOW_* environment variable (named in its help).
@@ -50,14 +55,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = token(args[1:], stdout, stderr)
 	case "mcp":
 		err = mcpServe(args[1:], stderr)
-	case "version":
+	case "login":
+		err = login(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
 		err = version(stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "glow: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		if !isArtifact(args[0]) {
+			fmt.Fprintf(stderr, "glow: unknown command %q\n\n%s", args[0], usage)
+			return 2
+		}
+		op, rest := findOperation(args)
+		if op == nil {
+			artifactUsage(stderr, args[0])
+			return 2
+		}
+		return callOperation(op, rest, os.Stdin, stdout, stderr)
 	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):

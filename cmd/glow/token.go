@@ -23,6 +23,16 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+const tokenUsage = `Usage:
+  glow token create --profile NAME --role ROLE [--department NAME]… [--label TEXT]
+                                     print a new token (creating the profile if needed)
+  glow token revoke TOKEN|SESSION_ID revoke a token; its sockets are disconnected
+  glow token list --profile NAME     list a profile's tokens
+
+They work on the database directly (the server need not run): see the store flags of
+"glow token create -h".
+`
+
 func token(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -35,6 +45,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return tokenRevoke(args[1:], stderr)
 	case "list":
 		return tokenList(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, tokenUsage)
+		return nil
 	}
 	fmt.Fprintf(stderr, "glow token: unknown command %q\n\n%s", args[0], usage)
 	return errUsage
