@@ -108,16 +108,12 @@ func (f *field) json() (json.RawMessage, error) {
 }
 
 // scalarFields are the request's top-level fields a flag can give, sorted by name.
-func scalarFields(op *gen.Operation) ([]*field, map[string]string, error) {
-	contract, err := dispatch.NewContract(glowspec.Spec)
-	if err != nil {
-		return nil, nil, err
-	}
+func scalarFields(contract *dispatch.Contract, op *gen.Operation) ([]*field, map[string]string) {
 	ref := contract.Doc.Components.Schemas[op.RequestSchema]
 	docs := map[string]string{}
 	var fields []*field
 	if ref == nil || ref.Value == nil {
-		return nil, docs, nil
+		return nil, docs
 	}
 	for name, p := range ref.Value.Properties {
 		if p.Value == nil {
@@ -131,7 +127,17 @@ func scalarFields(op *gen.Operation) ([]*field, map[string]string, error) {
 		}
 	}
 	sort.Slice(fields, func(i, j int) bool { return fields[i].name < fields[j].name })
-	return fields, docs, nil
+	return fields, docs
+}
+
+// startsRun says whether the spec marks op x-glow-run: it starts a generation run.
+func startsRun(contract *dispatch.Contract, op *gen.Operation) bool {
+	item := contract.Doc.Paths.Value(op.Path)
+	if item == nil || item.Post == nil {
+		return false
+	}
+	run, _ := item.Post.Extensions["x-glow-run"].(bool)
+	return run
 }
 
 // fieldDoc is a flag's help: the field's description and type.
@@ -152,18 +158,19 @@ func fieldDoc(s *openapi3.Schema, typ string) string {
 
 // reservedFlags are the flags of every operation command; a request field of the same name
 // is given with --data.
-var reservedFlags = map[string]bool{"data": true, "output": true, "url": true, "token": true}
+var reservedFlags = map[string]bool{"data": true, "output": true, "url": true, "token": true, "watch": true}
 
 // callOperation runs glow <artifact> <op> [flags].
 func callOperation(op *gen.Operation, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := "glow " + strings.ReplaceAll(strings.TrimPrefix(op.Path, "/"), "/", " ")
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fields, docs, err := scalarFields(op)
+	contract, err := dispatch.NewContract(glowspec.Spec)
 	if err != nil {
 		fmt.Fprintf(stderr, "glow: %v\n", err)
 		return exitUnreachable
 	}
+	fields, docs := scalarFields(contract, op)
 	for _, f := range fields {
 		if !reservedFlags[f.name] { // such a field is given with --data
 			fs.Var(f, f.name, docs[f.name])
@@ -173,6 +180,10 @@ func callOperation(op *gen.Operation, args []string, stdin io.Reader, stdout, st
 	output := fs.String("output", "", "json, or table (the default for searches: their first list, one row per item)")
 	url := fs.String("url", "", "the server (GLOW_URL; default: glow login's, else http://127.0.0.1:8080)")
 	token := fs.String("token", "", "the bearer token (GLOW_TOKEN; default: glow login's)")
+	watch := new(bool)
+	if startsRun(contract, op) {
+		watch = fs.Bool("watch", false, "follow the run the call starts until it ends: its text as it streams, its progress on stderr")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s: POST %s, the socket.io event %s.\n\nFlags:\n", name, op.Summary, op.Path, op.ID)
 		fs.PrintDefaults()
@@ -199,6 +210,14 @@ func callOperation(op *gen.Operation, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitUnreachable
+	}
+	if *watch && status < 300 {
+		run := runOf(answer)
+		if run == "" {
+			fmt.Fprintf(stderr, "%s: the answer names no run: %s\n", name, answer)
+			return exitServerError
+		}
+		return watchRun(base, bearer, run, stdout, stderr)
 	}
 	format := *output
 	if format == "" && op.Name == "search" && status < 300 {

@@ -32,6 +32,9 @@ Usage:
                                      call an operation (glow persona create, glow attempt
                                      chat message, …); "glow <artifact>" lists its operations.
                                      Exit 0 on 2xx, 4 on 4xx, 5 on 5xx, 1 if unreachable
+  glow <artifact> generate … --watch follow the run it starts: the text as it streams
+  glow attempt chat live [<chat_id>] [--persona <id>]
+                                     chat live: lines from stdin are sent, events printed
   glow version, glow --version       print the version
 
 Run "glow serve -h" or "glow token create -h" for the flags. Every flag also reads a
@@ -63,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
+		if len(args) >= 3 && args[0] == "attempt" && args[1] == "chat" && args[2] == "live" {
+			err = chatLive(args[3:], os.Stdin, stdout, stderr)
+			break
+		}
 		if !isArtifact(args[0]) {
 			fmt.Fprintf(stderr, "glow: unknown command %q\n\n%s", args[0], usage)
 			return 2
