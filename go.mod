@@ -3,6 +3,7 @@ module github.com/glowhq/glow
 go 1.26.8
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/danielgtaylor/huma/v2 v2.37.2
 	github.com/getkin/kin-openapi v0.142.0
 	github.com/google/uuid v1.6.0

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/glowhq/glow/internal/server"
 	"github.com/glowhq/glow/internal/testdb"
@@ -119,4 +123,68 @@ func TestWatchFollowsTheRun(t *testing.T) {
 	if strings.HasPrefix(strings.TrimSpace(stdout), "{") {
 		t.Errorf("--watch printed the answer, not the run's text: %q", stdout)
 	}
+}
+
+// The REPL at a terminal: typed on a pseudo-terminal, a line goes out and its reply streams
+// back; ":q" ends it.
+func TestChatLiveOnATerminal(t *testing.T) {
+	bin := buildGlow(t)
+	env, learner, persona := chatServer(t)
+	cmd := exec.Command(bin, "attempt", "chat", "live", "--persona", persona)
+	cmd.Env = append(os.Environ(), "GLOW_URL="+env.URL, "GLOW_TOKEN="+learner, "XDG_CONFIG_HOME="+t.TempDir())
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out safeBuffer
+	go func() { _, _ = io.Copy(&out, tty) }()
+	waitFor := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), what); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q on the terminal within 20 s:\n%s", what, out.String())
+			}
+		}
+	}
+	waitFor("chat: ")
+	if _, err := tty.Write([]byte("Hello from a terminal\r")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("attempt.generate.completed: ")
+	if _, err := tty.Write([]byte(":q\r")); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf(":q: %v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf(":q did not end the REPL:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "attempt.generate.text.progress: ") {
+		t.Errorf("the reply did not stream to the terminal:\n%s", out.String())
+	}
+}
+
+// safeBuffer is a bytes.Buffer for one writer and one reader.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
