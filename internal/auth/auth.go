@@ -123,6 +123,12 @@ func (r *Resolver) RedeemStreamTicket(ctx context.Context, ticket string) (*Iden
 		return nil, fmt.Errorf("take stream ticket: %w", err)
 	}
 	t, err := q.TokenByID(ctx, tokenID)
+	return tokenIdentity(ctx, q, t, err)
+}
+
+// tokenIdentity is the identity of a token that was looked up (with the lookup's error):
+// ErrUnauthorized for one that is missing or revoked.
+func tokenIdentity(ctx context.Context, q store.Q, t store.Token, err error) (*Identity, error) {
 	if errors.Is(err, store.ErrNotFound) || (err == nil && t.RevokedAt != nil) {
 		return nil, ErrUnauthorized
 	}
@@ -137,8 +143,8 @@ func (r *Resolver) RedeemStreamTicket(ctx context.Context, ticket string) (*Iden
 	return id, nil
 }
 
-// HashToken is the stored form of a token (and of a stream ticket): tokens are 256 random bits, so a plain SHA-256
-// is enough to make a leaked database useless for logging in.
+// HashToken is the stored form of a token (and of a stream ticket): both are 256 random
+// bits, so a plain SHA-256 is enough to make a leaked database useless for logging in.
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -201,17 +207,10 @@ func (r *Resolver) Resolve(ctx context.Context, token string) (*Identity, error)
 	}
 	q := r.store.Q()
 	t, err := q.TokenByHash(ctx, hash)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && t.RevokedAt != nil) {
-		return nil, ErrUnauthorized
-	}
+	id, err := tokenIdentity(ctx, q, t, err)
 	if err != nil {
-		return nil, fmt.Errorf("look up token: %w", err)
+		return nil, err
 	}
-	id, err := ProfileIdentity(ctx, q, t.ProfileID)
-	if err != nil {
-		return nil, fmt.Errorf("profile of token %s: %w", t.ID, err)
-	}
-	id.SessionID = t.ID
 	if r.ttl > 0 {
 		r.mu.Lock()
 		if len(r.cache) >= maxCached {
