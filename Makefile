@@ -17,15 +17,16 @@ run: build
 test: node-deps
 	./scripts/with-postgres.sh ./scripts/test.sh
 
-## generate: regenerate gen/ from openapi.yaml
-generate:
+## generate: regenerate gen/ and the TypeScript client's clients/ts/src/*.gen.ts from openapi.yaml
+generate: clients/ts/node_modules/.installed
 	$(GO) generate .
+	npm run --prefix clients/ts --silent generate
 
-## check-generated: fail when gen/ does not match openapi.yaml
+## check-generated: fail when gen/ or clients/ts/src/ does not match openapi.yaml
 check-generated: generate
-	@if [ -n "$$(git status --porcelain -- gen/)" ]; then \
-		git status --short -- gen/; \
-		echo "gen/ is stale: run make generate and commit the result" >&2; exit 1; \
+	@if [ -n "$$(git status --porcelain -- gen/ clients/ts/src/)" ]; then \
+		git status --short -- gen/ clients/ts/src/; \
+		echo "generated code is stale: run make generate and commit the result" >&2; exit 1; \
 	fi
 
 ## lint: gofmt and go vet
@@ -41,8 +42,12 @@ bench: bench/node/node_modules/.installed
 		-out docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dispatch/
 
-## node-deps: install the Node test clients (socket.io-client) and the bench's Node anchors (socket.io)
-node-deps: test/node/node_modules/.installed bench/node/node_modules/.installed
+## node-deps: install the Node test clients (socket.io-client, playwright-core), the TypeScript client's tools and the bench's Node anchors (socket.io)
+node-deps: test/node/node_modules/.installed clients/ts/node_modules/.installed bench/node/node_modules/.installed
+
+clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-lock.json
+	npm ci --prefix clients/ts --no-audit --no-fund
+	touch $@
 
 test/node/node_modules/.installed: test/node/package.json test/node/package-lock.json
 	npm ci --prefix test/node --no-audit --no-fund

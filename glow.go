@@ -5,7 +5,7 @@ package glow
 import _ "embed"
 
 //go:generate go tool oapi-codegen -config tools/oapi-codegen.yaml openapi.yaml
-//go:generate go run ./tools/glowgen -spec openapi.yaml -out gen/operations.gen.go
+//go:generate go run ./tools/glowgen -spec openapi.yaml -out gen/operations.gen.go -ts clients/ts/src/events.gen.ts
 
 // Spec is openapi.yaml.
 //

@@ -27,6 +27,7 @@ type Operation struct {
 	Public     bool   // security: [] — callable without a token
 	Idempotent bool   // the request schema has an idempotency_key property
 	Timeout    string // x-glow-timeout: how long the call may run, when longer than the server's default (a Go duration)
+	Run        bool   // x-glow-run: the call starts a generation run, whose events follow
 }
 
 // Stream is an SSE endpoint, GET /<artifact>/stream: the one kind of path besides operations.
@@ -181,6 +182,13 @@ func operation(doc *openapi3.T, path, method string, op *openapi3.Operation) (Op
 			_, o.Idempotent = s.Value.Properties["idempotency_key"]
 		}
 	}
+	if v, ok := op.Extensions["x-glow-run"]; ok {
+		run, isBool := v.(bool)
+		if !isBool {
+			errs = append(errs, fmt.Sprintf("x-glow-run must be true or false (found %v)", v))
+		}
+		o.Run = run
+	}
 	if v, ok := op.Extensions["x-glow-timeout"]; ok {
 		d, isString := v.(string)
 		if _, err := time.ParseDuration(d); !isString || err != nil {
@@ -245,4 +253,41 @@ func LoadTopics(data []byte) ([]Topic, error) {
 	}
 	sort.Slice(topics, func(i, j int) bool { return topics[i].Kind < topics[j].Kind })
 	return topics, nil
+}
+
+// Event is one entry of x-glow-events: a pushed event (or, with a placeholder prefix
+// "<operation>." or "<artifact>.", a family of them), its payload schema and its topic.
+type Event struct {
+	Name   string
+	Schema string
+	Topic  string
+}
+
+// LoadEvents reads the spec's x-glow-events; every schema it names must be a component.
+func LoadEvents(data []byte) ([]Event, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
+	}
+	raw, ok := doc.Extensions["x-glow-events"].([]any)
+	if !ok || len(raw) == 0 {
+		return nil, errors.New("x-glow-events must list the pushed events, each {name, schema, topic}")
+	}
+	var events []Event
+	var problems []string
+	for i, r := range raw {
+		m, _ := r.(map[string]any)
+		name, _ := m["name"].(string)
+		schema, _ := m["schema"].(string)
+		topic, _ := m["topic"].(string)
+		if name == "" || doc.Components.Schemas[schema] == nil {
+			problems = append(problems, fmt.Sprintf("x-glow-events[%d]: %q needs a name and a component schema (found %q)", i, name, schema))
+			continue
+		}
+		events = append(events, Event{Name: name, Schema: schema, Topic: topic})
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	return events, nil
 }
