@@ -82,14 +82,19 @@ func TestBrowserOnAnotherOrigin(t *testing.T) {
 		"page/no-errors")
 }
 
-// TestBrowserRendersTheReference: /docs renders in headless Chromium with no request to
-// anywhere but glow (the renderer is in the binary), and shows, for an operation, its HTTP
+// TestBrowserRendersTheReference: /docs renders in headless Chromium with the network
+// blocked (the renderer is in the binary; the page is screenshot), and shows, for an operation, its HTTP
 // route, its socket.io event and the events it and its run push.
 func TestBrowserRendersTheReference(t *testing.T) {
 	chromium := chromiumRequire(t)
 	node := nodeRequire(t)
 	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
-	res := realtimeRun(t, node, "docs.mjs", map[string]string{"GLOW_URL": env.URL, "GLOW_CHROMIUM": chromium}, nil)
+	shot := filepath.Join(t.TempDir(), "docs.png")
+	res := realtimeRun(t, node, "docs.mjs", map[string]string{"GLOW_URL": env.URL, "GLOW_CHROMIUM": chromium, "GLOW_SCREENSHOT": shot}, nil)
 	res.requireAllPassed(t, "docs/status", "docs/shows/POST /persona/create", "docs/shows/persona.create",
-		"docs/shows/persona.create.completed", "docs/shows/persona.generate.text.progress", "docs/offline", "docs/no-errors")
+		"docs/shows/persona.create.completed", "docs/shows/persona.generate.text.progress", "docs/offline", "docs/no-errors",
+		"docs/screenshot")
+	if info, err := os.Stat(shot); err != nil || info.Size() == 0 {
+		t.Errorf("no screenshot of /docs: %v", err)
+	}
 }

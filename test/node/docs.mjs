@@ -3,7 +3,10 @@
 // elsewhere, its logo, is blocked by the page's Content-Security-Policy before it leaves),
 // and the rendered page shows an operation's route, socket.io event and pushed events.
 //
-// Environment: GLOW_URL; GLOW_CHROMIUM, the browser's executable.
+// The network is blocked: every request to anywhere but glow is aborted. The rendered page
+// is saved as a screenshot to GLOW_SCREENSHOT.
+//
+// Environment: GLOW_URL; GLOW_CHROMIUM, the browser's executable; GLOW_SCREENSHOT.
 
 import { chromium } from "playwright-core";
 
@@ -25,6 +28,7 @@ run(async () => {
     page.on("requestfailed", (r) => { if (r.failure()?.errorText === "csp") blocked.add(r.url()); });
     page.on("request", (r) => { if (away(r.url())) elsewhere.push(r.url()); });
     page.on("pageerror", (e) => errors.push(e.message));
+    await page.route("**/*", (route) => (away(route.request().url()) ? route.abort() : route.continue()));
     const res = await page.goto(`${url}/docs`);
     equal("docs/status", res.status(), 200);
     const wanted = ["POST /persona/create", "persona.create", "persona.create.completed", "persona.generate.text.progress"];
@@ -32,6 +36,8 @@ run(async () => {
     const text = await page.evaluate(() => document.body.innerText);
     for (const t of wanted) check(`docs/shows/${t}`, text.includes(t), {});
     equal("docs/offline", elsewhere.filter((u) => !blocked.has(u)), []);
+    const shot = await page.screenshot({ path: env("GLOW_SCREENSHOT"), fullPage: false });
+    check("docs/screenshot", shot.length > 10000, { bytes: shot.length });
     equal("docs/no-errors", errors, []);
   } finally {
     await browser.close();
