@@ -11,6 +11,34 @@ import (
 // Handlers has one method per operation in openapi.yaml. The HTTP and socket.io transports
 // both call these methods, with the caller's identity in ctx.
 type Handlers interface {
+	// AgentCreate serves POST /agent/create and the socket.io event agent.create: Create agents in bulk.
+	AgentCreate(ctx context.Context, in *AgentCreateRequest) (*AgentCreateResponse, error)
+	// AgentDelete serves POST /agent/delete and the socket.io event agent.delete: Delete agents in bulk.
+	AgentDelete(ctx context.Context, in *AgentDeleteRequest) (*AgentDeleteResponse, error)
+	// AgentDraft serves POST /agent/draft and the socket.io event agent.draft: Save an editor draft.
+	AgentDraft(ctx context.Context, in *AgentDraftRequest) (*AgentDraftResponse, error)
+	// AgentDrafts serves POST /agent/drafts and the socket.io event agent.drafts: List the caller's drafts.
+	AgentDrafts(ctx context.Context, in *AgentDraftsRequest) (*AgentDraftsResponse, error)
+	// AgentDuplicate serves POST /agent/duplicate and the socket.io event agent.duplicate: Copy a agent.
+	AgentDuplicate(ctx context.Context, in *AgentDuplicateRequest) (*AgentDuplicateResponse, error)
+	// AgentExport serves POST /agent/export and the socket.io event agent.export: Export agents to CSV.
+	AgentExport(ctx context.Context, in *AgentExportRequest) (*AgentExportResponse, error)
+	// AgentGenerate serves POST /agent/generate and the socket.io event agent.generate: Start a generation run.
+	AgentGenerate(ctx context.Context, in *AgentGenerateRequest) (*AgentGenerateResponse, error)
+	// AgentGenerations serves POST /agent/generations and the socket.io event agent.generations: List generation runs.
+	AgentGenerations(ctx context.Context, in *AgentGenerationsRequest) (*AgentGenerationsResponse, error)
+	// AgentGet serves POST /agent/get and the socket.io event agent.get: Get one agent.
+	AgentGet(ctx context.Context, in *AgentGetRequest) (*AgentGetResponse, error)
+	// AgentGroup serves POST /agent/group and the socket.io event agent.group: Resolve the caller's working group.
+	AgentGroup(ctx context.Context, in *AgentGroupRequest) (*AgentGroupResponse, error)
+	// AgentProblem serves POST /agent/problem and the socket.io event agent.problem: Report a problem with agents.
+	AgentProblem(ctx context.Context, in *AgentProblemRequest) (*AgentProblemResponse, error)
+	// AgentRefresh serves POST /agent/refresh and the socket.io event agent.refresh: Recompute what agents derive.
+	AgentRefresh(ctx context.Context, in *AgentRefreshRequest) (*AgentRefreshResponse, error)
+	// AgentSearch serves POST /agent/search and the socket.io event agent.search: Search agents.
+	AgentSearch(ctx context.Context, in *AgentSearchRequest) (*AgentSearchResponse, error)
+	// AgentUpdate serves POST /agent/update and the socket.io event agent.update: Update agents in bulk.
+	AgentUpdate(ctx context.Context, in *AgentUpdateRequest) (*AgentUpdateResponse, error)
 	// AttemptChatGet serves POST /attempt/chat/get and the socket.io event attempt.chat_get: Read a chat.
 	AttemptChatGet(ctx context.Context, in *AttemptChatGetRequest) (*AttemptChatGetResponse, error)
 	// AttemptChatMessage serves POST /attempt/chat/message and the socket.io event attempt.chat_message: Send a chat message.
@@ -125,6 +153,34 @@ type Handlers interface {
 	SystemUnsubscribe(ctx context.Context, in *SystemUnsubscribeRequest) (*SystemUnsubscribeResponse, error)
 	// SystemWatch serves POST /system/watch and the socket.io event system.watch: Wait for runs to end.
 	SystemWatch(ctx context.Context, in *SystemWatchRequest) (*SystemWatchResponse, error)
+	// ToolCreate serves POST /tool/create and the socket.io event tool.create: Create tools in bulk.
+	ToolCreate(ctx context.Context, in *ToolCreateRequest) (*ToolCreateResponse, error)
+	// ToolDelete serves POST /tool/delete and the socket.io event tool.delete: Delete tools in bulk.
+	ToolDelete(ctx context.Context, in *ToolDeleteRequest) (*ToolDeleteResponse, error)
+	// ToolDraft serves POST /tool/draft and the socket.io event tool.draft: Save an editor draft.
+	ToolDraft(ctx context.Context, in *ToolDraftRequest) (*ToolDraftResponse, error)
+	// ToolDrafts serves POST /tool/drafts and the socket.io event tool.drafts: List the caller's drafts.
+	ToolDrafts(ctx context.Context, in *ToolDraftsRequest) (*ToolDraftsResponse, error)
+	// ToolDuplicate serves POST /tool/duplicate and the socket.io event tool.duplicate: Copy a tool.
+	ToolDuplicate(ctx context.Context, in *ToolDuplicateRequest) (*ToolDuplicateResponse, error)
+	// ToolExport serves POST /tool/export and the socket.io event tool.export: Export tools to CSV.
+	ToolExport(ctx context.Context, in *ToolExportRequest) (*ToolExportResponse, error)
+	// ToolGenerate serves POST /tool/generate and the socket.io event tool.generate: Start a generation run.
+	ToolGenerate(ctx context.Context, in *ToolGenerateRequest) (*ToolGenerateResponse, error)
+	// ToolGenerations serves POST /tool/generations and the socket.io event tool.generations: List generation runs.
+	ToolGenerations(ctx context.Context, in *ToolGenerationsRequest) (*ToolGenerationsResponse, error)
+	// ToolGet serves POST /tool/get and the socket.io event tool.get: Get one tool.
+	ToolGet(ctx context.Context, in *ToolGetRequest) (*ToolGetResponse, error)
+	// ToolGroup serves POST /tool/group and the socket.io event tool.group: Resolve the caller's working group.
+	ToolGroup(ctx context.Context, in *ToolGroupRequest) (*ToolGroupResponse, error)
+	// ToolProblem serves POST /tool/problem and the socket.io event tool.problem: Report a problem with tools.
+	ToolProblem(ctx context.Context, in *ToolProblemRequest) (*ToolProblemResponse, error)
+	// ToolRefresh serves POST /tool/refresh and the socket.io event tool.refresh: Recompute what tools derive.
+	ToolRefresh(ctx context.Context, in *ToolRefreshRequest) (*ToolRefreshResponse, error)
+	// ToolSearch serves POST /tool/search and the socket.io event tool.search: Search tools.
+	ToolSearch(ctx context.Context, in *ToolSearchRequest) (*ToolSearchResponse, error)
+	// ToolUpdate serves POST /tool/update and the socket.io event tool.update: Update tools in bulk.
+	ToolUpdate(ctx context.Context, in *ToolUpdateRequest) (*ToolUpdateResponse, error)
 }
 
 // Operation describes one operation of openapi.yaml. The table below is at once the HTTP
@@ -141,6 +197,7 @@ type Operation struct {
 	Public         bool          // callable without a token
 	Idempotent     bool          // the request takes an idempotency_key
 	Timeout        time.Duration // how long a call may run when longer than the server's default (x-glow-timeout), or 0
+	Family         string        // the family whose one implementation serves it (x-glow-family), or ""
 
 	// NewRequest returns a pointer to a zero request body of the operation's type.
 	NewRequest func() any
@@ -151,6 +208,314 @@ type Operation struct {
 
 // Operations lists every operation of openapi.yaml, sorted by ID.
 var Operations = []Operation{
+	{
+		ID:             "agent.create",
+		Artifact:       "agent",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/agent/create",
+		Summary:        "Create agents in bulk",
+		RequestSchema:  "AgentCreateRequest",
+		ResponseSchema: "AgentCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentCreate(ctx, in.(*AgentCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.delete",
+		Artifact:       "agent",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/agent/delete",
+		Summary:        "Delete agents in bulk",
+		RequestSchema:  "AgentDeleteRequest",
+		ResponseSchema: "AgentDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentDelete(ctx, in.(*AgentDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.draft",
+		Artifact:       "agent",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/agent/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "AgentDraftRequest",
+		ResponseSchema: "AgentDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentDraft(ctx, in.(*AgentDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.drafts",
+		Artifact:       "agent",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/agent/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "AgentDraftsRequest",
+		ResponseSchema: "AgentDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentDrafts(ctx, in.(*AgentDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.duplicate",
+		Artifact:       "agent",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/agent/duplicate",
+		Summary:        "Copy a agent",
+		RequestSchema:  "AgentDuplicateRequest",
+		ResponseSchema: "AgentDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentDuplicate(ctx, in.(*AgentDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.export",
+		Artifact:       "agent",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/agent/export",
+		Summary:        "Export agents to CSV",
+		RequestSchema:  "AgentExportRequest",
+		ResponseSchema: "AgentExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentExport(ctx, in.(*AgentExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.generate",
+		Artifact:       "agent",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/agent/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "AgentGenerateRequest",
+		ResponseSchema: "AgentGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentGenerate(ctx, in.(*AgentGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.generations",
+		Artifact:       "agent",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/agent/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "AgentGenerationsRequest",
+		ResponseSchema: "AgentGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentGenerations(ctx, in.(*AgentGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.get",
+		Artifact:       "agent",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/agent/get",
+		Summary:        "Get one agent",
+		RequestSchema:  "AgentGetRequest",
+		ResponseSchema: "AgentGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentGet(ctx, in.(*AgentGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.group",
+		Artifact:       "agent",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/agent/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "AgentGroupRequest",
+		ResponseSchema: "AgentGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentGroup(ctx, in.(*AgentGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.problem",
+		Artifact:       "agent",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/agent/problem",
+		Summary:        "Report a problem with agents",
+		RequestSchema:  "AgentProblemRequest",
+		ResponseSchema: "AgentProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentProblem(ctx, in.(*AgentProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.refresh",
+		Artifact:       "agent",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/agent/refresh",
+		Summary:        "Recompute what agents derive",
+		RequestSchema:  "AgentRefreshRequest",
+		ResponseSchema: "AgentRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentRefresh(ctx, in.(*AgentRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.search",
+		Artifact:       "agent",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/agent/search",
+		Summary:        "Search agents",
+		RequestSchema:  "AgentSearchRequest",
+		ResponseSchema: "AgentSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentSearch(ctx, in.(*AgentSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "agent.update",
+		Artifact:       "agent",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/agent/update",
+		Summary:        "Update agents in bulk",
+		RequestSchema:  "AgentUpdateRequest",
+		ResponseSchema: "AgentUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AgentUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AgentUpdate(ctx, in.(*AgentUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
 	{
 		ID:             "attempt.chat_get",
 		Artifact:       "attempt",
@@ -163,6 +528,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(AttemptChatGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptChatGet(ctx, in.(*AttemptChatGetRequest))
@@ -184,6 +550,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(AttemptChatMessageRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptChatMessage(ctx, in.(*AttemptChatMessageRequest))
@@ -205,6 +572,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(AttemptGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptGenerate(ctx, in.(*AttemptGenerateRequest))
@@ -226,6 +594,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(AttemptGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptGenerations(ctx, in.(*AttemptGenerationsRequest))
@@ -247,6 +616,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(AttemptStartRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptStart(ctx, in.(*AttemptStartRequest))
@@ -268,6 +638,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        660000000000,
+		Family:         "",
 		NewRequest:     func() any { return new(AttemptWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.AttemptWatch(ctx, in.(*AttemptWatchRequest))
@@ -289,6 +660,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelCreate(ctx, in.(*ModelCreateRequest))
@@ -310,6 +682,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelDelete(ctx, in.(*ModelDeleteRequest))
@@ -331,6 +704,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGenerate(ctx, in.(*ModelGenerateRequest))
@@ -352,6 +726,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGenerations(ctx, in.(*ModelGenerationsRequest))
@@ -373,6 +748,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGet(ctx, in.(*ModelGetRequest))
@@ -394,6 +770,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelSearch(ctx, in.(*ModelSearchRequest))
@@ -415,6 +792,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelUpdate(ctx, in.(*ModelUpdateRequest))
@@ -436,6 +814,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        660000000000,
+		Family:         "",
 		NewRequest:     func() any { return new(ModelWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelWatch(ctx, in.(*ModelWatchRequest))
@@ -457,6 +836,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaCreate(ctx, in.(*PersonaCreateRequest))
@@ -478,6 +858,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDelete(ctx, in.(*PersonaDeleteRequest))
@@ -499,6 +880,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaDraftRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDraft(ctx, in.(*PersonaDraftRequest))
@@ -520,6 +902,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaDraftsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDrafts(ctx, in.(*PersonaDraftsRequest))
@@ -541,6 +924,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaDuplicateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDuplicate(ctx, in.(*PersonaDuplicateRequest))
@@ -562,6 +946,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaExportRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaExport(ctx, in.(*PersonaExportRequest))
@@ -583,6 +968,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGenerate(ctx, in.(*PersonaGenerateRequest))
@@ -604,6 +990,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGenerations(ctx, in.(*PersonaGenerationsRequest))
@@ -625,6 +1012,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGet(ctx, in.(*PersonaGetRequest))
@@ -646,6 +1034,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaGroupRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGroup(ctx, in.(*PersonaGroupRequest))
@@ -667,6 +1056,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaProblemRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaProblem(ctx, in.(*PersonaProblemRequest))
@@ -688,6 +1078,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaRefreshRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaRefresh(ctx, in.(*PersonaRefreshRequest))
@@ -709,6 +1100,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaSearch(ctx, in.(*PersonaSearchRequest))
@@ -730,6 +1122,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaUpdate(ctx, in.(*PersonaUpdateRequest))
@@ -751,6 +1144,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        660000000000,
+		Family:         "",
 		NewRequest:     func() any { return new(PersonaWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaWatch(ctx, in.(*PersonaWatchRequest))
@@ -772,6 +1166,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProfileContextRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileContext(ctx, in.(*ProfileContextRequest))
@@ -793,6 +1188,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProfileGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileGenerate(ctx, in.(*ProfileGenerateRequest))
@@ -814,6 +1210,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProfileGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileGenerations(ctx, in.(*ProfileGenerationsRequest))
@@ -835,6 +1232,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        660000000000,
+		Family:         "",
 		NewRequest:     func() any { return new(ProfileWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProfileWatch(ctx, in.(*ProfileWatchRequest))
@@ -856,6 +1254,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderCreate(ctx, in.(*ProviderCreateRequest))
@@ -877,6 +1276,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderDelete(ctx, in.(*ProviderDeleteRequest))
@@ -898,6 +1298,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGenerate(ctx, in.(*ProviderGenerateRequest))
@@ -919,6 +1320,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGenerations(ctx, in.(*ProviderGenerationsRequest))
@@ -940,6 +1342,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGet(ctx, in.(*ProviderGetRequest))
@@ -961,6 +1364,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderSearch(ctx, in.(*ProviderSearchRequest))
@@ -982,6 +1386,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderUpdate(ctx, in.(*ProviderUpdateRequest))
@@ -1003,6 +1408,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        660000000000,
+		Family:         "",
 		NewRequest:     func() any { return new(ProviderWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderWatch(ctx, in.(*ProviderWatchRequest))
@@ -1024,6 +1430,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemActivityRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemActivity(ctx, in.(*SystemActivityRequest))
@@ -1045,6 +1452,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemActivitySearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemActivitySearch(ctx, in.(*SystemActivitySearchRequest))
@@ -1066,6 +1474,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemFileDownloadRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemFileDownload(ctx, in.(*SystemFileDownloadRequest))
@@ -1087,6 +1496,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemGenerate(ctx, in.(*SystemGenerateRequest))
@@ -1108,6 +1518,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemGenerations(ctx, in.(*SystemGenerationsRequest))
@@ -1129,6 +1540,7 @@ var Operations = []Operation{
 		Public:         true,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemHealthRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemHealth(ctx, in.(*SystemHealthRequest))
@@ -1150,6 +1562,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemRunAnswerRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunAnswer(ctx, in.(*SystemRunAnswerRequest))
@@ -1171,6 +1584,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemRunGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunGet(ctx, in.(*SystemRunGetRequest))
@@ -1192,6 +1606,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemRunPauseRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunPause(ctx, in.(*SystemRunPauseRequest))
@@ -1213,6 +1628,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemRunResumeRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunResume(ctx, in.(*SystemRunResumeRequest))
@@ -1234,6 +1650,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemRunStopRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemRunStop(ctx, in.(*SystemRunStopRequest))
@@ -1255,6 +1672,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemSessionRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemSession(ctx, in.(*SystemSessionRequest))
@@ -1276,6 +1694,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemStreamTicketRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemStreamTicket(ctx, in.(*SystemStreamTicketRequest))
@@ -1297,6 +1716,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemSubscribeRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemSubscribe(ctx, in.(*SystemSubscribeRequest))
@@ -1318,6 +1738,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemUnsubscribeRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemUnsubscribe(ctx, in.(*SystemUnsubscribeRequest))
@@ -1339,9 +1760,318 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        660000000000,
+		Family:         "",
 		NewRequest:     func() any { return new(SystemWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemWatch(ctx, in.(*SystemWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.create",
+		Artifact:       "tool",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/tool/create",
+		Summary:        "Create tools in bulk",
+		RequestSchema:  "ToolCreateRequest",
+		ResponseSchema: "ToolCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolCreate(ctx, in.(*ToolCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.delete",
+		Artifact:       "tool",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/tool/delete",
+		Summary:        "Delete tools in bulk",
+		RequestSchema:  "ToolDeleteRequest",
+		ResponseSchema: "ToolDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolDelete(ctx, in.(*ToolDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.draft",
+		Artifact:       "tool",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/tool/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "ToolDraftRequest",
+		ResponseSchema: "ToolDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolDraft(ctx, in.(*ToolDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.drafts",
+		Artifact:       "tool",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/tool/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "ToolDraftsRequest",
+		ResponseSchema: "ToolDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolDrafts(ctx, in.(*ToolDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.duplicate",
+		Artifact:       "tool",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/tool/duplicate",
+		Summary:        "Copy a tool",
+		RequestSchema:  "ToolDuplicateRequest",
+		ResponseSchema: "ToolDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolDuplicate(ctx, in.(*ToolDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.export",
+		Artifact:       "tool",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/tool/export",
+		Summary:        "Export tools to CSV",
+		RequestSchema:  "ToolExportRequest",
+		ResponseSchema: "ToolExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolExport(ctx, in.(*ToolExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.generate",
+		Artifact:       "tool",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/tool/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "ToolGenerateRequest",
+		ResponseSchema: "ToolGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolGenerate(ctx, in.(*ToolGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.generations",
+		Artifact:       "tool",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/tool/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "ToolGenerationsRequest",
+		ResponseSchema: "ToolGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolGenerations(ctx, in.(*ToolGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.get",
+		Artifact:       "tool",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/tool/get",
+		Summary:        "Get one tool",
+		RequestSchema:  "ToolGetRequest",
+		ResponseSchema: "ToolGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolGet(ctx, in.(*ToolGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.group",
+		Artifact:       "tool",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/tool/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "ToolGroupRequest",
+		ResponseSchema: "ToolGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolGroup(ctx, in.(*ToolGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.problem",
+		Artifact:       "tool",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/tool/problem",
+		Summary:        "Report a problem with tools",
+		RequestSchema:  "ToolProblemRequest",
+		ResponseSchema: "ToolProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolProblem(ctx, in.(*ToolProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.refresh",
+		Artifact:       "tool",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/tool/refresh",
+		Summary:        "Recompute what tools derive",
+		RequestSchema:  "ToolRefreshRequest",
+		ResponseSchema: "ToolRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolRefresh(ctx, in.(*ToolRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.search",
+		Artifact:       "tool",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/tool/search",
+		Summary:        "Search tools",
+		RequestSchema:  "ToolSearchRequest",
+		ResponseSchema: "ToolSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolSearch(ctx, in.(*ToolSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "tool.update",
+		Artifact:       "tool",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/tool/update",
+		Summary:        "Update tools in bulk",
+		RequestSchema:  "ToolUpdateRequest",
+		ResponseSchema: "ToolUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ToolUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ToolUpdate(ctx, in.(*ToolUpdateRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -1362,6 +2092,269 @@ var operationsByID = func() map[string]*Operation {
 func OperationByID(id string) (*Operation, bool) {
 	op, ok := operationsByID[id]
 	return op, ok
+}
+
+// Family is the one implementation of the operations marked x-glow-family: the standard
+// operations the artifacts of the family share. in is the operation's request; out points to
+// its zero response, which Serve fills.
+type Family interface {
+	Serve(ctx context.Context, op *Operation, in, out any) error
+}
+
+// FamilyOperations implements the Handlers methods of the operations marked x-glow-family by
+// handing each to Family. A Handlers implementation embeds it to serve them.
+type FamilyOperations struct{ Family Family }
+
+// AgentCreate serves agent.create with the family's implementation.
+func (f FamilyOperations) AgentCreate(ctx context.Context, in *AgentCreateRequest) (*AgentCreateResponse, error) {
+	out := new(AgentCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentDelete serves agent.delete with the family's implementation.
+func (f FamilyOperations) AgentDelete(ctx context.Context, in *AgentDeleteRequest) (*AgentDeleteResponse, error) {
+	out := new(AgentDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentDraft serves agent.draft with the family's implementation.
+func (f FamilyOperations) AgentDraft(ctx context.Context, in *AgentDraftRequest) (*AgentDraftResponse, error) {
+	out := new(AgentDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentDrafts serves agent.drafts with the family's implementation.
+func (f FamilyOperations) AgentDrafts(ctx context.Context, in *AgentDraftsRequest) (*AgentDraftsResponse, error) {
+	out := new(AgentDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentDuplicate serves agent.duplicate with the family's implementation.
+func (f FamilyOperations) AgentDuplicate(ctx context.Context, in *AgentDuplicateRequest) (*AgentDuplicateResponse, error) {
+	out := new(AgentDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentExport serves agent.export with the family's implementation.
+func (f FamilyOperations) AgentExport(ctx context.Context, in *AgentExportRequest) (*AgentExportResponse, error) {
+	out := new(AgentExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentGenerate serves agent.generate with the family's implementation.
+func (f FamilyOperations) AgentGenerate(ctx context.Context, in *AgentGenerateRequest) (*AgentGenerateResponse, error) {
+	out := new(AgentGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentGenerations serves agent.generations with the family's implementation.
+func (f FamilyOperations) AgentGenerations(ctx context.Context, in *AgentGenerationsRequest) (*AgentGenerationsResponse, error) {
+	out := new(AgentGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentGet serves agent.get with the family's implementation.
+func (f FamilyOperations) AgentGet(ctx context.Context, in *AgentGetRequest) (*AgentGetResponse, error) {
+	out := new(AgentGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentGroup serves agent.group with the family's implementation.
+func (f FamilyOperations) AgentGroup(ctx context.Context, in *AgentGroupRequest) (*AgentGroupResponse, error) {
+	out := new(AgentGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentProblem serves agent.problem with the family's implementation.
+func (f FamilyOperations) AgentProblem(ctx context.Context, in *AgentProblemRequest) (*AgentProblemResponse, error) {
+	out := new(AgentProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentRefresh serves agent.refresh with the family's implementation.
+func (f FamilyOperations) AgentRefresh(ctx context.Context, in *AgentRefreshRequest) (*AgentRefreshResponse, error) {
+	out := new(AgentRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentSearch serves agent.search with the family's implementation.
+func (f FamilyOperations) AgentSearch(ctx context.Context, in *AgentSearchRequest) (*AgentSearchResponse, error) {
+	out := new(AgentSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AgentUpdate serves agent.update with the family's implementation.
+func (f FamilyOperations) AgentUpdate(ctx context.Context, in *AgentUpdateRequest) (*AgentUpdateResponse, error) {
+	out := new(AgentUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["agent.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolCreate serves tool.create with the family's implementation.
+func (f FamilyOperations) ToolCreate(ctx context.Context, in *ToolCreateRequest) (*ToolCreateResponse, error) {
+	out := new(ToolCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolDelete serves tool.delete with the family's implementation.
+func (f FamilyOperations) ToolDelete(ctx context.Context, in *ToolDeleteRequest) (*ToolDeleteResponse, error) {
+	out := new(ToolDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolDraft serves tool.draft with the family's implementation.
+func (f FamilyOperations) ToolDraft(ctx context.Context, in *ToolDraftRequest) (*ToolDraftResponse, error) {
+	out := new(ToolDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolDrafts serves tool.drafts with the family's implementation.
+func (f FamilyOperations) ToolDrafts(ctx context.Context, in *ToolDraftsRequest) (*ToolDraftsResponse, error) {
+	out := new(ToolDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolDuplicate serves tool.duplicate with the family's implementation.
+func (f FamilyOperations) ToolDuplicate(ctx context.Context, in *ToolDuplicateRequest) (*ToolDuplicateResponse, error) {
+	out := new(ToolDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolExport serves tool.export with the family's implementation.
+func (f FamilyOperations) ToolExport(ctx context.Context, in *ToolExportRequest) (*ToolExportResponse, error) {
+	out := new(ToolExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolGenerate serves tool.generate with the family's implementation.
+func (f FamilyOperations) ToolGenerate(ctx context.Context, in *ToolGenerateRequest) (*ToolGenerateResponse, error) {
+	out := new(ToolGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolGenerations serves tool.generations with the family's implementation.
+func (f FamilyOperations) ToolGenerations(ctx context.Context, in *ToolGenerationsRequest) (*ToolGenerationsResponse, error) {
+	out := new(ToolGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolGet serves tool.get with the family's implementation.
+func (f FamilyOperations) ToolGet(ctx context.Context, in *ToolGetRequest) (*ToolGetResponse, error) {
+	out := new(ToolGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolGroup serves tool.group with the family's implementation.
+func (f FamilyOperations) ToolGroup(ctx context.Context, in *ToolGroupRequest) (*ToolGroupResponse, error) {
+	out := new(ToolGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolProblem serves tool.problem with the family's implementation.
+func (f FamilyOperations) ToolProblem(ctx context.Context, in *ToolProblemRequest) (*ToolProblemResponse, error) {
+	out := new(ToolProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolRefresh serves tool.refresh with the family's implementation.
+func (f FamilyOperations) ToolRefresh(ctx context.Context, in *ToolRefreshRequest) (*ToolRefreshResponse, error) {
+	out := new(ToolRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolSearch serves tool.search with the family's implementation.
+func (f FamilyOperations) ToolSearch(ctx context.Context, in *ToolSearchRequest) (*ToolSearchResponse, error) {
+	out := new(ToolSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToolUpdate serves tool.update with the family's implementation.
+func (f FamilyOperations) ToolUpdate(ctx context.Context, in *ToolUpdateRequest) (*ToolUpdateResponse, error) {
+	out := new(ToolUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["tool.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Stream is a server-sent events endpoint of openapi.yaml, GET /<artifact>/stream.

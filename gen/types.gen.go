@@ -9,6 +9,102 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AgentReasoningLevel.
+const (
+	AgentReasoningLevelHigh   AgentReasoningLevel = "high"
+	AgentReasoningLevelLow    AgentReasoningLevel = "low"
+	AgentReasoningLevelMedium AgentReasoningLevel = "medium"
+	AgentReasoningLevelNone   AgentReasoningLevel = "none"
+)
+
+// Valid indicates whether the value is a known member of the AgentReasoningLevel enum.
+func (e AgentReasoningLevel) Valid() bool {
+	switch e {
+	case AgentReasoningLevelHigh:
+		return true
+	case AgentReasoningLevelLow:
+		return true
+	case AgentReasoningLevelMedium:
+		return true
+	case AgentReasoningLevelNone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentFormStateReasoningLevel.
+const (
+	AgentFormStateReasoningLevelHigh   AgentFormStateReasoningLevel = "high"
+	AgentFormStateReasoningLevelLow    AgentFormStateReasoningLevel = "low"
+	AgentFormStateReasoningLevelMedium AgentFormStateReasoningLevel = "medium"
+	AgentFormStateReasoningLevelNone   AgentFormStateReasoningLevel = "none"
+)
+
+// Valid indicates whether the value is a known member of the AgentFormStateReasoningLevel enum.
+func (e AgentFormStateReasoningLevel) Valid() bool {
+	switch e {
+	case AgentFormStateReasoningLevelHigh:
+		return true
+	case AgentFormStateReasoningLevelLow:
+		return true
+	case AgentFormStateReasoningLevelMedium:
+		return true
+	case AgentFormStateReasoningLevelNone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentInputReasoningLevel.
+const (
+	AgentInputReasoningLevelHigh   AgentInputReasoningLevel = "high"
+	AgentInputReasoningLevelLow    AgentInputReasoningLevel = "low"
+	AgentInputReasoningLevelMedium AgentInputReasoningLevel = "medium"
+	AgentInputReasoningLevelNone   AgentInputReasoningLevel = "none"
+)
+
+// Valid indicates whether the value is a known member of the AgentInputReasoningLevel enum.
+func (e AgentInputReasoningLevel) Valid() bool {
+	switch e {
+	case AgentInputReasoningLevelHigh:
+		return true
+	case AgentInputReasoningLevelLow:
+		return true
+	case AgentInputReasoningLevelMedium:
+		return true
+	case AgentInputReasoningLevelNone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentPatchReasoningLevel.
+const (
+	AgentPatchReasoningLevelHigh   AgentPatchReasoningLevel = "high"
+	AgentPatchReasoningLevelLow    AgentPatchReasoningLevel = "low"
+	AgentPatchReasoningLevelMedium AgentPatchReasoningLevel = "medium"
+	AgentPatchReasoningLevelNone   AgentPatchReasoningLevel = "none"
+)
+
+// Valid indicates whether the value is a known member of the AgentPatchReasoningLevel enum.
+func (e AgentPatchReasoningLevel) Valid() bool {
+	switch e {
+	case AgentPatchReasoningLevelHigh:
+		return true
+	case AgentPatchReasoningLevelLow:
+		return true
+	case AgentPatchReasoningLevelMedium:
+		return true
+	case AgentPatchReasoningLevelNone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChatRole.
 const (
 	ChatRoleAssistant ChatRole = "assistant"
@@ -231,6 +327,414 @@ func (e Transport) Valid() bool {
 	}
 }
 
+// Agent defines model for Agent.
+type Agent struct {
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// Instructions The system prompt.
+	Instructions string `json:"instructions"`
+
+	// ModelIds The models the agent may use, first preferred.
+	ModelIds []openapi_types.UUID `json:"model_ids"`
+	Name     string               `json:"name"`
+
+	// ReasoningLevel How much the model may reason before answering (default medium).
+	ReasoningLevel AgentReasoningLevel `json:"reasoning_level"`
+
+	// Temperature Sampling temperature (default 0.7).
+	Temperature float32 `json:"temperature"`
+
+	// ToolIds The tools the agent may call.
+	ToolIds   []openapi_types.UUID `json:"tool_ids"`
+	UpdatedAt time.Time            `json:"updated_at"`
+}
+
+// AgentReasoningLevel How much the model may reason before answering (default medium).
+type AgentReasoningLevel string
+
+// AgentCreateRequest defines model for AgentCreateRequest.
+type AgentCreateRequest struct {
+	Agents []AgentInput `json:"agents"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// AgentCreateResponse defines model for AgentCreateResponse.
+type AgentCreateResponse struct {
+	IdempotencyKey *string       `json:"idempotency_key,omitempty"`
+	Results        []AgentResult `json:"results"`
+}
+
+// AgentDeleteRequest Either `agent_ids` or `all`.
+type AgentDeleteRequest struct {
+	AgentIds []openapi_types.UUID `json:"agent_ids,omitempty"`
+
+	// All Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which agents a search, or an update or delete of `all`, takes.
+	Filter *AgentFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// AgentDeleteResponse defines model for AgentDeleteResponse.
+type AgentDeleteResponse struct {
+	IdempotencyKey *string       `json:"idempotency_key,omitempty"`
+	Results        []AgentResult `json:"results"`
+}
+
+// AgentDraft defines model for AgentDraft.
+type AgentDraft struct {
+	// AgentId Absent for a draft of a new agent.
+	AgentId   *openapi_types.UUID `json:"agent_id,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
+	FormState AgentFormState      `json:"form_state"`
+	Id        openapi_types.UUID  `json:"id"`
+	Name      string              `json:"name"`
+	ProfileId openapi_types.UUID  `json:"profile_id"`
+}
+
+// AgentDraftRequest defines model for AgentDraftRequest.
+type AgentDraftRequest struct {
+	// AgentId The agent being edited; omit when drafting a new one.
+	AgentId   *openapi_types.UUID `json:"agent_id,omitempty"`
+	FormState AgentFormState      `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+}
+
+// AgentDraftResponse defines model for AgentDraftResponse.
+type AgentDraftResponse struct {
+	Draft          AgentDraft `json:"draft"`
+	IdempotencyKey *string    `json:"idempotency_key,omitempty"`
+	Message        string     `json:"message"`
+	Success        bool       `json:"success"`
+}
+
+// AgentDraftsRequest defines model for AgentDraftsRequest.
+type AgentDraftsRequest struct {
+	// AgentId Only drafts of this agent.
+	AgentId    *openapi_types.UUID `json:"agent_id,omitempty"`
+	DateFrom   *time.Time          `json:"date_from,omitempty"`
+	DateTo     *time.Time          `json:"date_to,omitempty"`
+	PageLimit  *int                `json:"page_limit,omitempty"`
+	PageOffset *int                `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// AgentDraftsResponse defines model for AgentDraftsResponse.
+type AgentDraftsResponse struct {
+	Entries    []AgentDraft `json:"entries"`
+	TotalCount int          `json:"total_count"`
+}
+
+// AgentDuplicateRequest defines model for AgentDuplicateRequest.
+type AgentDuplicateRequest struct {
+	AgentId openapi_types.UUID `json:"agent_id"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name *string `json:"name,omitempty"`
+}
+
+// AgentDuplicateResponse defines model for AgentDuplicateResponse.
+type AgentDuplicateResponse struct {
+	// AgentId The new agent.
+	AgentId        openapi_types.UUID `json:"agent_id"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	Message        string             `json:"message"`
+	Success        bool               `json:"success"`
+}
+
+// AgentExportRequest defines model for AgentExportRequest.
+type AgentExportRequest struct {
+	// AgentId Export only this agent.
+	AgentId *openapi_types.UUID `json:"agent_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// AgentExportResponse defines model for AgentExportResponse.
+type AgentExportResponse = ExportResponse
+
+// AgentFilter Which agents a search, or an update or delete of `all`, takes.
+type AgentFilter struct {
+	// FilterDepartmentIds Only agents linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterModelIds Only agents linked to one of these.
+	FilterModelIds []openapi_types.UUID `json:"filter_model_ids,omitempty"`
+
+	// FilterToolIds Only agents linked to one of these.
+	FilterToolIds []openapi_types.UUID `json:"filter_tool_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// AgentFormState defines model for AgentFormState.
+type AgentFormState struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+
+	// Instructions The system prompt.
+	Instructions *string              `json:"instructions,omitempty"`
+	ModelIds     []openapi_types.UUID `json:"model_ids,omitempty"`
+	Name         *string              `json:"name,omitempty"`
+
+	// ReasoningLevel How much the model may reason before answering (default medium).
+	ReasoningLevel *AgentFormStateReasoningLevel `json:"reasoning_level,omitempty"`
+
+	// Temperature Sampling temperature (default 0.7).
+	Temperature *float32             `json:"temperature,omitempty"`
+	ToolIds     []openapi_types.UUID `json:"tool_ids,omitempty"`
+}
+
+// AgentFormStateReasoningLevel How much the model may reason before answering (default medium).
+type AgentFormStateReasoningLevel string
+
+// AgentGenerateRequest defines model for AgentGenerateRequest.
+type AgentGenerateRequest = GenerateRequest
+
+// AgentGenerateResponse defines model for AgentGenerateResponse.
+type AgentGenerateResponse = GenerateResponse
+
+// AgentGenerationsRequest defines model for AgentGenerationsRequest.
+type AgentGenerationsRequest = GenerationsRequest
+
+// AgentGenerationsResponse defines model for AgentGenerationsResponse.
+type AgentGenerationsResponse = GenerationsResponse
+
+// AgentGetRequest defines model for AgentGetRequest.
+type AgentGetRequest struct {
+	AgentId openapi_types.UUID `json:"agent_id"`
+
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the agent.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+
+	// Models Narrows the options `get` lists for one relation.
+	Models *SectionFilter `json:"models,omitempty"`
+
+	// Tools Narrows the options `get` lists for one relation.
+	Tools *SectionFilter `json:"tools,omitempty"`
+}
+
+// AgentGetResponse defines model for AgentGetResponse.
+type AgentGetResponse struct {
+	Agent     Agent `json:"agent"`
+	CanDelete bool  `json:"can_delete"`
+	CanEdit   bool  `json:"can_edit"`
+
+	// Departments The departments the agent has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *AgentDraft      `json:"draft,omitempty"`
+
+	// Models The models the agent has (selected), then others that may be chosen.
+	Models []RelationOption `json:"models"`
+
+	// Tools The tools the agent has (selected), then others that may be chosen.
+	Tools []RelationOption `json:"tools"`
+}
+
+// AgentGroupRequest defines model for AgentGroupRequest.
+type AgentGroupRequest = GroupRequest
+
+// AgentGroupResponse defines model for AgentGroupResponse.
+type AgentGroupResponse = GroupResponse
+
+// AgentInput defines model for AgentInput.
+type AgentInput struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+
+	// Instructions The system prompt.
+	Instructions *string              `json:"instructions,omitempty"`
+	ModelIds     []openapi_types.UUID `json:"model_ids,omitempty"`
+	Name         string               `json:"name"`
+
+	// ReasoningLevel How much the model may reason before answering (default medium).
+	ReasoningLevel *AgentInputReasoningLevel `json:"reasoning_level,omitempty"`
+
+	// Temperature Sampling temperature (default 0.7).
+	Temperature *float32             `json:"temperature,omitempty"`
+	ToolIds     []openapi_types.UUID `json:"tool_ids,omitempty"`
+}
+
+// AgentInputReasoningLevel How much the model may reason before answering (default medium).
+type AgentInputReasoningLevel string
+
+// AgentPatch defines model for AgentPatch.
+type AgentPatch struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// Instructions The system prompt.
+	Instructions *string              `json:"instructions,omitempty"`
+	ModelIds     []openapi_types.UUID `json:"model_ids,omitempty"`
+	Name         *string              `json:"name,omitempty"`
+
+	// ReasoningLevel How much the model may reason before answering (default medium).
+	ReasoningLevel *AgentPatchReasoningLevel `json:"reasoning_level,omitempty"`
+
+	// Temperature Sampling temperature (default 0.7).
+	Temperature *float32             `json:"temperature,omitempty"`
+	ToolIds     []openapi_types.UUID `json:"tool_ids,omitempty"`
+}
+
+// AgentPatchReasoningLevel How much the model may reason before answering (default medium).
+type AgentPatchReasoningLevel string
+
+// AgentProblemRequest defines model for AgentProblemRequest.
+type AgentProblemRequest struct {
+	// AgentId The agent the report is about.
+	AgentId *openapi_types.UUID `json:"agent_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Type           ProblemType     `json:"type"`
+}
+
+// AgentProblemResponse defines model for AgentProblemResponse.
+type AgentProblemResponse = ProblemReportResponse
+
+// AgentRefreshRequest defines model for AgentRefreshRequest.
+type AgentRefreshRequest struct {
+	// AgentId Refresh only this agent.
+	AgentId *openapi_types.UUID `json:"agent_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// AgentRefreshResponse defines model for AgentRefreshResponse.
+type AgentRefreshResponse = RefreshResponse
+
+// AgentResult defines model for AgentResult.
+type AgentResult struct {
+	AgentId *openapi_types.UUID `json:"agent_id,omitempty"`
+	Errors  []FieldError        `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int    `json:"index"`
+	Message string `json:"message"`
+	Success bool   `json:"success"`
+}
+
+// AgentRow defines model for AgentRow.
+type AgentRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	ModelIds      []openapi_types.UUID `json:"model_ids"`
+	Name          string               `json:"name"`
+	ToolIds       []openapi_types.UUID `json:"tool_ids"`
+	UpdatedAt     time.Time            `json:"updated_at"`
+}
+
+// AgentSearchRequest defines model for AgentSearchRequest.
+type AgentSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only agents linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterModelIds Only agents linked to one of these.
+	FilterModelIds []openapi_types.UUID `json:"filter_model_ids,omitempty"`
+
+	// FilterToolIds Only agents linked to one of these.
+	FilterToolIds []openapi_types.UUID `json:"filter_tool_ids,omitempty"`
+
+	// ModelSearch Narrows the model facet's options by name.
+	ModelSearch *string `json:"model_search,omitempty"`
+	PageOffset  *int    `json:"page_offset,omitempty"`
+	PageSize    *int    `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+
+	// ToolSearch Narrows the tool facet's options by name.
+	ToolSearch *string `json:"tool_search,omitempty"`
+}
+
+// AgentSearchResponse defines model for AgentSearchResponse.
+type AgentSearchResponse struct {
+	Agents           []AgentRow  `json:"agents"`
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	ModelFilter      FacetFilter `json:"model_filter"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+	ToolFilter       FacetFilter `json:"tool_filter"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// AgentUpdateRequest Either `agents`, each with its own patch, or `all` with one `patch`.
+type AgentUpdateRequest struct {
+	Agents []AgentPatch `json:"agents,omitempty"`
+
+	// All Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which agents a search, or an update or delete of `all`, takes.
+	Filter *AgentFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Patch          *AgentFormState `json:"patch,omitempty"`
+}
+
+// AgentUpdateResponse defines model for AgentUpdateResponse.
+type AgentUpdateResponse struct {
+	IdempotencyKey *string       `json:"idempotency_key,omitempty"`
+	Results        []AgentResult `json:"results"`
+}
+
 // AttemptChatGetRequest defines model for AttemptChatGetRequest.
 type AttemptChatGetRequest struct {
 	// BeforeSeq Return the messages numbered below this one (a message's `seq`), to page back through a long chat.
@@ -432,6 +936,24 @@ type DepartmentFilter struct {
 	SelectedIds []openapi_types.UUID `json:"selected_ids"`
 }
 
+// ExportResponse defines model for ExportResponse.
+type ExportResponse struct {
+	ContentType    string             `json:"content_type"`
+	FileId         openapi_types.UUID `json:"file_id"`
+	FileName       string             `json:"file_name"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	RowCount       int                `json:"row_count"`
+
+	// Size Bytes.
+	Size int `json:"size"`
+}
+
+// FacetFilter defines model for FacetFilter.
+type FacetFilter struct {
+	Options     []FacetOption        `json:"options"`
+	SelectedIds []openapi_types.UUID `json:"selected_ids"`
+}
+
 // FacetOption defines model for FacetOption.
 type FacetOption struct {
 	// Count Matching records in this option.
@@ -548,6 +1070,29 @@ type GenerationsRequest struct {
 type GenerationsResponse struct {
 	Runs       []Run `json:"runs"`
 	TotalCount int   `json:"total_count"`
+}
+
+// GroupRequest defines model for GroupRequest.
+type GroupRequest struct {
+	GroupId *openapi_types.UUID `json:"group_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Name           *string         `json:"name,omitempty"`
+}
+
+// GroupResponse defines model for GroupResponse.
+type GroupResponse struct {
+	CreatedAt      time.Time          `json:"created_at"`
+	GroupId        openapi_types.UUID `json:"group_id"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	LastUsedAt     time.Time          `json:"last_used_at"`
+	Name           *string            `json:"name,omitempty"`
+
+	// Reused False when this call created the group.
+	Reused bool `json:"reused"`
 }
 
 // IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
@@ -843,16 +1388,7 @@ type PersonaExportRequest struct {
 }
 
 // PersonaExportResponse defines model for PersonaExportResponse.
-type PersonaExportResponse struct {
-	ContentType    string             `json:"content_type"`
-	FileId         openapi_types.UUID `json:"file_id"`
-	FileName       string             `json:"file_name"`
-	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
-	RowCount       int                `json:"row_count"`
-
-	// Size Bytes.
-	Size int `json:"size"`
-}
+type PersonaExportResponse = ExportResponse
 
 // PersonaFormState defines model for PersonaFormState.
 type PersonaFormState struct {
@@ -909,27 +1445,10 @@ type PersonaGetResponse struct {
 }
 
 // PersonaGroupRequest defines model for PersonaGroupRequest.
-type PersonaGroupRequest struct {
-	GroupId *openapi_types.UUID `json:"group_id,omitempty"`
-
-	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
-	// first response; the same key with another body, or while the first call runs, is
-	// a 409.
-	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
-	Name           *string         `json:"name,omitempty"`
-}
+type PersonaGroupRequest = GroupRequest
 
 // PersonaGroupResponse defines model for PersonaGroupResponse.
-type PersonaGroupResponse struct {
-	CreatedAt      time.Time          `json:"created_at"`
-	GroupId        openapi_types.UUID `json:"group_id"`
-	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
-	LastUsedAt     time.Time          `json:"last_used_at"`
-	Name           *string            `json:"name,omitempty"`
-
-	// Reused False when this call created the group.
-	Reused bool `json:"reused"`
-}
+type PersonaGroupResponse = GroupResponse
 
 // PersonaInput defines model for PersonaInput.
 type PersonaInput struct {
@@ -962,12 +1481,7 @@ type PersonaProblemRequest struct {
 }
 
 // PersonaProblemResponse defines model for PersonaProblemResponse.
-type PersonaProblemResponse struct {
-	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
-	Message        string             `json:"message"`
-	ProblemId      openapi_types.UUID `json:"problem_id"`
-	Success        bool               `json:"success"`
-}
+type PersonaProblemResponse = ProblemReportResponse
 
 // PersonaRefreshRequest defines model for PersonaRefreshRequest.
 type PersonaRefreshRequest struct {
@@ -981,14 +1495,7 @@ type PersonaRefreshRequest struct {
 }
 
 // PersonaRefreshResponse defines model for PersonaRefreshResponse.
-type PersonaRefreshResponse struct {
-	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
-	RefreshId      openapi_types.UUID `json:"refresh_id"`
-
-	// RefreshedCount Personas whose statistics were recomputed.
-	RefreshedCount int  `json:"refreshed_count"`
-	Success        bool `json:"success"`
-}
+type PersonaRefreshResponse = RefreshResponse
 
 // PersonaResult defines model for PersonaResult.
 type PersonaResult struct {
@@ -1103,6 +1610,14 @@ type ProblemDetail struct {
 
 	// Value The offending value.
 	Value interface{} `json:"value,omitempty"`
+}
+
+// ProblemReportResponse defines model for ProblemReportResponse.
+type ProblemReportResponse struct {
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	Message        string             `json:"message"`
+	ProblemId      openapi_types.UUID `json:"problem_id"`
+	Success        bool               `json:"success"`
 }
 
 // ProblemType defines model for ProblemType.
@@ -1266,6 +1781,30 @@ type ProviderWatchRequest = WatchRequest
 // ProviderWatchResponse defines model for ProviderWatchResponse.
 type ProviderWatchResponse = WatchResponse
 
+// RefreshResponse defines model for RefreshResponse.
+type RefreshResponse struct {
+	// DroppedLinks Links to records that are gone, dropped (when `links` were refreshed).
+	DroppedLinks   *int               `json:"dropped_links,omitempty"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	RefreshId      openapi_types.UUID `json:"refresh_id"`
+
+	// Refreshed What was recomputed, e.g. `links` or `attempt_count`.
+	Refreshed []string `json:"refreshed"`
+
+	// RefreshedCount Records checked.
+	RefreshedCount int  `json:"refreshed_count"`
+	Success        bool `json:"success"`
+}
+
+// RelationOption defines model for RelationOption.
+type RelationOption struct {
+	Id   openapi_types.UUID `json:"id"`
+	Name string             `json:"name"`
+
+	// Selected The record links to it.
+	Selected bool `json:"selected"`
+}
+
 // ReplayDone Pushed as `replay_done` after a topic's replay, and returned by `system.subscribe`.
 type ReplayDone struct {
 	// LastSeq The last number replayed (`since` when nothing was); live events follow it.
@@ -1344,6 +1883,18 @@ type RunResponse struct {
 // RunStatus queued → running → completed | failed | stopped; a run may rest in paused (asked to)
 // or interrupted (it asked a question) on the way.
 type RunStatus string
+
+// SectionFilter Narrows the options `get` lists for one relation.
+type SectionFilter struct {
+	// Limit At most this many options besides the selected ones.
+	Limit *int `json:"limit,omitempty"`
+
+	// Search Case-insensitive match on the option's name.
+	Search *string `json:"search,omitempty"`
+
+	// Selected true lists only the selected options, false only the others.
+	Selected *bool `json:"selected,omitempty"`
+}
 
 // StreamingReply A reply still being generated, as far as it got.
 type StreamingReply struct {
@@ -1535,6 +2086,345 @@ type SystemWatchRequest = WatchRequest
 // SystemWatchResponse defines model for SystemWatchResponse.
 type SystemWatchResponse = WatchResponse
 
+// Tool defines model for Tool.
+type Tool struct {
+	// ArgumentSchema The JSON Schema of the tool's arguments.
+	ArgumentSchema map[string]interface{} `json:"argument_schema"`
+	CreatedAt      time.Time              `json:"created_at"`
+	CreatedBy      openapi_types.UUID     `json:"created_by"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Permissions The operations the tool may run, as (artifact, operation) pairs.
+	Permissions []ToolPermission `json:"permissions"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+}
+
+// ToolCreateRequest defines model for ToolCreateRequest.
+type ToolCreateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Tools          []ToolInput     `json:"tools"`
+}
+
+// ToolCreateResponse defines model for ToolCreateResponse.
+type ToolCreateResponse struct {
+	IdempotencyKey *string      `json:"idempotency_key,omitempty"`
+	Results        []ToolResult `json:"results"`
+}
+
+// ToolDeleteRequest Either `tool_ids` or `all`.
+type ToolDeleteRequest struct {
+	// All Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which tools a search, or an update or delete of `all`, takes.
+	Filter *ToolFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	ToolIds        []openapi_types.UUID `json:"tool_ids,omitempty"`
+}
+
+// ToolDeleteResponse defines model for ToolDeleteResponse.
+type ToolDeleteResponse struct {
+	IdempotencyKey *string      `json:"idempotency_key,omitempty"`
+	Results        []ToolResult `json:"results"`
+}
+
+// ToolDraft defines model for ToolDraft.
+type ToolDraft struct {
+	CreatedAt time.Time          `json:"created_at"`
+	FormState ToolFormState      `json:"form_state"`
+	Id        openapi_types.UUID `json:"id"`
+	Name      string             `json:"name"`
+	ProfileId openapi_types.UUID `json:"profile_id"`
+
+	// ToolId Absent for a draft of a new tool.
+	ToolId *openapi_types.UUID `json:"tool_id,omitempty"`
+}
+
+// ToolDraftRequest defines model for ToolDraftRequest.
+type ToolDraftRequest struct {
+	FormState ToolFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+
+	// ToolId The tool being edited; omit when drafting a new one.
+	ToolId *openapi_types.UUID `json:"tool_id,omitempty"`
+}
+
+// ToolDraftResponse defines model for ToolDraftResponse.
+type ToolDraftResponse struct {
+	Draft          ToolDraft `json:"draft"`
+	IdempotencyKey *string   `json:"idempotency_key,omitempty"`
+	Message        string    `json:"message"`
+	Success        bool      `json:"success"`
+}
+
+// ToolDraftsRequest defines model for ToolDraftsRequest.
+type ToolDraftsRequest struct {
+	DateFrom   *time.Time `json:"date_from,omitempty"`
+	DateTo     *time.Time `json:"date_to,omitempty"`
+	PageLimit  *int       `json:"page_limit,omitempty"`
+	PageOffset *int       `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+
+	// ToolId Only drafts of this tool.
+	ToolId *openapi_types.UUID `json:"tool_id,omitempty"`
+}
+
+// ToolDraftsResponse defines model for ToolDraftsResponse.
+type ToolDraftsResponse struct {
+	Entries    []ToolDraft `json:"entries"`
+	TotalCount int         `json:"total_count"`
+}
+
+// ToolDuplicateRequest defines model for ToolDuplicateRequest.
+type ToolDuplicateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name   *string            `json:"name,omitempty"`
+	ToolId openapi_types.UUID `json:"tool_id"`
+}
+
+// ToolDuplicateResponse defines model for ToolDuplicateResponse.
+type ToolDuplicateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Message        string  `json:"message"`
+	Success        bool    `json:"success"`
+
+	// ToolId The new tool.
+	ToolId openapi_types.UUID `json:"tool_id"`
+}
+
+// ToolExportRequest defines model for ToolExportRequest.
+type ToolExportRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ToolId Export only this tool.
+	ToolId *openapi_types.UUID `json:"tool_id,omitempty"`
+}
+
+// ToolExportResponse defines model for ToolExportResponse.
+type ToolExportResponse = ExportResponse
+
+// ToolFilter Which tools a search, or an update or delete of `all`, takes.
+type ToolFilter struct {
+	// FilterDepartmentIds Only tools linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// ToolFormState defines model for ToolFormState.
+type ToolFormState struct {
+	// ArgumentSchema The JSON Schema of the tool's arguments.
+	ArgumentSchema map[string]interface{} `json:"argument_schema,omitempty"`
+	DepartmentIds  []openapi_types.UUID   `json:"department_ids,omitempty"`
+	Description    *string                `json:"description,omitempty"`
+	Name           *string                `json:"name,omitempty"`
+
+	// Permissions The operations the tool may run, as (artifact, operation) pairs.
+	Permissions []ToolPermission `json:"permissions,omitempty"`
+}
+
+// ToolGenerateRequest defines model for ToolGenerateRequest.
+type ToolGenerateRequest = GenerateRequest
+
+// ToolGenerateResponse defines model for ToolGenerateResponse.
+type ToolGenerateResponse = GenerateResponse
+
+// ToolGenerationsRequest defines model for ToolGenerationsRequest.
+type ToolGenerationsRequest = GenerationsRequest
+
+// ToolGenerationsResponse defines model for ToolGenerationsResponse.
+type ToolGenerationsResponse = GenerationsResponse
+
+// ToolGetRequest defines model for ToolGetRequest.
+type ToolGetRequest struct {
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the tool.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+	ToolId  openapi_types.UUID  `json:"tool_id"`
+}
+
+// ToolGetResponse defines model for ToolGetResponse.
+type ToolGetResponse struct {
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the tool has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *ToolDraft       `json:"draft,omitempty"`
+	Tool        Tool             `json:"tool"`
+}
+
+// ToolGroupRequest defines model for ToolGroupRequest.
+type ToolGroupRequest = GroupRequest
+
+// ToolGroupResponse defines model for ToolGroupResponse.
+type ToolGroupResponse = GroupResponse
+
+// ToolInput defines model for ToolInput.
+type ToolInput struct {
+	// ArgumentSchema The JSON Schema of the tool's arguments.
+	ArgumentSchema map[string]interface{} `json:"argument_schema,omitempty"`
+	DepartmentIds  []openapi_types.UUID   `json:"department_ids,omitempty"`
+	Description    *string                `json:"description,omitempty"`
+	Name           string                 `json:"name"`
+
+	// Permissions The operations the tool may run, as (artifact, operation) pairs.
+	Permissions []ToolPermission `json:"permissions,omitempty"`
+}
+
+// ToolPatch defines model for ToolPatch.
+type ToolPatch struct {
+	// ArgumentSchema The JSON Schema of the tool's arguments.
+	ArgumentSchema map[string]interface{} `json:"argument_schema,omitempty"`
+	DepartmentIds  []openapi_types.UUID   `json:"department_ids,omitempty"`
+	Description    *string                `json:"description,omitempty"`
+	Id             openapi_types.UUID     `json:"id"`
+	Name           *string                `json:"name,omitempty"`
+
+	// Permissions The operations the tool may run, as (artifact, operation) pairs.
+	Permissions []ToolPermission `json:"permissions,omitempty"`
+}
+
+// ToolPermission defines model for ToolPermission.
+type ToolPermission struct {
+	Artifact  string `json:"artifact"`
+	Operation string `json:"operation"`
+}
+
+// ToolProblemRequest defines model for ToolProblemRequest.
+type ToolProblemRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+
+	// ToolId The tool the report is about.
+	ToolId *openapi_types.UUID `json:"tool_id,omitempty"`
+	Type   ProblemType         `json:"type"`
+}
+
+// ToolProblemResponse defines model for ToolProblemResponse.
+type ToolProblemResponse = ProblemReportResponse
+
+// ToolRefreshRequest defines model for ToolRefreshRequest.
+type ToolRefreshRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ToolId Refresh only this tool.
+	ToolId *openapi_types.UUID `json:"tool_id,omitempty"`
+}
+
+// ToolRefreshResponse defines model for ToolRefreshResponse.
+type ToolRefreshResponse = RefreshResponse
+
+// ToolResult defines model for ToolResult.
+type ToolResult struct {
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int                 `json:"index"`
+	Message string              `json:"message"`
+	Success bool                `json:"success"`
+	ToolId  *openapi_types.UUID `json:"tool_id,omitempty"`
+}
+
+// ToolRow defines model for ToolRow.
+type ToolRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+	UpdatedAt     time.Time            `json:"updated_at"`
+}
+
+// ToolSearchRequest defines model for ToolSearchRequest.
+type ToolSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only tools linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+	PageOffset          *int                 `json:"page_offset,omitempty"`
+	PageSize            *int                 `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// ToolSearchResponse defines model for ToolSearchResponse.
+type ToolSearchResponse struct {
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+	Tools            []ToolRow   `json:"tools"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// ToolUpdateRequest Either `tools`, each with its own patch, or `all` with one `patch`.
+type ToolUpdateRequest struct {
+	// All Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which tools a search, or an update or delete of `all`, takes.
+	Filter *ToolFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Patch          *ToolFormState  `json:"patch,omitempty"`
+	Tools          []ToolPatch     `json:"tools,omitempty"`
+}
+
+// ToolUpdateResponse defines model for ToolUpdateResponse.
+type ToolUpdateResponse struct {
+	IdempotencyKey *string      `json:"idempotency_key,omitempty"`
+	Results        []ToolResult `json:"results"`
+}
+
 // TopicSince defines model for TopicSince.
 type TopicSince struct {
 	// Since The last sequence number the client has; what follows is replayed. Absent, only live events follow.
@@ -1649,6 +2539,48 @@ type SystemStreamParams struct {
 	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
+
+// AgentCreateJSONRequestBody defines body for AgentCreate for application/json ContentType.
+type AgentCreateJSONRequestBody = AgentCreateRequest
+
+// AgentDeleteJSONRequestBody defines body for AgentDelete for application/json ContentType.
+type AgentDeleteJSONRequestBody = AgentDeleteRequest
+
+// AgentDraftJSONRequestBody defines body for AgentDraft for application/json ContentType.
+type AgentDraftJSONRequestBody = AgentDraftRequest
+
+// AgentDraftsJSONRequestBody defines body for AgentDrafts for application/json ContentType.
+type AgentDraftsJSONRequestBody = AgentDraftsRequest
+
+// AgentDuplicateJSONRequestBody defines body for AgentDuplicate for application/json ContentType.
+type AgentDuplicateJSONRequestBody = AgentDuplicateRequest
+
+// AgentExportJSONRequestBody defines body for AgentExport for application/json ContentType.
+type AgentExportJSONRequestBody = AgentExportRequest
+
+// AgentGenerateJSONRequestBody defines body for AgentGenerate for application/json ContentType.
+type AgentGenerateJSONRequestBody = AgentGenerateRequest
+
+// AgentGenerationsJSONRequestBody defines body for AgentGenerations for application/json ContentType.
+type AgentGenerationsJSONRequestBody = AgentGenerationsRequest
+
+// AgentGetJSONRequestBody defines body for AgentGet for application/json ContentType.
+type AgentGetJSONRequestBody = AgentGetRequest
+
+// AgentGroupJSONRequestBody defines body for AgentGroup for application/json ContentType.
+type AgentGroupJSONRequestBody = AgentGroupRequest
+
+// AgentProblemJSONRequestBody defines body for AgentProblem for application/json ContentType.
+type AgentProblemJSONRequestBody = AgentProblemRequest
+
+// AgentRefreshJSONRequestBody defines body for AgentRefresh for application/json ContentType.
+type AgentRefreshJSONRequestBody = AgentRefreshRequest
+
+// AgentSearchJSONRequestBody defines body for AgentSearch for application/json ContentType.
+type AgentSearchJSONRequestBody = AgentSearchRequest
+
+// AgentUpdateJSONRequestBody defines body for AgentUpdate for application/json ContentType.
+type AgentUpdateJSONRequestBody = AgentUpdateRequest
 
 // AttemptChatGetJSONRequestBody defines body for AttemptChatGet for application/json ContentType.
 type AttemptChatGetJSONRequestBody = AttemptChatGetRequest
@@ -1820,3 +2752,45 @@ type SystemUnsubscribeJSONRequestBody = SystemUnsubscribeRequest
 
 // SystemWatchJSONRequestBody defines body for SystemWatch for application/json ContentType.
 type SystemWatchJSONRequestBody = SystemWatchRequest
+
+// ToolCreateJSONRequestBody defines body for ToolCreate for application/json ContentType.
+type ToolCreateJSONRequestBody = ToolCreateRequest
+
+// ToolDeleteJSONRequestBody defines body for ToolDelete for application/json ContentType.
+type ToolDeleteJSONRequestBody = ToolDeleteRequest
+
+// ToolDraftJSONRequestBody defines body for ToolDraft for application/json ContentType.
+type ToolDraftJSONRequestBody = ToolDraftRequest
+
+// ToolDraftsJSONRequestBody defines body for ToolDrafts for application/json ContentType.
+type ToolDraftsJSONRequestBody = ToolDraftsRequest
+
+// ToolDuplicateJSONRequestBody defines body for ToolDuplicate for application/json ContentType.
+type ToolDuplicateJSONRequestBody = ToolDuplicateRequest
+
+// ToolExportJSONRequestBody defines body for ToolExport for application/json ContentType.
+type ToolExportJSONRequestBody = ToolExportRequest
+
+// ToolGenerateJSONRequestBody defines body for ToolGenerate for application/json ContentType.
+type ToolGenerateJSONRequestBody = ToolGenerateRequest
+
+// ToolGenerationsJSONRequestBody defines body for ToolGenerations for application/json ContentType.
+type ToolGenerationsJSONRequestBody = ToolGenerationsRequest
+
+// ToolGetJSONRequestBody defines body for ToolGet for application/json ContentType.
+type ToolGetJSONRequestBody = ToolGetRequest
+
+// ToolGroupJSONRequestBody defines body for ToolGroup for application/json ContentType.
+type ToolGroupJSONRequestBody = ToolGroupRequest
+
+// ToolProblemJSONRequestBody defines body for ToolProblem for application/json ContentType.
+type ToolProblemJSONRequestBody = ToolProblemRequest
+
+// ToolRefreshJSONRequestBody defines body for ToolRefresh for application/json ContentType.
+type ToolRefreshJSONRequestBody = ToolRefreshRequest
+
+// ToolSearchJSONRequestBody defines body for ToolSearch for application/json ContentType.
+type ToolSearchJSONRequestBody = ToolSearchRequest
+
+// ToolUpdateJSONRequestBody defines body for ToolUpdate for application/json ContentType.
+type ToolUpdateJSONRequestBody = ToolUpdateRequest

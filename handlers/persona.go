@@ -40,9 +40,10 @@ func visiblePersona(ctx context.Context, q store.Q, id *auth.Identity, personaID
 	return p, nil
 }
 
-// departmentsFor checks the departments given to a persona. nil means "not given": level 0
-// then shares the persona with every department, others get their own departments.
-func departmentsFor(ctx context.Context, q store.Q, id *auth.Identity, given []uuid.UUID) ([]uuid.UUID, []gen.FieldError) {
+// departmentsFor checks the departments given to a record of an artifact (what). nil means
+// "not given": level 0 then shares the record with every department, others get their own
+// departments.
+func departmentsFor(ctx context.Context, q store.Q, id *auth.Identity, given []uuid.UUID, what string) ([]uuid.UUID, []gen.FieldError) {
 	fail := func(msg string) ([]uuid.UUID, []gen.FieldError) {
 		return nil, []gen.FieldError{{Field: "department_ids", Message: msg}}
 	}
@@ -54,7 +55,7 @@ func departmentsFor(ctx context.Context, q store.Q, id *auth.Identity, given []u
 	case given == nil:
 		return id.DepartmentIDs, nil
 	case len(given) == 0 && id.Level != 0:
-		return fail("only level 0 may share a persona with every department")
+		return fail("only level 0 may share a " + what + " with every department")
 	}
 	found, err := q.DepartmentsByIDs(ctx, given)
 	if err != nil {
@@ -118,7 +119,7 @@ func (s *Service) createPersona(ctx context.Context, id *auth.Identity, i int, i
 	}
 	var res gen.PersonaResult
 	err := s.store.Tx(ctx, func(q store.Q) error {
-		deps, errs := departmentsFor(ctx, q, id, item.DepartmentIds)
+		deps, errs := departmentsFor(ctx, q, id, item.DepartmentIds, "persona")
 		if errs != nil {
 			res = failed(i, nil, "not created", errs...)
 			return nil
@@ -217,7 +218,7 @@ func (s *Service) updatePersona(ctx context.Context, id *auth.Identity, i int, p
 			p.Instructions = *patch.Instructions
 		}
 		if patch.DepartmentIds != nil {
-			deps, errs := departmentsFor(ctx, q, id, patch.DepartmentIds)
+			deps, errs := departmentsFor(ctx, q, id, patch.DepartmentIds, "persona")
 			if errs != nil {
 				res = failed(i, &patch.Id, "not updated", errs...)
 				return nil
@@ -332,20 +333,9 @@ func (s *Service) PersonaDuplicate(ctx context.Context, in *gen.PersonaDuplicate
 		if err != nil {
 			return err
 		}
-		deps := p.DepartmentIDs
-		if id.Level != 0 {
-			deps = nil
-			for _, d := range p.DepartmentIDs {
-				if id.Scope().Allows([]uuid.UUID{d}) {
-					deps = append(deps, d)
-				}
-			}
-			if len(deps) == 0 {
-				deps = id.DepartmentIDs
-			}
-			if len(deps) == 0 {
-				return problem.Forbidden("you belong to no department; ask an admin to add you to one")
-			}
+		deps, err := copyDepartments(id, p.DepartmentIDs)
+		if err != nil {
+			return err
 		}
 		name := strings.TrimSpace(deref(in.Name))
 		if name == "" {
@@ -426,7 +416,7 @@ func (s *Service) PersonaDrafts(ctx context.Context, in *gen.PersonaDraftsReques
 	if err != nil {
 		return nil, err
 	}
-	f := store.DraftFilter{ProfileID: id.ProfileID, PersonaID: in.PersonaId, Text: strings.TrimSpace(deref(in.Search)),
+	f := store.DraftFilter{ProfileID: id.ProfileID, SubjectID: in.PersonaId, Text: strings.TrimSpace(deref(in.Search)),
 		From: in.DateFrom, To: in.DateTo}
 	ds, total, err := s.store.Q().ListPersonaDrafts(ctx, f, deref(in.PageLimit), deref(in.PageOffset))
 	if err != nil {
@@ -519,7 +509,13 @@ func csvCell(s string) string {
 const groupWindow = 60 * time.Second
 
 // PersonaGroup resolves the caller's working group for personas.
-func (s *Service) PersonaGroup(ctx context.Context, in *gen.PersonaGroupRequest) (*gen.PersonaGroupResponse, error) {
+func (s *Service) PersonaGroup(ctx context.Context, in *gen.GroupRequest) (*gen.GroupResponse, error) {
+	return s.group(ctx, "persona", in)
+}
+
+// group resolves the caller's working group for an artifact: the one named, or the one used
+// within groupWindow, or a new one.
+func (s *Service) group(ctx context.Context, artifact string, in *gen.GroupRequest) (*gen.GroupResponse, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -531,14 +527,14 @@ func (s *Service) PersonaGroup(ctx context.Context, in *gen.PersonaGroupRequest)
 		var err error
 		if in.GroupId != nil {
 			g, err = q.GroupByID(ctx, *in.GroupId)
-			if errors.Is(err, store.ErrNotFound) || (err == nil && (g.ProfileID != id.ProfileID || g.Artifact != "persona")) {
-				return problem.NotFound("persona group %s not found among your groups", *in.GroupId)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && (g.ProfileID != id.ProfileID || g.Artifact != artifact)) {
+				return problem.NotFound("%s group %s not found among your groups", artifact, *in.GroupId)
 			}
 		} else {
-			g, err = q.RecentGroup(ctx, id.ProfileID, "persona", now.Add(-groupWindow))
+			g, err = q.RecentGroup(ctx, id.ProfileID, artifact, now.Add(-groupWindow))
 			if errors.Is(err, store.ErrNotFound) {
 				reused = false
-				g = store.Group{ID: store.NewID(), Artifact: "persona", ProfileID: id.ProfileID, Name: in.Name, CreatedAt: now, LastUsedAt: now}
+				g = store.Group{ID: store.NewID(), Artifact: artifact, ProfileID: id.ProfileID, Name: in.Name, CreatedAt: now, LastUsedAt: now}
 				return q.InsertGroup(ctx, g)
 			}
 		}
@@ -554,7 +550,7 @@ func (s *Service) PersonaGroup(ctx context.Context, in *gen.PersonaGroupRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &gen.PersonaGroupResponse{GroupId: g.ID, Name: g.Name, CreatedAt: utc(g.CreatedAt), LastUsedAt: utc(g.LastUsedAt),
+	return &gen.GroupResponse{GroupId: g.ID, Name: g.Name, CreatedAt: utc(g.CreatedAt), LastUsedAt: utc(g.LastUsedAt),
 		Reused: reused, IdempotencyKey: in.IdempotencyKey}, nil
 }
 
@@ -570,12 +566,18 @@ func (s *Service) PersonaProblem(ctx context.Context, in *gen.PersonaProblemRequ
 			return nil, err
 		}
 	}
-	p := store.Problem{ID: store.NewID(), Artifact: "persona", Type: string(in.Type), Message: in.Message,
-		SubjectID: in.PersonaId, ProfileID: id.ProfileID, CreatedAt: store.Now()}
-	if err := q.InsertProblem(ctx, p); err != nil {
+	problemID, err := s.report(ctx, q, id, "persona", in.PersonaId, string(in.Type), in.Message)
+	if err != nil {
 		return nil, err
 	}
-	return &gen.PersonaProblemResponse{Success: true, ProblemId: p.ID, Message: "report recorded", IdempotencyKey: in.IdempotencyKey}, nil
+	return &gen.PersonaProblemResponse{Success: true, ProblemId: problemID, Message: "report recorded", IdempotencyKey: in.IdempotencyKey}, nil
+}
+
+// report records a report about an artifact (or one of its records, subject).
+func (s *Service) report(ctx context.Context, q store.Q, id *auth.Identity, artifact string, subject *uuid.UUID, typ, message string) (uuid.UUID, error) {
+	p := store.Problem{ID: store.NewID(), Artifact: artifact, Type: typ, Message: message,
+		SubjectID: subject, ProfileID: id.ProfileID, CreatedAt: store.Now()}
+	return p.ID, q.InsertProblem(ctx, p)
 }
 
 // PersonaRefresh recomputes the attempt counts of the personas in the caller's scope.
@@ -601,7 +603,8 @@ func (s *Service) PersonaRefresh(ctx context.Context, in *gen.PersonaRefreshRequ
 	if err != nil {
 		return nil, err
 	}
-	return &gen.PersonaRefreshResponse{Success: true, RefreshId: r.ID, RefreshedCount: r.RefreshedCount, IdempotencyKey: in.IdempotencyKey}, nil
+	return &gen.PersonaRefreshResponse{Success: true, RefreshId: r.ID, RefreshedCount: r.RefreshedCount, Refreshed: []string{"attempt_count"},
+		IdempotencyKey: in.IdempotencyKey}, nil
 }
 
 func personaOut(p store.Persona) gen.Persona {

@@ -279,8 +279,8 @@ func (q Q) PersonaDraftByID(ctx context.Context, id uuid.UUID) (PersonaDraft, er
 // DraftFilter selects a profile's drafts.
 type DraftFilter struct {
 	ProfileID uuid.UUID
-	PersonaID *uuid.UUID
-	Text      string // case-insensitive match on the draft's name
+	SubjectID *uuid.UUID // only the drafts of this record
+	Text      string     // case-insensitive match on the draft's name
 	From, To  *time.Time
 }
 
@@ -288,9 +288,9 @@ type DraftFilter struct {
 func (q Q) ListPersonaDrafts(ctx context.Context, f DraftFilter, limit, offset int) ([]PersonaDraft, int, error) {
 	conds := []string{"profile_id = ?"}
 	args := []any{f.ProfileID}
-	if f.PersonaID != nil {
+	if f.SubjectID != nil {
 		conds = append(conds, "persona_id = ?")
-		args = append(args, *f.PersonaID)
+		args = append(args, *f.SubjectID)
 	}
 	if f.Text != "" {
 		conds = append(conds, `lower(name) LIKE ? ESCAPE '\'`)

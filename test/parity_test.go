@@ -440,7 +440,7 @@ func genericScenarios() []scenario {
 
 func TestParityHTTPAndSocketIO(t *testing.T) {
 	checkCoverage(t)
-	table := append(append([]scenario(nil), scenarios...), genericScenarios()...)
+	table := append(append(append([]scenario(nil), scenarios...), familyScenarios()...), genericScenarios()...)
 	for _, d := range testdb.Dialects(t) {
 		t.Run(d.Name, func(t *testing.T) {
 			// One server per transport, seeded alike; every row runs on both.
@@ -516,7 +516,7 @@ func TestUnauthenticatedCalls(t *testing.T) {
 // checkCoverage fails when an operation of the spec has no successful scenario.
 func checkCoverage(t *testing.T) {
 	covered := map[string]bool{}
-	for _, sc := range scenarios {
+	for _, sc := range append(append([]scenario(nil), scenarios...), familyScenarios()...) {
 		if _, ok := gen.OperationByID(sc.op); !ok {
 			t.Errorf("scenario %q names unknown operation %q", sc.name, sc.op)
 		}

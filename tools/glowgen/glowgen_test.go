@@ -62,7 +62,7 @@ func TestLoadValid(t *testing.T) {
 		{
 			ID: "test.invocation_run", Artifact: "test", Name: "invocation_run", Method: "POST", Path: "/test/invocation/run",
 			Summary: "Replay one run", GoName: "TestInvocationRun", Request: "TestInvocationRunRequest",
-			Response: "TestInvocationRunResponse", Idempotent: true, Timeout: "5m",
+			Response: "TestInvocationRunResponse", Idempotent: true, Timeout: "5m", Family: "standard",
 		},
 	}
 	if !reflect.DeepEqual(ops, want) {
@@ -79,6 +79,7 @@ func TestLoadReportsEveryBrokenRule(t *testing.T) {
 	for _, want := range []string{
 		`POST /persona/search: operationId "persona.find" differs from the name derived from its path, "persona.search"`,
 		`POST /persona/search: x-glow-timeout must be a duration such as "10m" (found soon)`,
+		`POST /persona/search: x-glow-family must be "standard" (found bespoke)`,
 		`GET /persona/get: every operation is POST; the only GET paths are /<artifact>/stream`,
 		`GET /test/stream: operationId "test.watch" differs from the name derived from its path, "test.stream"`,
 		`GET /test/stream: a stream's 200 response must be text/event-stream`,
@@ -123,6 +124,9 @@ func TestRenderIsDeterministicGo(t *testing.T) {
 		`Path:           "/test/invocation/run",`,
 		`Timeout:        300000000000,`,
 		`{ID: "test.stream", Artifact: "test", Path: "/test/stream"},`,
+		// A family's operation is served by the family's one implementation.
+		"func (f FamilyOperations) TestInvocationRun(ctx context.Context, in *TestInvocationRunRequest) (*TestInvocationRunResponse, error) {",
+		`f.Family.Serve(ctx, operationsByID["test.invocation_run"], in, out)`,
 	} {
 		if !bytes.Contains(first, []byte(want)) {
 			t.Errorf("rendered code lacks %q", want)

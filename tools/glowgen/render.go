@@ -68,6 +68,7 @@ type Operation struct {
 	Public         bool          // callable without a token
 	Idempotent     bool          // the request takes an idempotency_key
 	Timeout        time.Duration // how long a call may run when longer than the server's default (x-glow-timeout), or 0
+	Family         string        // the family whose one implementation serves it (x-glow-family), or ""
 
 	// NewRequest returns a pointer to a zero request body of the operation's type.
 	NewRequest func() any
@@ -91,6 +92,7 @@ var Operations = []Operation{
 		Public:         {{.Public}},
 		Idempotent:     {{.Idempotent}},
 		Timeout:        {{ns .Timeout}},
+		Family:         "{{.Family}}",
 		NewRequest:     func() any { return new({{.Request}}) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.{{.GoName}}(ctx, in.(*{{.Request}}))
@@ -117,6 +119,26 @@ func OperationByID(id string) (*Operation, bool) {
 	return op, ok
 }
 
+// Family is the one implementation of the operations marked x-glow-family: the standard
+// operations the artifacts of the family share. in is the operation's request; out points to
+// its zero response, which Serve fills.
+type Family interface {
+	Serve(ctx context.Context, op *Operation, in, out any) error
+}
+
+// FamilyOperations implements the Handlers methods of the operations marked x-glow-family by
+// handing each to Family. A Handlers implementation embeds it to serve them.
+type FamilyOperations struct{ Family Family }
+{{range .Ops}}{{if .Family}}
+// {{.GoName}} serves {{.ID}} with the family's implementation.
+func (f FamilyOperations) {{.GoName}}(ctx context.Context, in *{{.Request}}) (*{{.Response}}, error) {
+	out := new({{.Response}})
+	if err := f.Family.Serve(ctx, operationsByID["{{.ID}}"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+{{end}}{{end}}
 // Stream is a server-sent events endpoint of openapi.yaml, GET /<artifact>/stream.
 type Stream struct {
 	ID       string

@@ -28,6 +28,7 @@ type Operation struct {
 	Idempotent bool   // the request schema has an idempotency_key property
 	Timeout    string // x-glow-timeout: how long the call may run, when longer than the server's default (a Go duration)
 	Run        bool   // x-glow-run: the call starts a generation run, whose events follow
+	Family     string // x-glow-family: the family whose one implementation serves it ("standard"), or ""
 }
 
 // Stream is an SSE endpoint, GET /<artifact>/stream: the one kind of path besides operations.
@@ -188,6 +189,12 @@ func operation(doc *openapi3.T, path, method string, op *openapi3.Operation) (Op
 			errs = append(errs, fmt.Sprintf("x-glow-run must be true or false (found %v)", v))
 		}
 		o.Run = run
+	}
+	if v, ok := op.Extensions["x-glow-family"]; ok {
+		if v != "standard" {
+			errs = append(errs, fmt.Sprintf("x-glow-family must be \"standard\" (found %v)", v))
+		}
+		o.Family, _ = v.(string)
 	}
 	if v, ok := op.Extensions["x-glow-timeout"]; ok {
 		d, isString := v.(string)

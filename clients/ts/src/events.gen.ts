@@ -12,6 +12,34 @@ export type Ack<T> = { status: 200; body: T } | { status: ProblemStatus; body: S
 
 /** Every operation, as the socket.io event named by its operationId. */
 export interface ClientToServerEvents {
+  /** Create agents in bulk: POST /agent/create. */
+  "agent.create": (request: Schemas["AgentCreateRequest"], ack: (answer: Ack<Schemas["AgentCreateResponse"]>) => void) => void;
+  /** Delete agents in bulk: POST /agent/delete. */
+  "agent.delete": (request: Schemas["AgentDeleteRequest"], ack: (answer: Ack<Schemas["AgentDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /agent/draft. */
+  "agent.draft": (request: Schemas["AgentDraftRequest"], ack: (answer: Ack<Schemas["AgentDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /agent/drafts. */
+  "agent.drafts": (request: Schemas["AgentDraftsRequest"], ack: (answer: Ack<Schemas["AgentDraftsResponse"]>) => void) => void;
+  /** Copy a agent: POST /agent/duplicate. */
+  "agent.duplicate": (request: Schemas["AgentDuplicateRequest"], ack: (answer: Ack<Schemas["AgentDuplicateResponse"]>) => void) => void;
+  /** Export agents to CSV: POST /agent/export. */
+  "agent.export": (request: Schemas["AgentExportRequest"], ack: (answer: Ack<Schemas["AgentExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /agent/generate. */
+  "agent.generate": (request: Schemas["AgentGenerateRequest"], ack: (answer: Ack<Schemas["AgentGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /agent/generations. */
+  "agent.generations": (request: Schemas["AgentGenerationsRequest"], ack: (answer: Ack<Schemas["AgentGenerationsResponse"]>) => void) => void;
+  /** Get one agent: POST /agent/get. */
+  "agent.get": (request: Schemas["AgentGetRequest"], ack: (answer: Ack<Schemas["AgentGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /agent/group. */
+  "agent.group": (request: Schemas["AgentGroupRequest"], ack: (answer: Ack<Schemas["AgentGroupResponse"]>) => void) => void;
+  /** Report a problem with agents: POST /agent/problem. */
+  "agent.problem": (request: Schemas["AgentProblemRequest"], ack: (answer: Ack<Schemas["AgentProblemResponse"]>) => void) => void;
+  /** Recompute what agents derive: POST /agent/refresh. */
+  "agent.refresh": (request: Schemas["AgentRefreshRequest"], ack: (answer: Ack<Schemas["AgentRefreshResponse"]>) => void) => void;
+  /** Search agents: POST /agent/search. */
+  "agent.search": (request: Schemas["AgentSearchRequest"], ack: (answer: Ack<Schemas["AgentSearchResponse"]>) => void) => void;
+  /** Update agents in bulk: POST /agent/update. */
+  "agent.update": (request: Schemas["AgentUpdateRequest"], ack: (answer: Ack<Schemas["AgentUpdateResponse"]>) => void) => void;
   /** Read a chat: POST /attempt/chat/get. */
   "attempt.chat_get": (request: Schemas["AttemptChatGetRequest"], ack: (answer: Ack<Schemas["AttemptChatGetResponse"]>) => void) => void;
   /** Send a chat message: POST /attempt/chat/message. */
@@ -126,10 +154,66 @@ export interface ClientToServerEvents {
   "system.unsubscribe": (request: Schemas["SystemUnsubscribeRequest"], ack: (answer: Ack<Schemas["SystemUnsubscribeResponse"]>) => void) => void;
   /** Wait for runs to end: POST /system/watch. */
   "system.watch": (request: Schemas["SystemWatchRequest"], ack: (answer: Ack<Schemas["SystemWatchResponse"]>) => void) => void;
+  /** Create tools in bulk: POST /tool/create. */
+  "tool.create": (request: Schemas["ToolCreateRequest"], ack: (answer: Ack<Schemas["ToolCreateResponse"]>) => void) => void;
+  /** Delete tools in bulk: POST /tool/delete. */
+  "tool.delete": (request: Schemas["ToolDeleteRequest"], ack: (answer: Ack<Schemas["ToolDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /tool/draft. */
+  "tool.draft": (request: Schemas["ToolDraftRequest"], ack: (answer: Ack<Schemas["ToolDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /tool/drafts. */
+  "tool.drafts": (request: Schemas["ToolDraftsRequest"], ack: (answer: Ack<Schemas["ToolDraftsResponse"]>) => void) => void;
+  /** Copy a tool: POST /tool/duplicate. */
+  "tool.duplicate": (request: Schemas["ToolDuplicateRequest"], ack: (answer: Ack<Schemas["ToolDuplicateResponse"]>) => void) => void;
+  /** Export tools to CSV: POST /tool/export. */
+  "tool.export": (request: Schemas["ToolExportRequest"], ack: (answer: Ack<Schemas["ToolExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /tool/generate. */
+  "tool.generate": (request: Schemas["ToolGenerateRequest"], ack: (answer: Ack<Schemas["ToolGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /tool/generations. */
+  "tool.generations": (request: Schemas["ToolGenerationsRequest"], ack: (answer: Ack<Schemas["ToolGenerationsResponse"]>) => void) => void;
+  /** Get one tool: POST /tool/get. */
+  "tool.get": (request: Schemas["ToolGetRequest"], ack: (answer: Ack<Schemas["ToolGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /tool/group. */
+  "tool.group": (request: Schemas["ToolGroupRequest"], ack: (answer: Ack<Schemas["ToolGroupResponse"]>) => void) => void;
+  /** Report a problem with tools: POST /tool/problem. */
+  "tool.problem": (request: Schemas["ToolProblemRequest"], ack: (answer: Ack<Schemas["ToolProblemResponse"]>) => void) => void;
+  /** Recompute what tools derive: POST /tool/refresh. */
+  "tool.refresh": (request: Schemas["ToolRefreshRequest"], ack: (answer: Ack<Schemas["ToolRefreshResponse"]>) => void) => void;
+  /** Search tools: POST /tool/search. */
+  "tool.search": (request: Schemas["ToolSearchRequest"], ack: (answer: Ack<Schemas["ToolSearchResponse"]>) => void) => void;
+  /** Update tools in bulk: POST /tool/update. */
+  "tool.update": (request: Schemas["ToolUpdateRequest"], ack: (answer: Ack<Schemas["ToolUpdateResponse"]>) => void) => void;
 }
 
 /** Every event glow pushes to sockets (x-glow-events). */
 export interface ServerToClientEvents {
+  /** On profile/<id>. */
+  "agent.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.update.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "attempt.chat_get.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
@@ -245,6 +329,62 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "system.watch.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
+  "tool.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "tool.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "agent.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
   "attempt.chat_get.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "attempt.chat_message.completed": (event: Schemas["CallCompleted"]) => void;
@@ -359,6 +499,62 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "system.watch.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
+  "tool.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "tool.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "agent.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "agent.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
   "attempt.chat_get.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "attempt.chat_message.failed": (event: Schemas["CallFailed"]) => void;
@@ -472,6 +668,36 @@ export interface ServerToClientEvents {
   "system.unsubscribe.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "system.watch.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "tool.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "agent.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -485,6 +711,10 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "system.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "tool.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "agent.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "attempt.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "model.generate.progress": (event: Schemas["GenerateProgress"]) => void;
@@ -496,6 +726,10 @@ export interface ServerToClientEvents {
   "provider.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "tool.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "agent.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -509,6 +743,10 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "system.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "tool.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "agent.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "attempt.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "model.generate.resumed": (event: Schemas["GenerateState"]) => void;
@@ -520,6 +758,10 @@ export interface ServerToClientEvents {
   "provider.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "tool.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "agent.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -533,6 +775,10 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "system.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "tool.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "agent.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "attempt.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "model.generate.stopped": (event: Schemas["GenerateState"]) => void;
@@ -544,6 +790,8 @@ export interface ServerToClientEvents {
   "provider.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "tool.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On attempt/<id>. */
   "attempt.chat.message": (event: Schemas["ChatMessageStored"]) => void;
   /** On the subscribed topic. */

@@ -1360,6 +1360,593 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/tool/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create tools in bulk
+         * @description Creates up to 100 tools; each item succeeds or fails on its own, one result per item in
+         *     input order. A caller below level 0 must name departments they belong to (their own are
+         *     used when none are given); only level 0 may create a tool shared with every department.
+         */
+        post: operations["tool.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one tool
+         * @description The tool, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. Every caller allowed to may read every tool.
+         */
+        post: operations["tool.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update tools in bulk
+         * @description Patches up to 100 tools, each on its own, or with `all` every tool `filter` selects in
+         *     the caller's scope but `excluded_ids`, with one `patch`.
+         */
+        post: operations["tool.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete tools in bulk
+         * @description Deletes up to 100 tools, each on its own, or with `all` every tool `filter` selects in
+         *     the caller's scope but `excluded_ids`.
+         */
+        post: operations["tool.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search tools
+         * @description A page of the tools the caller can see (all of them: tools are not clamped by
+         *     department), matching `search` (case-insensitive, name and description) and the facet
+         *     filters, newest change first. Each facet counts the matches per option with the other
+         *     facets' filters applied, but not its own.
+         */
+        post: operations["tool.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a tool
+         * @description Copies a tool the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["tool.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["tool.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of tools, newest first.
+         */
+        post: operations["tool.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export tools to CSV
+         * @description Writes the tools in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["tool.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for tools: the one used within the last 60 seconds, or a new
+         *     one; `group_id` picks one, `name` names it.
+         */
+        post: operations["tool.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with tools
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["tool.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what tools derive
+         * @description Drops the links of the tools in the caller's scope (or one) to records that are gone,
+         *     and says how many tools it checked.
+         */
+        post: operations["tool.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a tool (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["tool.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tool/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's tool runs, newest first.
+         */
+        post: operations["tool.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create agents in bulk
+         * @description Creates up to 100 agents; each item succeeds or fails on its own, one result per item in
+         *     input order. A caller below level 0 must name departments they belong to (their own are
+         *     used when none are given); only level 0 may create a agent shared with every department.
+         */
+        post: operations["agent.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one agent
+         * @description The agent, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. A agent outside the caller's departments answers 403.
+         */
+        post: operations["agent.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update agents in bulk
+         * @description Patches up to 100 agents, each on its own, or with `all` every agent `filter` selects in
+         *     the caller's scope but `excluded_ids`, with one `patch`.
+         */
+        post: operations["agent.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete agents in bulk
+         * @description Deletes up to 100 agents, each on its own, or with `all` every agent `filter` selects in
+         *     the caller's scope but `excluded_ids`.
+         */
+        post: operations["agent.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search agents
+         * @description A page of the agents the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["agent.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a agent
+         * @description Copies a agent the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["agent.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["agent.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of agents, newest first.
+         */
+        post: operations["agent.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export agents to CSV
+         * @description Writes the agents in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["agent.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for agents: the one used within the last 60 seconds, or a new
+         *     one; `group_id` picks one, `name` names it.
+         */
+        post: operations["agent.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with agents
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["agent.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what agents derive
+         * @description Drops the links of the agents in the caller's scope (or one) to records that are gone,
+         *     and says how many agents it checked.
+         */
+        post: operations["agent.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a agent (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["agent.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's agent runs, newest first.
+         */
+        post: operations["agent.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1660,34 +2247,9 @@ export interface components {
             persona_id?: string;
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
-        PersonaExportResponse: {
-            /** Format: uuid */
-            file_id: string;
-            file_name: string;
-            content_type: string;
-            /** @description Bytes. */
-            size: number;
-            row_count: number;
-            idempotency_key?: string;
-        };
-        PersonaGroupRequest: {
-            /** Format: uuid */
-            group_id?: string;
-            name?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaGroupResponse: {
-            /** Format: uuid */
-            group_id: string;
-            name?: string;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            last_used_at: string;
-            /** @description False when this call created the group. */
-            reused: boolean;
-            idempotency_key?: string;
-        };
+        PersonaExportResponse: components["schemas"]["ExportResponse"];
+        PersonaGroupRequest: components["schemas"]["GroupRequest"];
+        PersonaGroupResponse: components["schemas"]["GroupResponse"];
         PersonaProblemRequest: {
             type: components["schemas"]["ProblemType"];
             message: string;
@@ -1698,13 +2260,7 @@ export interface components {
             persona_id?: string;
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
-        PersonaProblemResponse: {
-            success: boolean;
-            /** Format: uuid */
-            problem_id: string;
-            message: string;
-            idempotency_key?: string;
-        };
+        PersonaProblemResponse: components["schemas"]["ProblemReportResponse"];
         PersonaRefreshRequest: {
             /**
              * Format: uuid
@@ -1713,14 +2269,7 @@ export interface components {
             persona_id?: string;
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
-        PersonaRefreshResponse: {
-            success: boolean;
-            /** Format: uuid */
-            refresh_id: string;
-            /** @description Personas whose statistics were recomputed. */
-            refreshed_count: number;
-            idempotency_key?: string;
-        };
+        PersonaRefreshResponse: components["schemas"]["RefreshResponse"];
         ProfileContextRequest: Record<string, never>;
         ProfileContextResponse: {
             profile: components["schemas"]["Profile"];
@@ -2414,6 +2963,646 @@ export interface components {
         ModelGenerationsResponse: components["schemas"]["GenerationsResponse"];
         ModelWatchRequest: components["schemas"]["WatchRequest"];
         ModelWatchResponse: components["schemas"]["WatchResponse"];
+        ToolPermission: {
+            artifact: string;
+            operation: string;
+        };
+        /** @description Narrows the options `get` lists for one relation. */
+        SectionFilter: {
+            /** @description Case-insensitive match on the option's name. */
+            search?: string;
+            /**
+             * @description At most this many options besides the selected ones.
+             * @default 20
+             */
+            limit?: number;
+            /** @description true lists only the selected options, false only the others. */
+            selected?: boolean;
+        };
+        RelationOption: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** @description The record links to it. */
+            selected: boolean;
+        };
+        FacetFilter: {
+            options: components["schemas"]["FacetOption"][];
+            selected_ids: string[];
+        };
+        ExportResponse: {
+            /** Format: uuid */
+            file_id: string;
+            file_name: string;
+            content_type: string;
+            /** @description Bytes. */
+            size: number;
+            row_count: number;
+            idempotency_key?: string;
+        };
+        GroupRequest: {
+            /** Format: uuid */
+            group_id?: string;
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        GroupResponse: {
+            /** Format: uuid */
+            group_id: string;
+            name?: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_used_at: string;
+            /** @description False when this call created the group. */
+            reused: boolean;
+            idempotency_key?: string;
+        };
+        ProblemReportResponse: {
+            success: boolean;
+            /** Format: uuid */
+            problem_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        RefreshResponse: {
+            success: boolean;
+            /** Format: uuid */
+            refresh_id: string;
+            /** @description Records checked. */
+            refreshed_count: number;
+            /** @description What was recomputed, e.g. `links` or `attempt_count`. */
+            refreshed: string[];
+            /** @description Links to records that are gone, dropped (when `links` were refreshed). */
+            dropped_links?: number;
+            idempotency_key?: string;
+        };
+        Tool: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description The operations the tool may run, as (artifact, operation) pairs. */
+            permissions: components["schemas"]["ToolPermission"][];
+            /** @description The JSON Schema of the tool's arguments. */
+            argument_schema: {
+                [key: string]: unknown;
+            };
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ToolRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            department_ids: string[];
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        ToolInput: {
+            name: string;
+            description?: string;
+            /** @description The operations the tool may run, as (artifact, operation) pairs. */
+            permissions?: components["schemas"]["ToolPermission"][];
+            /** @description The JSON Schema of the tool's arguments. */
+            argument_schema?: {
+                [key: string]: unknown;
+            };
+            department_ids?: string[];
+        };
+        ToolPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description The operations the tool may run, as (artifact, operation) pairs. */
+            permissions?: components["schemas"]["ToolPermission"][];
+            /** @description The JSON Schema of the tool's arguments. */
+            argument_schema?: {
+                [key: string]: unknown;
+            };
+            department_ids?: string[];
+        };
+        ToolFormState: {
+            name?: string;
+            description?: string;
+            /** @description The operations the tool may run, as (artifact, operation) pairs. */
+            permissions?: components["schemas"]["ToolPermission"][];
+            /** @description The JSON Schema of the tool's arguments. */
+            argument_schema?: {
+                [key: string]: unknown;
+            };
+            department_ids?: string[];
+        };
+        ToolDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new tool.
+             */
+            tool_id?: string;
+            name: string;
+            form_state: components["schemas"]["ToolFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        ToolResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            tool_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which tools a search, or an update or delete of `all`, takes. */
+        ToolFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only tools linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        ToolCreateRequest: {
+            tools: components["schemas"]["ToolInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolCreateResponse: {
+            results: components["schemas"]["ToolResult"][];
+            idempotency_key?: string;
+        };
+        ToolGetRequest: {
+            /** Format: uuid */
+            tool_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the tool.
+             */
+            draft_id?: string;
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        ToolGetResponse: {
+            tool: components["schemas"]["Tool"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["ToolDraft"];
+            /** @description The departments the tool has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `tools`, each with its own patch, or `all` with one `patch`. */
+        ToolUpdateRequest: {
+            tools?: components["schemas"]["ToolPatch"][];
+            /** @description Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ToolFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["ToolFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolUpdateResponse: {
+            results: components["schemas"]["ToolResult"][];
+            idempotency_key?: string;
+        };
+        /** @description Either `tool_ids` or `all`. */
+        ToolDeleteRequest: {
+            tool_ids?: string[];
+            /** @description Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ToolFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolDeleteResponse: {
+            results: components["schemas"]["ToolResult"][];
+            idempotency_key?: string;
+        };
+        ToolSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only tools linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ToolSearchResponse: {
+            tools: components["schemas"]["ToolRow"][];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        ToolDuplicateRequest: {
+            /** Format: uuid */
+            tool_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new tool.
+             */
+            tool_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        ToolDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The tool being edited; omit when drafting a new one.
+             */
+            tool_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["ToolFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["ToolDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        ToolDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this tool.
+             */
+            tool_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ToolDraftsResponse: {
+            entries: components["schemas"]["ToolDraft"][];
+            total_count: number;
+        };
+        ToolExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this tool.
+             */
+            tool_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolExportResponse: components["schemas"]["ExportResponse"];
+        ToolGroupRequest: components["schemas"]["GroupRequest"];
+        ToolGroupResponse: components["schemas"]["GroupResponse"];
+        ToolProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The tool the report is about.
+             */
+            tool_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolProblemResponse: components["schemas"]["ProblemReportResponse"];
+        ToolRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this tool.
+             */
+            tool_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ToolRefreshResponse: components["schemas"]["RefreshResponse"];
+        ToolGenerateRequest: components["schemas"]["GenerateRequest"];
+        ToolGenerateResponse: components["schemas"]["GenerateResponse"];
+        ToolGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        ToolGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Agent: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description The system prompt. */
+            instructions: string;
+            /** @description Sampling temperature (default 0.7). */
+            temperature: number;
+            /**
+             * @description How much the model may reason before answering (default medium).
+             * @enum {string}
+             */
+            reasoning_level: "none" | "low" | "medium" | "high";
+            /** @description The models the agent may use, first preferred. */
+            model_ids: string[];
+            /** @description The tools the agent may call. */
+            tool_ids: string[];
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        AgentRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            model_ids: string[];
+            tool_ids: string[];
+            department_ids: string[];
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        AgentInput: {
+            name: string;
+            description?: string;
+            /** @description The system prompt. */
+            instructions?: string;
+            /** @description Sampling temperature (default 0.7). */
+            temperature?: number;
+            /**
+             * @description How much the model may reason before answering (default medium).
+             * @enum {string}
+             */
+            reasoning_level?: "none" | "low" | "medium" | "high";
+            model_ids?: string[];
+            tool_ids?: string[];
+            department_ids?: string[];
+        };
+        AgentPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description The system prompt. */
+            instructions?: string;
+            /** @description Sampling temperature (default 0.7). */
+            temperature?: number;
+            /**
+             * @description How much the model may reason before answering (default medium).
+             * @enum {string}
+             */
+            reasoning_level?: "none" | "low" | "medium" | "high";
+            model_ids?: string[];
+            tool_ids?: string[];
+            department_ids?: string[];
+        };
+        AgentFormState: {
+            name?: string;
+            description?: string;
+            /** @description The system prompt. */
+            instructions?: string;
+            /** @description Sampling temperature (default 0.7). */
+            temperature?: number;
+            /**
+             * @description How much the model may reason before answering (default medium).
+             * @enum {string}
+             */
+            reasoning_level?: "none" | "low" | "medium" | "high";
+            model_ids?: string[];
+            tool_ids?: string[];
+            department_ids?: string[];
+        };
+        AgentDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new agent.
+             */
+            agent_id?: string;
+            name: string;
+            form_state: components["schemas"]["AgentFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        AgentResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            agent_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which agents a search, or an update or delete of `all`, takes. */
+        AgentFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only agents linked to one of these. */
+            filter_model_ids?: string[];
+            /** @description Only agents linked to one of these. */
+            filter_tool_ids?: string[];
+            /** @description Only agents linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        AgentCreateRequest: {
+            agents: components["schemas"]["AgentInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentCreateResponse: {
+            results: components["schemas"]["AgentResult"][];
+            idempotency_key?: string;
+        };
+        AgentGetRequest: {
+            /** Format: uuid */
+            agent_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the agent.
+             */
+            draft_id?: string;
+            models?: components["schemas"]["SectionFilter"];
+            tools?: components["schemas"]["SectionFilter"];
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        AgentGetResponse: {
+            agent: components["schemas"]["Agent"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["AgentDraft"];
+            /** @description The models the agent has (selected), then others that may be chosen. */
+            models: components["schemas"]["RelationOption"][];
+            /** @description The tools the agent has (selected), then others that may be chosen. */
+            tools: components["schemas"]["RelationOption"][];
+            /** @description The departments the agent has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `agents`, each with its own patch, or `all` with one `patch`. */
+        AgentUpdateRequest: {
+            agents?: components["schemas"]["AgentPatch"][];
+            /** @description Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["AgentFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["AgentFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentUpdateResponse: {
+            results: components["schemas"]["AgentResult"][];
+            idempotency_key?: string;
+        };
+        /** @description Either `agent_ids` or `all`. */
+        AgentDeleteRequest: {
+            agent_ids?: string[];
+            /** @description Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["AgentFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentDeleteResponse: {
+            results: components["schemas"]["AgentResult"][];
+            idempotency_key?: string;
+        };
+        AgentSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only agents linked to one of these. */
+            filter_model_ids?: string[];
+            /** @description Only agents linked to one of these. */
+            filter_tool_ids?: string[];
+            /** @description Only agents linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the model facet's options by name. */
+            model_search?: string;
+            /** @description Narrows the tool facet's options by name. */
+            tool_search?: string;
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        AgentSearchResponse: {
+            agents: components["schemas"]["AgentRow"][];
+            model_filter: components["schemas"]["FacetFilter"];
+            tool_filter: components["schemas"]["FacetFilter"];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        AgentDuplicateRequest: {
+            /** Format: uuid */
+            agent_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new agent.
+             */
+            agent_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        AgentDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The agent being edited; omit when drafting a new one.
+             */
+            agent_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["AgentFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["AgentDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        AgentDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this agent.
+             */
+            agent_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        AgentDraftsResponse: {
+            entries: components["schemas"]["AgentDraft"][];
+            total_count: number;
+        };
+        AgentExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this agent.
+             */
+            agent_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentExportResponse: components["schemas"]["ExportResponse"];
+        AgentGroupRequest: components["schemas"]["GroupRequest"];
+        AgentGroupResponse: components["schemas"]["GroupResponse"];
+        AgentProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The agent the report is about.
+             */
+            agent_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentProblemResponse: components["schemas"]["ProblemReportResponse"];
+        AgentRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this agent.
+             */
+            agent_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AgentRefreshResponse: components["schemas"]["RefreshResponse"];
+        AgentGenerateRequest: components["schemas"]["GenerateRequest"];
+        AgentGenerateResponse: components["schemas"]["GenerateResponse"];
+        AgentGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        AgentGenerationsResponse: components["schemas"]["GenerationsResponse"];
     };
     responses: {
         /** @description The body is not JSON (or is missing). */
@@ -4332,6 +5521,826 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+        };
+    };
+    "tool.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "tool.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "agent.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
         };
     };
 }

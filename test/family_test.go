@@ -1,0 +1,382 @@
+package test
+
+// The standard family (agent, tool, …; x-glow-family in openapi.yaml): its parity rows and
+// its tenancy matrix are derived from the kinds the server describes (handlers.FamilyKinds),
+// so a new kind is covered by adding it; a round trip checks the relations, facets, options
+// and the export of agents and tools.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glowhq/glow/gen"
+	"github.com/glowhq/glow/handlers"
+	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/server"
+	"github.com/glowhq/glow/internal/testdb"
+	"github.com/glowhq/glow/internal/testserver"
+)
+
+// successes checks the success of each result of a bulk answer.
+func successes(want ...bool) func(t *testing.T, b map[string]any) {
+	return func(t *testing.T, b map[string]any) {
+		t.Helper()
+		results, _ := b["results"].([]any)
+		if len(results) != len(want) {
+			t.Fatalf("%d results, want %d: %v", len(results), len(want), b)
+		}
+		for i, r := range results {
+			if got := r.(map[string]any)["success"]; got != want[i] {
+				t.Errorf("item %d: %v, want success %v", i, r, want[i])
+			}
+		}
+	}
+}
+
+// familyScenarios are parity rows for every standard operation of every kind: each kind's
+// records are made by an editor of sales, by admin (shared) and by an editor of support.
+func familyScenarios() []scenario {
+	var out []scenario
+	for _, k := range handlers.FamilyKinds() {
+		x, xs := k.Name, k.Plural
+		fx := func(s string) string { return x + s }    // fixture names of this kind
+		otherDept, remaining := 403, []bool{true, true} // A and Support remain to delete
+		if k.SharedReads {
+			otherDept, remaining = 200, []bool{true, true, true} // and the copy of Support
+		}
+		out = append(out,
+			scenario{name: "editor creates in bulk, two fail", op: x + ".create", as: "editor",
+				body:   fmt.Sprintf(`{%q:[{"name":"Alpha %s","description":"the first"},{"name":"   "},{"name":"Off","department_ids":["{{support}}"]}]}`, xs, x),
+				status: 200, capture: map[string]string{fx("A"): "results.0." + x + "_id"}, check: successes(true, false, false)},
+			scenario{name: "admin shares one with every department", op: x + ".create", as: "admin",
+				body: fmt.Sprintf(`{%q:[{"name":"Shared %s","department_ids":[]}]}`, xs, x), status: 200,
+				capture: map[string]string{fx("Shared"): "results.0." + x + "_id"}, check: successes(true)},
+			scenario{name: "an editor may not", op: x + ".create", as: "editor",
+				body: fmt.Sprintf(`{%q:[{"name":"Mine for all","department_ids":[]}]}`, xs), status: 200, check: successes(false)},
+			scenario{name: "support's editor makes one", op: x + ".create", as: "outsider",
+				body: fmt.Sprintf(`{%q:[{"name":"Support %s"}]}`, xs, x), status: 200,
+				capture: map[string]string{fx("Support"): "results.0." + x + "_id"}},
+			scenario{name: "learner may not create", op: x + ".create", as: "learner", body: fmt.Sprintf(`{%q:[{"name":"L"}]}`, xs), status: 403},
+			scenario{name: "empty list", op: x + ".create", as: "editor", body: fmt.Sprintf(`{%q:[]}`, xs), status: 422},
+
+			scenario{name: "editor reads theirs", op: x + ".get", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if b["can_edit"] != true || pathValue(b, x+".name") != "Alpha "+x {
+						t.Errorf("get: %v", b)
+					}
+				}},
+			scenario{name: "the shared one, not editable", op: x + ".get", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("Shared")), status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if b["can_edit"] != false {
+						t.Error("only level 0 may edit a shared record")
+					}
+				}},
+			scenario{name: "another department's", op: x + ".get", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("Support")), status: otherDept},
+			scenario{name: "no such record", op: x + ".get", as: "admin", body: fmt.Sprintf(`{"%s_id":"00000000-0000-4000-8000-000000000000"}`, x), status: 404},
+
+			scenario{name: "editor patches three", op: x + ".update", as: "editor",
+				body: fmt.Sprintf(`{%q:[{"id":"{{%s}}","name":"Alpha %s II"},{"id":"{{%s}}","name":"Mine"},{"id":"{{%s}}","description":"x"},{"id":"{{%s}}","name":"  "}]}`,
+					xs, fx("A"), x, fx("Shared"), fx("Support"), fx("A")),
+				status: 200, check: successes(true, false, false, false)},
+			scenario{name: "all that a filter selects, but one", op: x + ".update", as: "admin",
+				body:   fmt.Sprintf(`{"all":true,"filter":{"search":"%s"},"excluded_ids":["{{%s}}"],"patch":{"description":"patched"}}`, x, fx("Support")),
+				status: 200, check: successes(true, true)},
+			scenario{name: "a list and all", op: x + ".update", as: "admin",
+				body: fmt.Sprintf(`{"all":true,%q:[{"id":"{{%s}}"}]}`, xs, fx("A")), status: 422},
+			scenario{name: "neither", op: x + ".update", as: "admin", body: `{}`, status: 422},
+
+			scenario{name: "editor searches", op: x + ".search", as: "editor", body: `{"search":"ALPHA","filter_department_ids":["{{sales}}"]}`, status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if b["total_count"] != float64(1) || pathValue(b, xs+".0.can_edit") != true {
+						t.Errorf("search: %v", b)
+					}
+				}},
+			scenario{name: "a page of one", op: x + ".search", as: "admin", body: `{"page_size":1,"page_offset":1}`, status: 200},
+
+			scenario{name: "copy theirs", op: x + ".duplicate", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 200,
+				capture: map[string]string{fx("Copy"): x + "_id"}},
+			scenario{name: "copy another department's", op: x + ".duplicate", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("Support")), status: otherDept},
+
+			scenario{name: "save a draft", op: x + ".draft", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}","form_state":{"name":"Alpha III"}}`, x, fx("A")), status: 200,
+				capture: map[string]string{fx("Draft"): "draft.id"}},
+			scenario{name: "a draft naming what does not exist", op: x + ".draft", as: "editor",
+				body: `{"form_state":{"department_ids":["00000000-0000-4000-8000-000000000000"]}}`, status: 422},
+			scenario{name: "the editor's drafts", op: x + ".drafts", as: "editor", body: `{"search":"alpha"}`, status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if b["total_count"] != float64(1) {
+						t.Errorf("drafts: %v", b)
+					}
+				}},
+			scenario{name: "get with the draft", op: x + ".get", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}","draft_id":"{{%s}}"}`, x, fx("A"), fx("Draft")), status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if pathValue(b, "draft.form_state.name") != "Alpha III" {
+						t.Errorf("draft: %v", b)
+					}
+				}},
+			scenario{name: "someone else's draft", op: x + ".get", as: "admin", body: fmt.Sprintf(`{"%s_id":"{{%s}}","draft_id":"{{%s}}"}`, x, fx("A"), fx("Draft")), status: 404},
+
+			scenario{name: "export the editor's scope", op: x + ".export", as: "editor", body: `{}`, status: 200, differ: "the file's name carries the time"},
+			scenario{name: "export one", op: x + ".export", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 200},
+			scenario{name: "the working group", op: x + ".group", as: "editor", body: `{"name":"week 1"}`, status: 200},
+			scenario{name: "report a problem", op: x + ".problem", as: "editor", body: fmt.Sprintf(`{"type":"bug","message":"odd","%s_id":"{{%s}}"}`, x, fx("A")), status: 200},
+			scenario{name: "refresh", op: x + ".refresh", as: "editor", body: `{}`, status: 200},
+			scenario{name: "a run about one", op: x + ".generate", as: "editor", body: fmt.Sprintf(`{"instructions":["Describe it"],"subject_id":"{{%s}}"}`, fx("A")), status: 200},
+			scenario{name: "about another department's", op: x + ".generate", as: "editor", body: fmt.Sprintf(`{"instructions":["x"],"subject_id":"{{%s}}"}`, fx("Support")),
+				status: map[bool]int{true: 200, false: 403}[k.SharedReads]},
+			scenario{name: "support has no runs", op: x + ".generations", as: "outsider", body: `{}`, status: 200},
+
+			scenario{name: "delete the copy and another's", op: x + ".delete", as: "editor",
+				body:   fmt.Sprintf(`{"%s_ids":["{{%s}}","{{%s}}","00000000-0000-4000-8000-000000000000"]}`, x, fx("Copy"), fx("Support")),
+				status: 200, check: successes(true, false, false)},
+			scenario{name: "delete all that remain but one", op: x + ".delete", as: "admin",
+				body:   fmt.Sprintf(`{"all":true,"excluded_ids":["{{%s}}"]}`, fx("Shared")),
+				status: 200, check: successes(remaining...)},
+			scenario{name: "gone", op: x + ".get", as: "admin", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 404},
+		)
+	}
+	return out
+}
+
+// familyTarget is a record of the tenancy matrix: of the caller's department, another's,
+// or shared with every department.
+type familyTarget string
+
+const (
+	ownDepartment   familyTarget = "own"
+	otherDepartment familyTarget = "other"
+	sharedRecord    familyTarget = "shared"
+)
+
+// TestFamilyTenancy: every standard operation of every kind, by admin, editor and learner
+// (of sales), on a record of sales, one of support and a shared one, over HTTP and
+// socket.io, on SQLite and PostgreSQL. The expected answer of each cell follows from the
+// caller's permissions (as the server resolves them) and the rules: level 0 does anything;
+// a read of another department's record is 403 (unless the kind's reads are shared); a
+// change of a shared or another department's record fails its item; a create in another
+// department, or shared, fails its item below level 0.
+func TestFamilyTenancy(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			env := testserver.Start(t, d, &server.Options{LocalTokenDelay: time.Millisecond})
+			sales, support := env.Department(t, "sales").String(), env.Department(t, "support").String()
+			tokens := map[string]string{
+				"admin":   env.Admin,
+				"editor":  env.Token(t, "tenancy-editor", "editor", "sales"),
+				"learner": env.Token(t, "tenancy-learner", "learner", "sales"),
+			}
+			resolver := auth.NewResolver(env.Server.Store, time.Minute)
+			sockets := map[string]*testserver.Client{}
+			for role, token := range tokens {
+				sockets[role] = env.Dial(t, token)
+			}
+			cells := 0
+			for _, k := range handlers.FamilyKinds() {
+				for _, transport := range []string{"http", "socket.io"} {
+					call := func(role, op, body string) (int, map[string]any) {
+						t.Helper()
+						var status int
+						var raw []byte
+						if transport == "http" {
+							res := env.Post(t, tokens[role], "/"+k.Name+"/"+op, body)
+							status, raw = res.Status, res.Body
+						} else {
+							var arg any
+							if err := json.Unmarshal([]byte(body), &arg); err != nil {
+								t.Fatal(err)
+							}
+							status, raw = sockets[role].Call(t, k.Name+"."+op, arg)
+						}
+						var m map[string]any
+						_ = json.Unmarshal(raw, &m)
+						return status, m
+					}
+					// One record per target, made by admin.
+					records := map[familyTarget]string{}
+					for target, deps := range map[familyTarget]string{ownDepartment: `["` + sales + `"]`, otherDepartment: `["` + support + `"]`, sharedRecord: `[]`} {
+						_, b := call("admin", "create", fmt.Sprintf(`{%q:[{"name":"%s %s","department_ids":%s}]}`, k.Plural, target, k.Name, deps))
+						id, _ := pathValue(b, "results.0."+k.Name+"_id").(string)
+						if id == "" {
+							t.Fatalf("%s: admin could not create the %s record: %v", transport, target, b)
+						}
+						records[target] = id
+					}
+					for _, op := range familyOperations(k.Name) {
+						for _, role := range []string{"admin", "editor", "learner"} {
+							id, err := resolver.Resolve(context.Background(), tokens[role])
+							if err != nil {
+								t.Fatal(err)
+							}
+							for _, target := range []familyTarget{ownDepartment, otherDepartment, sharedRecord} {
+								body, wantStatus, wantSuccess := familyCell(k, op, id.Level, target, records[target], sales, support)
+								if !id.Can(k.Name, op) {
+									wantStatus, wantSuccess = http.StatusForbidden, nil
+								}
+								status, b := call(role, op, body)
+								cells++
+								if status != wantStatus {
+									t.Errorf("%s %s.%s as %s on the %s record: %d, want %d: %v", transport, k.Name, op, role, target, status, wantStatus, b)
+									continue
+								}
+								if wantSuccess != nil {
+									if got := pathValue(b, "results.0.success"); got != *wantSuccess {
+										t.Errorf("%s %s.%s as %s on the %s record: success %v, want %v: %v", transport, k.Name, op, role, target, got, *wantSuccess, b)
+									}
+								}
+								if op == "search" && status == 200 {
+									found := strings.Contains(mustJSON(b[k.Plural]), records[target])
+									if want := target != otherDepartment || id.Level == 0 || k.SharedReads; found != want {
+										t.Errorf("%s %s.search as %s: the %s record found %v, want %v", transport, k.Name, role, target, found, want)
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+			t.Logf("%d cells", cells)
+		})
+	}
+}
+
+// familyOperations are the standard operations of a kind, from the spec.
+func familyOperations(kind string) []string {
+	var ops []string
+	for _, op := range gen.Operations {
+		if op.Family == "standard" && op.Artifact == kind {
+			ops = append(ops, op.Name)
+		}
+	}
+	slices.Sort(ops)
+	return ops
+}
+
+// familyCell is one cell of the tenancy matrix: the body of op on the record (of target),
+// the status it must answer when the caller holds the permission, and for bulk changes
+// whether its one item must succeed.
+func familyCell(k handlers.FamilyKind, op string, level int, target familyTarget, record, sales, support string) (string, int, *bool) {
+	yes, no := true, false
+	manage := &no // a change succeeds at level 0, or on a record of one's own department
+	if level == 0 || target == ownDepartment {
+		manage = &yes
+	}
+	read := http.StatusOK
+	if target == otherDepartment && level != 0 && !k.SharedReads {
+		read = http.StatusForbidden
+	}
+	switch op {
+	case "create":
+		deps := map[familyTarget]string{ownDepartment: `["` + sales + `"]`, otherDepartment: `["` + support + `"]`, sharedRecord: `[]`}[target]
+		return fmt.Sprintf(`{%q:[{"name":"made","department_ids":%s}]}`, k.Plural, deps), http.StatusOK, manage
+	case "update":
+		return fmt.Sprintf(`{%q:[{"id":%q,"description":"changed"}]}`, k.Plural, record), http.StatusOK, manage
+	case "delete":
+		// Deleting would leave the next cells without their record: a delete that may
+		// happen is asked of a copy-to-be-deleted instead (below), so here only refusals
+		// are tried for real.
+		if *manage {
+			return fmt.Sprintf(`{"%s_ids":["00000000-0000-4000-8000-000000000000"]}`, k.Name), http.StatusOK, &no
+		}
+		return fmt.Sprintf(`{"%s_ids":[%q]}`, k.Name, record), http.StatusOK, &no
+	case "search":
+		return `{"page_size":200}`, http.StatusOK, nil
+	case "drafts", "generations":
+		return `{}`, http.StatusOK, nil
+	case "group":
+		return `{"name":"tenancy"}`, http.StatusOK, nil
+	case "draft":
+		return fmt.Sprintf(`{"%s_id":%q,"form_state":{"name":"draft"}}`, k.Name, record), read, nil
+	case "generate":
+		return fmt.Sprintf(`{"instructions":["x"],"subject_id":%q}`, record), read, nil
+	case "problem":
+		return fmt.Sprintf(`{"type":"bug","message":"x","%s_id":%q}`, k.Name, record), read, nil
+	default: // get, duplicate, export, refresh
+		return fmt.Sprintf(`{"%s_id":%q}`, k.Name, record), read, nil
+	}
+}
+
+// TestFamilyRoundTrip: an agent with models and tools, as an editor uses it: the relations
+// are checked (a tool that does not exist fails the item), get lists each relation's
+// options with the selected ones first, search counts per facet and filters by it, the
+// export's CSV names the linked records, and a deleted tool's links go at refresh.
+func TestFamilyRoundTrip(t *testing.T) {
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	editor := env.Token(t, "round-editor", "editor", "sales")
+	post := func(path, body string) map[string]any {
+		t.Helper()
+		res := env.Post(t, editor, path, body)
+		if res.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, res.Status, res.Body)
+		}
+		return res.JSON(t)
+	}
+	tools := post("/tool/create", `{"tools":[{"name":"Lookup","permissions":[{"artifact":"persona","operation":"search"}],"argument_schema":{"type":"object"}},{"name":"Calendar"}]}`)
+	lookup, calendar := pathValue(tools, "results.0.tool_id").(string), pathValue(tools, "results.1.tool_id").(string)
+	const localModel = "00000000-0000-7000-8000-000000000002"
+	agents := post("/agent/create", fmt.Sprintf(`{"agents":[
+		{"name":"Coach","instructions":"Be kind","temperature":0.2,"model_ids":[%q],"tool_ids":[%q,%q]},
+		{"name":"Critic","tool_ids":[%q]},
+		{"name":"Broken","tool_ids":["00000000-0000-4000-8000-000000000000"]}]}`, localModel, calendar, lookup, lookup))
+	successes(true, true, false)(t, agents)
+	if got := pathValue(agents, "results.2.errors.0.field"); got != "tool_ids" {
+		t.Errorf("the missing tool is reported at %v", got)
+	}
+	coach := pathValue(agents, "results.0.agent_id").(string)
+
+	got := post("/agent/get", fmt.Sprintf(`{"agent_id":%q,"tools":{"limit":5}}`, coach))
+	if pathValue(got, "agent.temperature") != 0.2 || pathValue(got, "agent.reasoning_level") != "medium" ||
+		fmt.Sprint(pathValue(got, "agent.tool_ids")) != fmt.Sprint([]any{calendar, lookup}) {
+		t.Errorf("agent: %v", got["agent"])
+	}
+	if opts := got["tools"].([]any); len(opts) != 2 || pathValue(got, "tools.0.name") != "Calendar" || pathValue(got, "tools.0.selected") != true {
+		t.Errorf("tool options: %v", opts)
+	}
+	if pathValue(got, "models.0.id") != localModel || pathValue(got, "models.0.selected") != true {
+		t.Errorf("model options: %v", got["models"])
+	}
+
+	search := post("/agent/search", fmt.Sprintf(`{"filter_tool_ids":[%q]}`, calendar))
+	if search["total_count"] != float64(1) || pathValue(search, "agents.0.name") != "Coach" {
+		t.Errorf("filtered by a tool: %v", search)
+	}
+	// The tool facet counts without its own filter: Lookup is in both agents.
+	counts := map[string]any{}
+	for _, o := range pathValue(search, "tool_filter.options").([]any) {
+		counts[o.(map[string]any)["name"].(string)] = o.(map[string]any)["count"]
+	}
+	if counts["Lookup"] != float64(2) || counts["Calendar"] != float64(1) {
+		t.Errorf("tool facet, under a tool filter: %v", counts)
+	}
+
+	export := post("/agent/export", fmt.Sprintf(`{"agent_id":%q}`, coach))
+	file := post("/system/file/download", fmt.Sprintf(`{"file_id":%q}`, export["file_id"]))
+	content, err := base64.StdEncoding.DecodeString(file["content"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(content))).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("csv: %v %q", err, content)
+	}
+	cell := func(col string) string { return rows[1][slices.Index(rows[0], col)] }
+	if cell("tools") != "Calendar; Lookup" || cell("models") != "Glow local (offline)" || cell("temperature") != "0.2" || cell("departments") != "sales" {
+		t.Errorf("csv: %q", content)
+	}
+
+	post("/tool/delete", fmt.Sprintf(`{"tool_ids":[%q]}`, calendar))
+	refreshed := post("/agent/refresh", `{}`)
+	if refreshed["dropped_links"] != float64(1) {
+		t.Errorf("refresh: %v", refreshed)
+	}
+	got = post("/agent/get", fmt.Sprintf(`{"agent_id":%q}`, coach))
+	if fmt.Sprint(pathValue(got, "agent.tool_ids")) != fmt.Sprint([]any{lookup}) {
+		t.Errorf("after refresh: %v", got["agent"])
+	}
+}
