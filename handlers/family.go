@@ -445,44 +445,18 @@ func (f family) update(ctx context.Context, id *auth.Identity, k *kind, req body
 	if err != nil {
 		return nil, err
 	}
-	results := make([]map[string]any, len(targets))
-	for i, recordID := range targets {
+	return f.eachRecord(ctx, id, k, targets, "change", func(q store.Q, i int, r store.Record) (map[string]any, error) {
 		patch := req.sub("patch")
 		if listed != nil {
 			patch = items[i]
 		}
-		err := f.s.store.Tx(ctx, func(q store.Q) error {
-			r, err := q.RecordByID(ctx, k.Name, recordID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				results[i] = result(i, k, &recordID, false, k.Name+" not found")
-				return nil
-			case err != nil:
-				return err
-			case !canManage(id, r.Departments()):
-				results[i] = result(i, k, &recordID, false, "you may not change this "+k.Name)
-				return nil
-			}
-			errs, err := f.set(ctx, q, id, k, &r, patch, false)
-			if err != nil {
-				return err
-			}
-			if errs != nil {
-				results[i] = result(i, k, &recordID, false, "not updated", errs...)
-				return nil
-			}
-			r.UpdatedAt = store.Now()
-			if err := q.UpdateRecord(ctx, r); err != nil {
-				return err
-			}
-			results[i] = result(i, k, &recordID, true, "updated")
-			return nil
-		})
-		if err != nil {
-			return nil, err
+		errs, err := f.set(ctx, q, id, k, &r, patch, false)
+		if err != nil || errs != nil {
+			return result(i, k, &r.ID, false, "not updated", errs...), err
 		}
-	}
-	return map[string]any{"results": results}, nil
+		r.UpdatedAt = store.Now()
+		return result(i, k, &r.ID, true, "updated"), q.UpdateRecord(ctx, r)
+	})
 }
 
 func (f family) delete(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
@@ -490,6 +464,16 @@ func (f family) delete(ctx context.Context, id *auth.Identity, k *kind, req body
 	if err != nil {
 		return nil, err
 	}
+	return f.eachRecord(ctx, id, k, targets, "delete", func(q store.Q, i int, r store.Record) (map[string]any, error) {
+		return result(i, k, &r.ID, true, "deleted"), q.DeleteRecord(ctx, k.Name, r.ID)
+	})
+}
+
+// eachRecord changes the target records one by one, each in its own transaction: a record
+// that is gone, or that the caller may not change (verb it), fails its item; fn does the
+// rest and answers the item's result.
+func (f family) eachRecord(ctx context.Context, id *auth.Identity, k *kind, targets []uuid.UUID, verb string,
+	fn func(q store.Q, i int, r store.Record) (map[string]any, error)) (map[string]any, error) {
 	results := make([]map[string]any, len(targets))
 	for i, recordID := range targets {
 		err := f.s.store.Tx(ctx, func(q store.Q) error {
@@ -501,14 +485,11 @@ func (f family) delete(ctx context.Context, id *auth.Identity, k *kind, req body
 			case err != nil:
 				return err
 			case !canManage(id, r.Departments()):
-				results[i] = result(i, k, &recordID, false, "you may not delete this "+k.Name)
+				results[i] = result(i, k, &recordID, false, "you may not "+verb+" this "+k.Name)
 				return nil
 			}
-			if err := q.DeleteRecord(ctx, k.Name, recordID); err != nil {
-				return err
-			}
-			results[i] = result(i, k, &recordID, true, "deleted")
-			return nil
+			results[i], err = fn(q, i, r)
+			return err
 		})
 		if err != nil {
 			return nil, err
