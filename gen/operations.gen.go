@@ -51,6 +51,118 @@ type Handlers interface {
 	AttemptStart(ctx context.Context, in *AttemptStartRequest) (*AttemptStartResponse, error)
 	// AttemptWatch serves POST /attempt/watch and the socket.io event attempt.watch: Wait for runs to end.
 	AttemptWatch(ctx context.Context, in *AttemptWatchRequest) (*AttemptWatchResponse, error)
+	// AuthCreate serves POST /auth/create and the socket.io event auth.create: Create auths in bulk.
+	AuthCreate(ctx context.Context, in *AuthCreateRequest) (*AuthCreateResponse, error)
+	// AuthDelete serves POST /auth/delete and the socket.io event auth.delete: Delete auths in bulk.
+	AuthDelete(ctx context.Context, in *AuthDeleteRequest) (*AuthDeleteResponse, error)
+	// AuthDraft serves POST /auth/draft and the socket.io event auth.draft: Save an editor draft.
+	AuthDraft(ctx context.Context, in *AuthDraftRequest) (*AuthDraftResponse, error)
+	// AuthDrafts serves POST /auth/drafts and the socket.io event auth.drafts: List the caller's drafts.
+	AuthDrafts(ctx context.Context, in *AuthDraftsRequest) (*AuthDraftsResponse, error)
+	// AuthDuplicate serves POST /auth/duplicate and the socket.io event auth.duplicate: Copy a auth.
+	AuthDuplicate(ctx context.Context, in *AuthDuplicateRequest) (*AuthDuplicateResponse, error)
+	// AuthExport serves POST /auth/export and the socket.io event auth.export: Export auths to CSV.
+	AuthExport(ctx context.Context, in *AuthExportRequest) (*AuthExportResponse, error)
+	// AuthGenerate serves POST /auth/generate and the socket.io event auth.generate: Start a generation run.
+	AuthGenerate(ctx context.Context, in *AuthGenerateRequest) (*AuthGenerateResponse, error)
+	// AuthGenerations serves POST /auth/generations and the socket.io event auth.generations: List generation runs.
+	AuthGenerations(ctx context.Context, in *AuthGenerationsRequest) (*AuthGenerationsResponse, error)
+	// AuthGet serves POST /auth/get and the socket.io event auth.get: Get one auth.
+	AuthGet(ctx context.Context, in *AuthGetRequest) (*AuthGetResponse, error)
+	// AuthGroup serves POST /auth/group and the socket.io event auth.group: Resolve the caller's working group.
+	AuthGroup(ctx context.Context, in *AuthGroupRequest) (*AuthGroupResponse, error)
+	// AuthProblem serves POST /auth/problem and the socket.io event auth.problem: Report a problem with auths.
+	AuthProblem(ctx context.Context, in *AuthProblemRequest) (*AuthProblemResponse, error)
+	// AuthRefresh serves POST /auth/refresh and the socket.io event auth.refresh: Recompute what auths derive.
+	AuthRefresh(ctx context.Context, in *AuthRefreshRequest) (*AuthRefreshResponse, error)
+	// AuthSearch serves POST /auth/search and the socket.io event auth.search: Search auths.
+	AuthSearch(ctx context.Context, in *AuthSearchRequest) (*AuthSearchResponse, error)
+	// AuthUpdate serves POST /auth/update and the socket.io event auth.update: Update auths in bulk.
+	AuthUpdate(ctx context.Context, in *AuthUpdateRequest) (*AuthUpdateResponse, error)
+	// CohortCreate serves POST /cohort/create and the socket.io event cohort.create: Create cohorts in bulk.
+	CohortCreate(ctx context.Context, in *CohortCreateRequest) (*CohortCreateResponse, error)
+	// CohortDelete serves POST /cohort/delete and the socket.io event cohort.delete: Delete cohorts in bulk.
+	CohortDelete(ctx context.Context, in *CohortDeleteRequest) (*CohortDeleteResponse, error)
+	// CohortDraft serves POST /cohort/draft and the socket.io event cohort.draft: Save an editor draft.
+	CohortDraft(ctx context.Context, in *CohortDraftRequest) (*CohortDraftResponse, error)
+	// CohortDrafts serves POST /cohort/drafts and the socket.io event cohort.drafts: List the caller's drafts.
+	CohortDrafts(ctx context.Context, in *CohortDraftsRequest) (*CohortDraftsResponse, error)
+	// CohortDuplicate serves POST /cohort/duplicate and the socket.io event cohort.duplicate: Copy a cohort.
+	CohortDuplicate(ctx context.Context, in *CohortDuplicateRequest) (*CohortDuplicateResponse, error)
+	// CohortExport serves POST /cohort/export and the socket.io event cohort.export: Export cohorts to CSV.
+	CohortExport(ctx context.Context, in *CohortExportRequest) (*CohortExportResponse, error)
+	// CohortGenerate serves POST /cohort/generate and the socket.io event cohort.generate: Start a generation run.
+	CohortGenerate(ctx context.Context, in *CohortGenerateRequest) (*CohortGenerateResponse, error)
+	// CohortGenerations serves POST /cohort/generations and the socket.io event cohort.generations: List generation runs.
+	CohortGenerations(ctx context.Context, in *CohortGenerationsRequest) (*CohortGenerationsResponse, error)
+	// CohortGet serves POST /cohort/get and the socket.io event cohort.get: Get one cohort.
+	CohortGet(ctx context.Context, in *CohortGetRequest) (*CohortGetResponse, error)
+	// CohortGroup serves POST /cohort/group and the socket.io event cohort.group: Resolve the caller's working group.
+	CohortGroup(ctx context.Context, in *CohortGroupRequest) (*CohortGroupResponse, error)
+	// CohortProblem serves POST /cohort/problem and the socket.io event cohort.problem: Report a problem with cohorts.
+	CohortProblem(ctx context.Context, in *CohortProblemRequest) (*CohortProblemResponse, error)
+	// CohortRefresh serves POST /cohort/refresh and the socket.io event cohort.refresh: Recompute what cohorts derive.
+	CohortRefresh(ctx context.Context, in *CohortRefreshRequest) (*CohortRefreshResponse, error)
+	// CohortSearch serves POST /cohort/search and the socket.io event cohort.search: Search cohorts.
+	CohortSearch(ctx context.Context, in *CohortSearchRequest) (*CohortSearchResponse, error)
+	// CohortUpdate serves POST /cohort/update and the socket.io event cohort.update: Update cohorts in bulk.
+	CohortUpdate(ctx context.Context, in *CohortUpdateRequest) (*CohortUpdateResponse, error)
+	// EvalCreate serves POST /eval/create and the socket.io event eval.create: Create evals in bulk.
+	EvalCreate(ctx context.Context, in *EvalCreateRequest) (*EvalCreateResponse, error)
+	// EvalDelete serves POST /eval/delete and the socket.io event eval.delete: Delete evals in bulk.
+	EvalDelete(ctx context.Context, in *EvalDeleteRequest) (*EvalDeleteResponse, error)
+	// EvalDraft serves POST /eval/draft and the socket.io event eval.draft: Save an editor draft.
+	EvalDraft(ctx context.Context, in *EvalDraftRequest) (*EvalDraftResponse, error)
+	// EvalDrafts serves POST /eval/drafts and the socket.io event eval.drafts: List the caller's drafts.
+	EvalDrafts(ctx context.Context, in *EvalDraftsRequest) (*EvalDraftsResponse, error)
+	// EvalDuplicate serves POST /eval/duplicate and the socket.io event eval.duplicate: Copy a eval.
+	EvalDuplicate(ctx context.Context, in *EvalDuplicateRequest) (*EvalDuplicateResponse, error)
+	// EvalExport serves POST /eval/export and the socket.io event eval.export: Export evals to CSV.
+	EvalExport(ctx context.Context, in *EvalExportRequest) (*EvalExportResponse, error)
+	// EvalGenerate serves POST /eval/generate and the socket.io event eval.generate: Start a generation run.
+	EvalGenerate(ctx context.Context, in *EvalGenerateRequest) (*EvalGenerateResponse, error)
+	// EvalGenerations serves POST /eval/generations and the socket.io event eval.generations: List generation runs.
+	EvalGenerations(ctx context.Context, in *EvalGenerationsRequest) (*EvalGenerationsResponse, error)
+	// EvalGet serves POST /eval/get and the socket.io event eval.get: Get one eval.
+	EvalGet(ctx context.Context, in *EvalGetRequest) (*EvalGetResponse, error)
+	// EvalGroup serves POST /eval/group and the socket.io event eval.group: Resolve the caller's working group.
+	EvalGroup(ctx context.Context, in *EvalGroupRequest) (*EvalGroupResponse, error)
+	// EvalProblem serves POST /eval/problem and the socket.io event eval.problem: Report a problem with evals.
+	EvalProblem(ctx context.Context, in *EvalProblemRequest) (*EvalProblemResponse, error)
+	// EvalRefresh serves POST /eval/refresh and the socket.io event eval.refresh: Recompute what evals derive.
+	EvalRefresh(ctx context.Context, in *EvalRefreshRequest) (*EvalRefreshResponse, error)
+	// EvalSearch serves POST /eval/search and the socket.io event eval.search: Search evals.
+	EvalSearch(ctx context.Context, in *EvalSearchRequest) (*EvalSearchResponse, error)
+	// EvalUpdate serves POST /eval/update and the socket.io event eval.update: Update evals in bulk.
+	EvalUpdate(ctx context.Context, in *EvalUpdateRequest) (*EvalUpdateResponse, error)
+	// FieldCreate serves POST /field/create and the socket.io event field.create: Create fields in bulk.
+	FieldCreate(ctx context.Context, in *FieldCreateRequest) (*FieldCreateResponse, error)
+	// FieldDelete serves POST /field/delete and the socket.io event field.delete: Delete fields in bulk.
+	FieldDelete(ctx context.Context, in *FieldDeleteRequest) (*FieldDeleteResponse, error)
+	// FieldDraft serves POST /field/draft and the socket.io event field.draft: Save an editor draft.
+	FieldDraft(ctx context.Context, in *FieldDraftRequest) (*FieldDraftResponse, error)
+	// FieldDrafts serves POST /field/drafts and the socket.io event field.drafts: List the caller's drafts.
+	FieldDrafts(ctx context.Context, in *FieldDraftsRequest) (*FieldDraftsResponse, error)
+	// FieldDuplicate serves POST /field/duplicate and the socket.io event field.duplicate: Copy a field.
+	FieldDuplicate(ctx context.Context, in *FieldDuplicateRequest) (*FieldDuplicateResponse, error)
+	// FieldExport serves POST /field/export and the socket.io event field.export: Export fields to CSV.
+	FieldExport(ctx context.Context, in *FieldExportRequest) (*FieldExportResponse, error)
+	// FieldGenerate serves POST /field/generate and the socket.io event field.generate: Start a generation run.
+	FieldGenerate(ctx context.Context, in *FieldGenerateRequest) (*FieldGenerateResponse, error)
+	// FieldGenerations serves POST /field/generations and the socket.io event field.generations: List generation runs.
+	FieldGenerations(ctx context.Context, in *FieldGenerationsRequest) (*FieldGenerationsResponse, error)
+	// FieldGet serves POST /field/get and the socket.io event field.get: Get one field.
+	FieldGet(ctx context.Context, in *FieldGetRequest) (*FieldGetResponse, error)
+	// FieldGroup serves POST /field/group and the socket.io event field.group: Resolve the caller's working group.
+	FieldGroup(ctx context.Context, in *FieldGroupRequest) (*FieldGroupResponse, error)
+	// FieldProblem serves POST /field/problem and the socket.io event field.problem: Report a problem with fields.
+	FieldProblem(ctx context.Context, in *FieldProblemRequest) (*FieldProblemResponse, error)
+	// FieldRefresh serves POST /field/refresh and the socket.io event field.refresh: Recompute what fields derive.
+	FieldRefresh(ctx context.Context, in *FieldRefreshRequest) (*FieldRefreshResponse, error)
+	// FieldSearch serves POST /field/search and the socket.io event field.search: Search fields.
+	FieldSearch(ctx context.Context, in *FieldSearchRequest) (*FieldSearchResponse, error)
+	// FieldUpdate serves POST /field/update and the socket.io event field.update: Update fields in bulk.
+	FieldUpdate(ctx context.Context, in *FieldUpdateRequest) (*FieldUpdateResponse, error)
 	// ModelCreate serves POST /model/create and the socket.io event model.create: Add a model.
 	ModelCreate(ctx context.Context, in *ModelCreateRequest) (*ModelCreateResponse, error)
 	// ModelDelete serves POST /model/delete and the socket.io event model.delete: Remove a model.
@@ -67,6 +179,34 @@ type Handlers interface {
 	ModelUpdate(ctx context.Context, in *ModelUpdateRequest) (*ModelUpdateResponse, error)
 	// ModelWatch serves POST /model/watch and the socket.io event model.watch: Wait for runs to end.
 	ModelWatch(ctx context.Context, in *ModelWatchRequest) (*ModelWatchResponse, error)
+	// ParameterCreate serves POST /parameter/create and the socket.io event parameter.create: Create parameters in bulk.
+	ParameterCreate(ctx context.Context, in *ParameterCreateRequest) (*ParameterCreateResponse, error)
+	// ParameterDelete serves POST /parameter/delete and the socket.io event parameter.delete: Delete parameters in bulk.
+	ParameterDelete(ctx context.Context, in *ParameterDeleteRequest) (*ParameterDeleteResponse, error)
+	// ParameterDraft serves POST /parameter/draft and the socket.io event parameter.draft: Save an editor draft.
+	ParameterDraft(ctx context.Context, in *ParameterDraftRequest) (*ParameterDraftResponse, error)
+	// ParameterDrafts serves POST /parameter/drafts and the socket.io event parameter.drafts: List the caller's drafts.
+	ParameterDrafts(ctx context.Context, in *ParameterDraftsRequest) (*ParameterDraftsResponse, error)
+	// ParameterDuplicate serves POST /parameter/duplicate and the socket.io event parameter.duplicate: Copy a parameter.
+	ParameterDuplicate(ctx context.Context, in *ParameterDuplicateRequest) (*ParameterDuplicateResponse, error)
+	// ParameterExport serves POST /parameter/export and the socket.io event parameter.export: Export parameters to CSV.
+	ParameterExport(ctx context.Context, in *ParameterExportRequest) (*ParameterExportResponse, error)
+	// ParameterGenerate serves POST /parameter/generate and the socket.io event parameter.generate: Start a generation run.
+	ParameterGenerate(ctx context.Context, in *ParameterGenerateRequest) (*ParameterGenerateResponse, error)
+	// ParameterGenerations serves POST /parameter/generations and the socket.io event parameter.generations: List generation runs.
+	ParameterGenerations(ctx context.Context, in *ParameterGenerationsRequest) (*ParameterGenerationsResponse, error)
+	// ParameterGet serves POST /parameter/get and the socket.io event parameter.get: Get one parameter.
+	ParameterGet(ctx context.Context, in *ParameterGetRequest) (*ParameterGetResponse, error)
+	// ParameterGroup serves POST /parameter/group and the socket.io event parameter.group: Resolve the caller's working group.
+	ParameterGroup(ctx context.Context, in *ParameterGroupRequest) (*ParameterGroupResponse, error)
+	// ParameterProblem serves POST /parameter/problem and the socket.io event parameter.problem: Report a problem with parameters.
+	ParameterProblem(ctx context.Context, in *ParameterProblemRequest) (*ParameterProblemResponse, error)
+	// ParameterRefresh serves POST /parameter/refresh and the socket.io event parameter.refresh: Recompute what parameters derive.
+	ParameterRefresh(ctx context.Context, in *ParameterRefreshRequest) (*ParameterRefreshResponse, error)
+	// ParameterSearch serves POST /parameter/search and the socket.io event parameter.search: Search parameters.
+	ParameterSearch(ctx context.Context, in *ParameterSearchRequest) (*ParameterSearchResponse, error)
+	// ParameterUpdate serves POST /parameter/update and the socket.io event parameter.update: Update parameters in bulk.
+	ParameterUpdate(ctx context.Context, in *ParameterUpdateRequest) (*ParameterUpdateResponse, error)
 	// PersonaCreate serves POST /persona/create and the socket.io event persona.create: Create personas in bulk.
 	PersonaCreate(ctx context.Context, in *PersonaCreateRequest) (*PersonaCreateResponse, error)
 	// PersonaDelete serves POST /persona/delete and the socket.io event persona.delete: Delete personas in bulk.
@@ -121,6 +261,92 @@ type Handlers interface {
 	ProviderUpdate(ctx context.Context, in *ProviderUpdateRequest) (*ProviderUpdateResponse, error)
 	// ProviderWatch serves POST /provider/watch and the socket.io event provider.watch: Wait for runs to end.
 	ProviderWatch(ctx context.Context, in *ProviderWatchRequest) (*ProviderWatchResponse, error)
+	// RubricCreate serves POST /rubric/create and the socket.io event rubric.create: Create rubrics in bulk.
+	RubricCreate(ctx context.Context, in *RubricCreateRequest) (*RubricCreateResponse, error)
+	// RubricDelete serves POST /rubric/delete and the socket.io event rubric.delete: Delete rubrics in bulk.
+	RubricDelete(ctx context.Context, in *RubricDeleteRequest) (*RubricDeleteResponse, error)
+	// RubricDraft serves POST /rubric/draft and the socket.io event rubric.draft: Save an editor draft.
+	RubricDraft(ctx context.Context, in *RubricDraftRequest) (*RubricDraftResponse, error)
+	// RubricDrafts serves POST /rubric/drafts and the socket.io event rubric.drafts: List the caller's drafts.
+	RubricDrafts(ctx context.Context, in *RubricDraftsRequest) (*RubricDraftsResponse, error)
+	// RubricDuplicate serves POST /rubric/duplicate and the socket.io event rubric.duplicate: Copy a rubric.
+	RubricDuplicate(ctx context.Context, in *RubricDuplicateRequest) (*RubricDuplicateResponse, error)
+	// RubricExport serves POST /rubric/export and the socket.io event rubric.export: Export rubrics to CSV.
+	RubricExport(ctx context.Context, in *RubricExportRequest) (*RubricExportResponse, error)
+	// RubricGenerate serves POST /rubric/generate and the socket.io event rubric.generate: Start a generation run.
+	RubricGenerate(ctx context.Context, in *RubricGenerateRequest) (*RubricGenerateResponse, error)
+	// RubricGenerations serves POST /rubric/generations and the socket.io event rubric.generations: List generation runs.
+	RubricGenerations(ctx context.Context, in *RubricGenerationsRequest) (*RubricGenerationsResponse, error)
+	// RubricGet serves POST /rubric/get and the socket.io event rubric.get: Get one rubric.
+	RubricGet(ctx context.Context, in *RubricGetRequest) (*RubricGetResponse, error)
+	// RubricGroup serves POST /rubric/group and the socket.io event rubric.group: Resolve the caller's working group.
+	RubricGroup(ctx context.Context, in *RubricGroupRequest) (*RubricGroupResponse, error)
+	// RubricProblem serves POST /rubric/problem and the socket.io event rubric.problem: Report a problem with rubrics.
+	RubricProblem(ctx context.Context, in *RubricProblemRequest) (*RubricProblemResponse, error)
+	// RubricRefresh serves POST /rubric/refresh and the socket.io event rubric.refresh: Recompute what rubrics derive.
+	RubricRefresh(ctx context.Context, in *RubricRefreshRequest) (*RubricRefreshResponse, error)
+	// RubricSearch serves POST /rubric/search and the socket.io event rubric.search: Search rubrics.
+	RubricSearch(ctx context.Context, in *RubricSearchRequest) (*RubricSearchResponse, error)
+	// RubricUpdate serves POST /rubric/update and the socket.io event rubric.update: Update rubrics in bulk.
+	RubricUpdate(ctx context.Context, in *RubricUpdateRequest) (*RubricUpdateResponse, error)
+	// SettingCreate serves POST /setting/create and the socket.io event setting.create: Create settings in bulk.
+	SettingCreate(ctx context.Context, in *SettingCreateRequest) (*SettingCreateResponse, error)
+	// SettingDecrypt serves POST /setting/decrypt and the socket.io event setting.decrypt: Read a setting's secrets.
+	SettingDecrypt(ctx context.Context, in *SettingDecryptRequest) (*SettingDecryptResponse, error)
+	// SettingDelete serves POST /setting/delete and the socket.io event setting.delete: Delete settings in bulk.
+	SettingDelete(ctx context.Context, in *SettingDeleteRequest) (*SettingDeleteResponse, error)
+	// SettingDraft serves POST /setting/draft and the socket.io event setting.draft: Save an editor draft.
+	SettingDraft(ctx context.Context, in *SettingDraftRequest) (*SettingDraftResponse, error)
+	// SettingDrafts serves POST /setting/drafts and the socket.io event setting.drafts: List the caller's drafts.
+	SettingDrafts(ctx context.Context, in *SettingDraftsRequest) (*SettingDraftsResponse, error)
+	// SettingDuplicate serves POST /setting/duplicate and the socket.io event setting.duplicate: Copy a setting.
+	SettingDuplicate(ctx context.Context, in *SettingDuplicateRequest) (*SettingDuplicateResponse, error)
+	// SettingExport serves POST /setting/export and the socket.io event setting.export: Export settings to CSV.
+	SettingExport(ctx context.Context, in *SettingExportRequest) (*SettingExportResponse, error)
+	// SettingGenerate serves POST /setting/generate and the socket.io event setting.generate: Start a generation run.
+	SettingGenerate(ctx context.Context, in *SettingGenerateRequest) (*SettingGenerateResponse, error)
+	// SettingGenerations serves POST /setting/generations and the socket.io event setting.generations: List generation runs.
+	SettingGenerations(ctx context.Context, in *SettingGenerationsRequest) (*SettingGenerationsResponse, error)
+	// SettingGet serves POST /setting/get and the socket.io event setting.get: Get one setting.
+	SettingGet(ctx context.Context, in *SettingGetRequest) (*SettingGetResponse, error)
+	// SettingGroup serves POST /setting/group and the socket.io event setting.group: Resolve the caller's working group.
+	SettingGroup(ctx context.Context, in *SettingGroupRequest) (*SettingGroupResponse, error)
+	// SettingProblem serves POST /setting/problem and the socket.io event setting.problem: Report a problem with settings.
+	SettingProblem(ctx context.Context, in *SettingProblemRequest) (*SettingProblemResponse, error)
+	// SettingRefresh serves POST /setting/refresh and the socket.io event setting.refresh: Recompute what settings derive.
+	SettingRefresh(ctx context.Context, in *SettingRefreshRequest) (*SettingRefreshResponse, error)
+	// SettingSearch serves POST /setting/search and the socket.io event setting.search: Search settings.
+	SettingSearch(ctx context.Context, in *SettingSearchRequest) (*SettingSearchResponse, error)
+	// SettingUpdate serves POST /setting/update and the socket.io event setting.update: Update settings in bulk.
+	SettingUpdate(ctx context.Context, in *SettingUpdateRequest) (*SettingUpdateResponse, error)
+	// SimulationCreate serves POST /simulation/create and the socket.io event simulation.create: Create simulations in bulk.
+	SimulationCreate(ctx context.Context, in *SimulationCreateRequest) (*SimulationCreateResponse, error)
+	// SimulationDelete serves POST /simulation/delete and the socket.io event simulation.delete: Delete simulations in bulk.
+	SimulationDelete(ctx context.Context, in *SimulationDeleteRequest) (*SimulationDeleteResponse, error)
+	// SimulationDraft serves POST /simulation/draft and the socket.io event simulation.draft: Save an editor draft.
+	SimulationDraft(ctx context.Context, in *SimulationDraftRequest) (*SimulationDraftResponse, error)
+	// SimulationDrafts serves POST /simulation/drafts and the socket.io event simulation.drafts: List the caller's drafts.
+	SimulationDrafts(ctx context.Context, in *SimulationDraftsRequest) (*SimulationDraftsResponse, error)
+	// SimulationDuplicate serves POST /simulation/duplicate and the socket.io event simulation.duplicate: Copy a simulation.
+	SimulationDuplicate(ctx context.Context, in *SimulationDuplicateRequest) (*SimulationDuplicateResponse, error)
+	// SimulationExport serves POST /simulation/export and the socket.io event simulation.export: Export simulations to CSV.
+	SimulationExport(ctx context.Context, in *SimulationExportRequest) (*SimulationExportResponse, error)
+	// SimulationGenerate serves POST /simulation/generate and the socket.io event simulation.generate: Start a generation run.
+	SimulationGenerate(ctx context.Context, in *SimulationGenerateRequest) (*SimulationGenerateResponse, error)
+	// SimulationGenerations serves POST /simulation/generations and the socket.io event simulation.generations: List generation runs.
+	SimulationGenerations(ctx context.Context, in *SimulationGenerationsRequest) (*SimulationGenerationsResponse, error)
+	// SimulationGet serves POST /simulation/get and the socket.io event simulation.get: Get one simulation.
+	SimulationGet(ctx context.Context, in *SimulationGetRequest) (*SimulationGetResponse, error)
+	// SimulationGroup serves POST /simulation/group and the socket.io event simulation.group: Resolve the caller's working group.
+	SimulationGroup(ctx context.Context, in *SimulationGroupRequest) (*SimulationGroupResponse, error)
+	// SimulationProblem serves POST /simulation/problem and the socket.io event simulation.problem: Report a problem with simulations.
+	SimulationProblem(ctx context.Context, in *SimulationProblemRequest) (*SimulationProblemResponse, error)
+	// SimulationRefresh serves POST /simulation/refresh and the socket.io event simulation.refresh: Recompute what simulations derive.
+	SimulationRefresh(ctx context.Context, in *SimulationRefreshRequest) (*SimulationRefreshResponse, error)
+	// SimulationSearch serves POST /simulation/search and the socket.io event simulation.search: Search simulations.
+	SimulationSearch(ctx context.Context, in *SimulationSearchRequest) (*SimulationSearchResponse, error)
+	// SimulationUpdate serves POST /simulation/update and the socket.io event simulation.update: Update simulations in bulk.
+	SimulationUpdate(ctx context.Context, in *SimulationUpdateRequest) (*SimulationUpdateResponse, error)
 	// SystemActivity serves POST /system/activity and the socket.io event system.activity: Presence overview.
 	SystemActivity(ctx context.Context, in *SystemActivityRequest) (*SystemActivityResponse, error)
 	// SystemActivitySearch serves POST /system/activity/search and the socket.io event system.activity_search: Search presence.
@@ -649,6 +875,1238 @@ var Operations = []Operation{
 		},
 	},
 	{
+		ID:             "auth.create",
+		Artifact:       "auth",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/auth/create",
+		Summary:        "Create auths in bulk",
+		RequestSchema:  "AuthCreateRequest",
+		ResponseSchema: "AuthCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthCreate(ctx, in.(*AuthCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.delete",
+		Artifact:       "auth",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/auth/delete",
+		Summary:        "Delete auths in bulk",
+		RequestSchema:  "AuthDeleteRequest",
+		ResponseSchema: "AuthDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthDelete(ctx, in.(*AuthDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.draft",
+		Artifact:       "auth",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/auth/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "AuthDraftRequest",
+		ResponseSchema: "AuthDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthDraft(ctx, in.(*AuthDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.drafts",
+		Artifact:       "auth",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/auth/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "AuthDraftsRequest",
+		ResponseSchema: "AuthDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthDrafts(ctx, in.(*AuthDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.duplicate",
+		Artifact:       "auth",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/auth/duplicate",
+		Summary:        "Copy a auth",
+		RequestSchema:  "AuthDuplicateRequest",
+		ResponseSchema: "AuthDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthDuplicate(ctx, in.(*AuthDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.export",
+		Artifact:       "auth",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/auth/export",
+		Summary:        "Export auths to CSV",
+		RequestSchema:  "AuthExportRequest",
+		ResponseSchema: "AuthExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthExport(ctx, in.(*AuthExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.generate",
+		Artifact:       "auth",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/auth/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "AuthGenerateRequest",
+		ResponseSchema: "AuthGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthGenerate(ctx, in.(*AuthGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.generations",
+		Artifact:       "auth",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/auth/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "AuthGenerationsRequest",
+		ResponseSchema: "AuthGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthGenerations(ctx, in.(*AuthGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.get",
+		Artifact:       "auth",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/auth/get",
+		Summary:        "Get one auth",
+		RequestSchema:  "AuthGetRequest",
+		ResponseSchema: "AuthGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthGet(ctx, in.(*AuthGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.group",
+		Artifact:       "auth",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/auth/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "AuthGroupRequest",
+		ResponseSchema: "AuthGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthGroup(ctx, in.(*AuthGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.problem",
+		Artifact:       "auth",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/auth/problem",
+		Summary:        "Report a problem with auths",
+		RequestSchema:  "AuthProblemRequest",
+		ResponseSchema: "AuthProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthProblem(ctx, in.(*AuthProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.refresh",
+		Artifact:       "auth",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/auth/refresh",
+		Summary:        "Recompute what auths derive",
+		RequestSchema:  "AuthRefreshRequest",
+		ResponseSchema: "AuthRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthRefresh(ctx, in.(*AuthRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.search",
+		Artifact:       "auth",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/auth/search",
+		Summary:        "Search auths",
+		RequestSchema:  "AuthSearchRequest",
+		ResponseSchema: "AuthSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthSearch(ctx, in.(*AuthSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "auth.update",
+		Artifact:       "auth",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/auth/update",
+		Summary:        "Update auths in bulk",
+		RequestSchema:  "AuthUpdateRequest",
+		ResponseSchema: "AuthUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(AuthUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.AuthUpdate(ctx, in.(*AuthUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.create",
+		Artifact:       "cohort",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/cohort/create",
+		Summary:        "Create cohorts in bulk",
+		RequestSchema:  "CohortCreateRequest",
+		ResponseSchema: "CohortCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortCreate(ctx, in.(*CohortCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.delete",
+		Artifact:       "cohort",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/cohort/delete",
+		Summary:        "Delete cohorts in bulk",
+		RequestSchema:  "CohortDeleteRequest",
+		ResponseSchema: "CohortDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortDelete(ctx, in.(*CohortDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.draft",
+		Artifact:       "cohort",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/cohort/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "CohortDraftRequest",
+		ResponseSchema: "CohortDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortDraft(ctx, in.(*CohortDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.drafts",
+		Artifact:       "cohort",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/cohort/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "CohortDraftsRequest",
+		ResponseSchema: "CohortDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortDrafts(ctx, in.(*CohortDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.duplicate",
+		Artifact:       "cohort",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/cohort/duplicate",
+		Summary:        "Copy a cohort",
+		RequestSchema:  "CohortDuplicateRequest",
+		ResponseSchema: "CohortDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortDuplicate(ctx, in.(*CohortDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.export",
+		Artifact:       "cohort",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/cohort/export",
+		Summary:        "Export cohorts to CSV",
+		RequestSchema:  "CohortExportRequest",
+		ResponseSchema: "CohortExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortExport(ctx, in.(*CohortExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.generate",
+		Artifact:       "cohort",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/cohort/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "CohortGenerateRequest",
+		ResponseSchema: "CohortGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortGenerate(ctx, in.(*CohortGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.generations",
+		Artifact:       "cohort",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/cohort/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "CohortGenerationsRequest",
+		ResponseSchema: "CohortGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortGenerations(ctx, in.(*CohortGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.get",
+		Artifact:       "cohort",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/cohort/get",
+		Summary:        "Get one cohort",
+		RequestSchema:  "CohortGetRequest",
+		ResponseSchema: "CohortGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortGet(ctx, in.(*CohortGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.group",
+		Artifact:       "cohort",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/cohort/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "CohortGroupRequest",
+		ResponseSchema: "CohortGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortGroup(ctx, in.(*CohortGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.problem",
+		Artifact:       "cohort",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/cohort/problem",
+		Summary:        "Report a problem with cohorts",
+		RequestSchema:  "CohortProblemRequest",
+		ResponseSchema: "CohortProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortProblem(ctx, in.(*CohortProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.refresh",
+		Artifact:       "cohort",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/cohort/refresh",
+		Summary:        "Recompute what cohorts derive",
+		RequestSchema:  "CohortRefreshRequest",
+		ResponseSchema: "CohortRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortRefresh(ctx, in.(*CohortRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.search",
+		Artifact:       "cohort",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/cohort/search",
+		Summary:        "Search cohorts",
+		RequestSchema:  "CohortSearchRequest",
+		ResponseSchema: "CohortSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortSearch(ctx, in.(*CohortSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "cohort.update",
+		Artifact:       "cohort",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/cohort/update",
+		Summary:        "Update cohorts in bulk",
+		RequestSchema:  "CohortUpdateRequest",
+		ResponseSchema: "CohortUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(CohortUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.CohortUpdate(ctx, in.(*CohortUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.create",
+		Artifact:       "eval",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/eval/create",
+		Summary:        "Create evals in bulk",
+		RequestSchema:  "EvalCreateRequest",
+		ResponseSchema: "EvalCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalCreate(ctx, in.(*EvalCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.delete",
+		Artifact:       "eval",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/eval/delete",
+		Summary:        "Delete evals in bulk",
+		RequestSchema:  "EvalDeleteRequest",
+		ResponseSchema: "EvalDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalDelete(ctx, in.(*EvalDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.draft",
+		Artifact:       "eval",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/eval/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "EvalDraftRequest",
+		ResponseSchema: "EvalDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalDraft(ctx, in.(*EvalDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.drafts",
+		Artifact:       "eval",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/eval/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "EvalDraftsRequest",
+		ResponseSchema: "EvalDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalDrafts(ctx, in.(*EvalDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.duplicate",
+		Artifact:       "eval",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/eval/duplicate",
+		Summary:        "Copy a eval",
+		RequestSchema:  "EvalDuplicateRequest",
+		ResponseSchema: "EvalDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalDuplicate(ctx, in.(*EvalDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.export",
+		Artifact:       "eval",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/eval/export",
+		Summary:        "Export evals to CSV",
+		RequestSchema:  "EvalExportRequest",
+		ResponseSchema: "EvalExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalExport(ctx, in.(*EvalExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.generate",
+		Artifact:       "eval",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/eval/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "EvalGenerateRequest",
+		ResponseSchema: "EvalGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalGenerate(ctx, in.(*EvalGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.generations",
+		Artifact:       "eval",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/eval/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "EvalGenerationsRequest",
+		ResponseSchema: "EvalGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalGenerations(ctx, in.(*EvalGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.get",
+		Artifact:       "eval",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/eval/get",
+		Summary:        "Get one eval",
+		RequestSchema:  "EvalGetRequest",
+		ResponseSchema: "EvalGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalGet(ctx, in.(*EvalGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.group",
+		Artifact:       "eval",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/eval/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "EvalGroupRequest",
+		ResponseSchema: "EvalGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalGroup(ctx, in.(*EvalGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.problem",
+		Artifact:       "eval",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/eval/problem",
+		Summary:        "Report a problem with evals",
+		RequestSchema:  "EvalProblemRequest",
+		ResponseSchema: "EvalProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalProblem(ctx, in.(*EvalProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.refresh",
+		Artifact:       "eval",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/eval/refresh",
+		Summary:        "Recompute what evals derive",
+		RequestSchema:  "EvalRefreshRequest",
+		ResponseSchema: "EvalRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalRefresh(ctx, in.(*EvalRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.search",
+		Artifact:       "eval",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/eval/search",
+		Summary:        "Search evals",
+		RequestSchema:  "EvalSearchRequest",
+		ResponseSchema: "EvalSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalSearch(ctx, in.(*EvalSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "eval.update",
+		Artifact:       "eval",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/eval/update",
+		Summary:        "Update evals in bulk",
+		RequestSchema:  "EvalUpdateRequest",
+		ResponseSchema: "EvalUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(EvalUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.EvalUpdate(ctx, in.(*EvalUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.create",
+		Artifact:       "field",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/field/create",
+		Summary:        "Create fields in bulk",
+		RequestSchema:  "FieldCreateRequest",
+		ResponseSchema: "FieldCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldCreate(ctx, in.(*FieldCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.delete",
+		Artifact:       "field",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/field/delete",
+		Summary:        "Delete fields in bulk",
+		RequestSchema:  "FieldDeleteRequest",
+		ResponseSchema: "FieldDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldDelete(ctx, in.(*FieldDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.draft",
+		Artifact:       "field",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/field/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "FieldDraftRequest",
+		ResponseSchema: "FieldDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldDraft(ctx, in.(*FieldDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.drafts",
+		Artifact:       "field",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/field/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "FieldDraftsRequest",
+		ResponseSchema: "FieldDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldDrafts(ctx, in.(*FieldDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.duplicate",
+		Artifact:       "field",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/field/duplicate",
+		Summary:        "Copy a field",
+		RequestSchema:  "FieldDuplicateRequest",
+		ResponseSchema: "FieldDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldDuplicate(ctx, in.(*FieldDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.export",
+		Artifact:       "field",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/field/export",
+		Summary:        "Export fields to CSV",
+		RequestSchema:  "FieldExportRequest",
+		ResponseSchema: "FieldExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldExport(ctx, in.(*FieldExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.generate",
+		Artifact:       "field",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/field/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "FieldGenerateRequest",
+		ResponseSchema: "FieldGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldGenerate(ctx, in.(*FieldGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.generations",
+		Artifact:       "field",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/field/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "FieldGenerationsRequest",
+		ResponseSchema: "FieldGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldGenerations(ctx, in.(*FieldGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.get",
+		Artifact:       "field",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/field/get",
+		Summary:        "Get one field",
+		RequestSchema:  "FieldGetRequest",
+		ResponseSchema: "FieldGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldGet(ctx, in.(*FieldGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.group",
+		Artifact:       "field",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/field/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "FieldGroupRequest",
+		ResponseSchema: "FieldGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldGroup(ctx, in.(*FieldGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.problem",
+		Artifact:       "field",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/field/problem",
+		Summary:        "Report a problem with fields",
+		RequestSchema:  "FieldProblemRequest",
+		ResponseSchema: "FieldProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldProblem(ctx, in.(*FieldProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.refresh",
+		Artifact:       "field",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/field/refresh",
+		Summary:        "Recompute what fields derive",
+		RequestSchema:  "FieldRefreshRequest",
+		ResponseSchema: "FieldRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldRefresh(ctx, in.(*FieldRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.search",
+		Artifact:       "field",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/field/search",
+		Summary:        "Search fields",
+		RequestSchema:  "FieldSearchRequest",
+		ResponseSchema: "FieldSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldSearch(ctx, in.(*FieldSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "field.update",
+		Artifact:       "field",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/field/update",
+		Summary:        "Update fields in bulk",
+		RequestSchema:  "FieldUpdateRequest",
+		ResponseSchema: "FieldUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(FieldUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.FieldUpdate(ctx, in.(*FieldUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
 		ID:             "model.create",
 		Artifact:       "model",
 		Name:           "create",
@@ -818,6 +2276,314 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(ModelWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelWatch(ctx, in.(*ModelWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.create",
+		Artifact:       "parameter",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/parameter/create",
+		Summary:        "Create parameters in bulk",
+		RequestSchema:  "ParameterCreateRequest",
+		ResponseSchema: "ParameterCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterCreate(ctx, in.(*ParameterCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.delete",
+		Artifact:       "parameter",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/parameter/delete",
+		Summary:        "Delete parameters in bulk",
+		RequestSchema:  "ParameterDeleteRequest",
+		ResponseSchema: "ParameterDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterDelete(ctx, in.(*ParameterDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.draft",
+		Artifact:       "parameter",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/parameter/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "ParameterDraftRequest",
+		ResponseSchema: "ParameterDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterDraft(ctx, in.(*ParameterDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.drafts",
+		Artifact:       "parameter",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/parameter/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "ParameterDraftsRequest",
+		ResponseSchema: "ParameterDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterDrafts(ctx, in.(*ParameterDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.duplicate",
+		Artifact:       "parameter",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/parameter/duplicate",
+		Summary:        "Copy a parameter",
+		RequestSchema:  "ParameterDuplicateRequest",
+		ResponseSchema: "ParameterDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterDuplicate(ctx, in.(*ParameterDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.export",
+		Artifact:       "parameter",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/parameter/export",
+		Summary:        "Export parameters to CSV",
+		RequestSchema:  "ParameterExportRequest",
+		ResponseSchema: "ParameterExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterExport(ctx, in.(*ParameterExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.generate",
+		Artifact:       "parameter",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/parameter/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "ParameterGenerateRequest",
+		ResponseSchema: "ParameterGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterGenerate(ctx, in.(*ParameterGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.generations",
+		Artifact:       "parameter",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/parameter/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "ParameterGenerationsRequest",
+		ResponseSchema: "ParameterGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterGenerations(ctx, in.(*ParameterGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.get",
+		Artifact:       "parameter",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/parameter/get",
+		Summary:        "Get one parameter",
+		RequestSchema:  "ParameterGetRequest",
+		ResponseSchema: "ParameterGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterGet(ctx, in.(*ParameterGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.group",
+		Artifact:       "parameter",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/parameter/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "ParameterGroupRequest",
+		ResponseSchema: "ParameterGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterGroup(ctx, in.(*ParameterGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.problem",
+		Artifact:       "parameter",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/parameter/problem",
+		Summary:        "Report a problem with parameters",
+		RequestSchema:  "ParameterProblemRequest",
+		ResponseSchema: "ParameterProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterProblem(ctx, in.(*ParameterProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.refresh",
+		Artifact:       "parameter",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/parameter/refresh",
+		Summary:        "Recompute what parameters derive",
+		RequestSchema:  "ParameterRefreshRequest",
+		ResponseSchema: "ParameterRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterRefresh(ctx, in.(*ParameterRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.search",
+		Artifact:       "parameter",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/parameter/search",
+		Summary:        "Search parameters",
+		RequestSchema:  "ParameterSearchRequest",
+		ResponseSchema: "ParameterSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterSearch(ctx, in.(*ParameterSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "parameter.update",
+		Artifact:       "parameter",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/parameter/update",
+		Summary:        "Update parameters in bulk",
+		RequestSchema:  "ParameterUpdateRequest",
+		ResponseSchema: "ParameterUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ParameterUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ParameterUpdate(ctx, in.(*ParameterUpdateRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -1412,6 +3178,952 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(ProviderWatchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderWatch(ctx, in.(*ProviderWatchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.create",
+		Artifact:       "rubric",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/rubric/create",
+		Summary:        "Create rubrics in bulk",
+		RequestSchema:  "RubricCreateRequest",
+		ResponseSchema: "RubricCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricCreate(ctx, in.(*RubricCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.delete",
+		Artifact:       "rubric",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/rubric/delete",
+		Summary:        "Delete rubrics in bulk",
+		RequestSchema:  "RubricDeleteRequest",
+		ResponseSchema: "RubricDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricDelete(ctx, in.(*RubricDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.draft",
+		Artifact:       "rubric",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/rubric/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "RubricDraftRequest",
+		ResponseSchema: "RubricDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricDraft(ctx, in.(*RubricDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.drafts",
+		Artifact:       "rubric",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/rubric/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "RubricDraftsRequest",
+		ResponseSchema: "RubricDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricDrafts(ctx, in.(*RubricDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.duplicate",
+		Artifact:       "rubric",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/rubric/duplicate",
+		Summary:        "Copy a rubric",
+		RequestSchema:  "RubricDuplicateRequest",
+		ResponseSchema: "RubricDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricDuplicate(ctx, in.(*RubricDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.export",
+		Artifact:       "rubric",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/rubric/export",
+		Summary:        "Export rubrics to CSV",
+		RequestSchema:  "RubricExportRequest",
+		ResponseSchema: "RubricExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricExport(ctx, in.(*RubricExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.generate",
+		Artifact:       "rubric",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/rubric/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "RubricGenerateRequest",
+		ResponseSchema: "RubricGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricGenerate(ctx, in.(*RubricGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.generations",
+		Artifact:       "rubric",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/rubric/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "RubricGenerationsRequest",
+		ResponseSchema: "RubricGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricGenerations(ctx, in.(*RubricGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.get",
+		Artifact:       "rubric",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/rubric/get",
+		Summary:        "Get one rubric",
+		RequestSchema:  "RubricGetRequest",
+		ResponseSchema: "RubricGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricGet(ctx, in.(*RubricGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.group",
+		Artifact:       "rubric",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/rubric/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "RubricGroupRequest",
+		ResponseSchema: "RubricGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricGroup(ctx, in.(*RubricGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.problem",
+		Artifact:       "rubric",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/rubric/problem",
+		Summary:        "Report a problem with rubrics",
+		RequestSchema:  "RubricProblemRequest",
+		ResponseSchema: "RubricProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricProblem(ctx, in.(*RubricProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.refresh",
+		Artifact:       "rubric",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/rubric/refresh",
+		Summary:        "Recompute what rubrics derive",
+		RequestSchema:  "RubricRefreshRequest",
+		ResponseSchema: "RubricRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricRefresh(ctx, in.(*RubricRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.search",
+		Artifact:       "rubric",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/rubric/search",
+		Summary:        "Search rubrics",
+		RequestSchema:  "RubricSearchRequest",
+		ResponseSchema: "RubricSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricSearch(ctx, in.(*RubricSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "rubric.update",
+		Artifact:       "rubric",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/rubric/update",
+		Summary:        "Update rubrics in bulk",
+		RequestSchema:  "RubricUpdateRequest",
+		ResponseSchema: "RubricUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(RubricUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.RubricUpdate(ctx, in.(*RubricUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.create",
+		Artifact:       "setting",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/setting/create",
+		Summary:        "Create settings in bulk",
+		RequestSchema:  "SettingCreateRequest",
+		ResponseSchema: "SettingCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingCreate(ctx, in.(*SettingCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.decrypt",
+		Artifact:       "setting",
+		Name:           "decrypt",
+		Method:         "POST",
+		Path:           "/setting/decrypt",
+		Summary:        "Read a setting's secrets",
+		RequestSchema:  "SettingDecryptRequest",
+		ResponseSchema: "SettingDecryptResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingDecryptRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingDecrypt(ctx, in.(*SettingDecryptRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.delete",
+		Artifact:       "setting",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/setting/delete",
+		Summary:        "Delete settings in bulk",
+		RequestSchema:  "SettingDeleteRequest",
+		ResponseSchema: "SettingDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingDelete(ctx, in.(*SettingDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.draft",
+		Artifact:       "setting",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/setting/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "SettingDraftRequest",
+		ResponseSchema: "SettingDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingDraft(ctx, in.(*SettingDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.drafts",
+		Artifact:       "setting",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/setting/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "SettingDraftsRequest",
+		ResponseSchema: "SettingDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingDrafts(ctx, in.(*SettingDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.duplicate",
+		Artifact:       "setting",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/setting/duplicate",
+		Summary:        "Copy a setting",
+		RequestSchema:  "SettingDuplicateRequest",
+		ResponseSchema: "SettingDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingDuplicate(ctx, in.(*SettingDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.export",
+		Artifact:       "setting",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/setting/export",
+		Summary:        "Export settings to CSV",
+		RequestSchema:  "SettingExportRequest",
+		ResponseSchema: "SettingExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingExport(ctx, in.(*SettingExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.generate",
+		Artifact:       "setting",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/setting/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "SettingGenerateRequest",
+		ResponseSchema: "SettingGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingGenerate(ctx, in.(*SettingGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.generations",
+		Artifact:       "setting",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/setting/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "SettingGenerationsRequest",
+		ResponseSchema: "SettingGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingGenerations(ctx, in.(*SettingGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.get",
+		Artifact:       "setting",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/setting/get",
+		Summary:        "Get one setting",
+		RequestSchema:  "SettingGetRequest",
+		ResponseSchema: "SettingGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingGet(ctx, in.(*SettingGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.group",
+		Artifact:       "setting",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/setting/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "SettingGroupRequest",
+		ResponseSchema: "SettingGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingGroup(ctx, in.(*SettingGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.problem",
+		Artifact:       "setting",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/setting/problem",
+		Summary:        "Report a problem with settings",
+		RequestSchema:  "SettingProblemRequest",
+		ResponseSchema: "SettingProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingProblem(ctx, in.(*SettingProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.refresh",
+		Artifact:       "setting",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/setting/refresh",
+		Summary:        "Recompute what settings derive",
+		RequestSchema:  "SettingRefreshRequest",
+		ResponseSchema: "SettingRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingRefresh(ctx, in.(*SettingRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.search",
+		Artifact:       "setting",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/setting/search",
+		Summary:        "Search settings",
+		RequestSchema:  "SettingSearchRequest",
+		ResponseSchema: "SettingSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingSearch(ctx, in.(*SettingSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "setting.update",
+		Artifact:       "setting",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/setting/update",
+		Summary:        "Update settings in bulk",
+		RequestSchema:  "SettingUpdateRequest",
+		ResponseSchema: "SettingUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SettingUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SettingUpdate(ctx, in.(*SettingUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.create",
+		Artifact:       "simulation",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/simulation/create",
+		Summary:        "Create simulations in bulk",
+		RequestSchema:  "SimulationCreateRequest",
+		ResponseSchema: "SimulationCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationCreate(ctx, in.(*SimulationCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.delete",
+		Artifact:       "simulation",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/simulation/delete",
+		Summary:        "Delete simulations in bulk",
+		RequestSchema:  "SimulationDeleteRequest",
+		ResponseSchema: "SimulationDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationDelete(ctx, in.(*SimulationDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.draft",
+		Artifact:       "simulation",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/simulation/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "SimulationDraftRequest",
+		ResponseSchema: "SimulationDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationDraft(ctx, in.(*SimulationDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.drafts",
+		Artifact:       "simulation",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/simulation/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "SimulationDraftsRequest",
+		ResponseSchema: "SimulationDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationDrafts(ctx, in.(*SimulationDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.duplicate",
+		Artifact:       "simulation",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/simulation/duplicate",
+		Summary:        "Copy a simulation",
+		RequestSchema:  "SimulationDuplicateRequest",
+		ResponseSchema: "SimulationDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationDuplicate(ctx, in.(*SimulationDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.export",
+		Artifact:       "simulation",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/simulation/export",
+		Summary:        "Export simulations to CSV",
+		RequestSchema:  "SimulationExportRequest",
+		ResponseSchema: "SimulationExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationExport(ctx, in.(*SimulationExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.generate",
+		Artifact:       "simulation",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/simulation/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "SimulationGenerateRequest",
+		ResponseSchema: "SimulationGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationGenerate(ctx, in.(*SimulationGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.generations",
+		Artifact:       "simulation",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/simulation/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "SimulationGenerationsRequest",
+		ResponseSchema: "SimulationGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationGenerations(ctx, in.(*SimulationGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.get",
+		Artifact:       "simulation",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/simulation/get",
+		Summary:        "Get one simulation",
+		RequestSchema:  "SimulationGetRequest",
+		ResponseSchema: "SimulationGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationGet(ctx, in.(*SimulationGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.group",
+		Artifact:       "simulation",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/simulation/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "SimulationGroupRequest",
+		ResponseSchema: "SimulationGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationGroup(ctx, in.(*SimulationGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.problem",
+		Artifact:       "simulation",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/simulation/problem",
+		Summary:        "Report a problem with simulations",
+		RequestSchema:  "SimulationProblemRequest",
+		ResponseSchema: "SimulationProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationProblem(ctx, in.(*SimulationProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.refresh",
+		Artifact:       "simulation",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/simulation/refresh",
+		Summary:        "Recompute what simulations derive",
+		RequestSchema:  "SimulationRefreshRequest",
+		ResponseSchema: "SimulationRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationRefresh(ctx, in.(*SimulationRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.search",
+		Artifact:       "simulation",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/simulation/search",
+		Summary:        "Search simulations",
+		RequestSchema:  "SimulationSearchRequest",
+		ResponseSchema: "SimulationSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationSearch(ctx, in.(*SimulationSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "simulation.update",
+		Artifact:       "simulation",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/simulation/update",
+		Summary:        "Update simulations in bulk",
+		RequestSchema:  "SimulationUpdateRequest",
+		ResponseSchema: "SimulationUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(SimulationUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SimulationUpdate(ctx, in.(*SimulationUpdateRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -2226,6 +4938,1023 @@ func (f FamilyOperations) AgentSearch(ctx context.Context, in *AgentSearchReques
 func (f FamilyOperations) AgentUpdate(ctx context.Context, in *AgentUpdateRequest) (*AgentUpdateResponse, error) {
 	out := new(AgentUpdateResponse)
 	if err := f.Family.Serve(ctx, operationsByID["agent.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthCreate serves auth.create with the family's implementation.
+func (f FamilyOperations) AuthCreate(ctx context.Context, in *AuthCreateRequest) (*AuthCreateResponse, error) {
+	out := new(AuthCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthDelete serves auth.delete with the family's implementation.
+func (f FamilyOperations) AuthDelete(ctx context.Context, in *AuthDeleteRequest) (*AuthDeleteResponse, error) {
+	out := new(AuthDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthDraft serves auth.draft with the family's implementation.
+func (f FamilyOperations) AuthDraft(ctx context.Context, in *AuthDraftRequest) (*AuthDraftResponse, error) {
+	out := new(AuthDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthDrafts serves auth.drafts with the family's implementation.
+func (f FamilyOperations) AuthDrafts(ctx context.Context, in *AuthDraftsRequest) (*AuthDraftsResponse, error) {
+	out := new(AuthDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthDuplicate serves auth.duplicate with the family's implementation.
+func (f FamilyOperations) AuthDuplicate(ctx context.Context, in *AuthDuplicateRequest) (*AuthDuplicateResponse, error) {
+	out := new(AuthDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthExport serves auth.export with the family's implementation.
+func (f FamilyOperations) AuthExport(ctx context.Context, in *AuthExportRequest) (*AuthExportResponse, error) {
+	out := new(AuthExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthGenerate serves auth.generate with the family's implementation.
+func (f FamilyOperations) AuthGenerate(ctx context.Context, in *AuthGenerateRequest) (*AuthGenerateResponse, error) {
+	out := new(AuthGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthGenerations serves auth.generations with the family's implementation.
+func (f FamilyOperations) AuthGenerations(ctx context.Context, in *AuthGenerationsRequest) (*AuthGenerationsResponse, error) {
+	out := new(AuthGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthGet serves auth.get with the family's implementation.
+func (f FamilyOperations) AuthGet(ctx context.Context, in *AuthGetRequest) (*AuthGetResponse, error) {
+	out := new(AuthGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthGroup serves auth.group with the family's implementation.
+func (f FamilyOperations) AuthGroup(ctx context.Context, in *AuthGroupRequest) (*AuthGroupResponse, error) {
+	out := new(AuthGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthProblem serves auth.problem with the family's implementation.
+func (f FamilyOperations) AuthProblem(ctx context.Context, in *AuthProblemRequest) (*AuthProblemResponse, error) {
+	out := new(AuthProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthRefresh serves auth.refresh with the family's implementation.
+func (f FamilyOperations) AuthRefresh(ctx context.Context, in *AuthRefreshRequest) (*AuthRefreshResponse, error) {
+	out := new(AuthRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthSearch serves auth.search with the family's implementation.
+func (f FamilyOperations) AuthSearch(ctx context.Context, in *AuthSearchRequest) (*AuthSearchResponse, error) {
+	out := new(AuthSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuthUpdate serves auth.update with the family's implementation.
+func (f FamilyOperations) AuthUpdate(ctx context.Context, in *AuthUpdateRequest) (*AuthUpdateResponse, error) {
+	out := new(AuthUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["auth.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortCreate serves cohort.create with the family's implementation.
+func (f FamilyOperations) CohortCreate(ctx context.Context, in *CohortCreateRequest) (*CohortCreateResponse, error) {
+	out := new(CohortCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortDelete serves cohort.delete with the family's implementation.
+func (f FamilyOperations) CohortDelete(ctx context.Context, in *CohortDeleteRequest) (*CohortDeleteResponse, error) {
+	out := new(CohortDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortDraft serves cohort.draft with the family's implementation.
+func (f FamilyOperations) CohortDraft(ctx context.Context, in *CohortDraftRequest) (*CohortDraftResponse, error) {
+	out := new(CohortDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortDrafts serves cohort.drafts with the family's implementation.
+func (f FamilyOperations) CohortDrafts(ctx context.Context, in *CohortDraftsRequest) (*CohortDraftsResponse, error) {
+	out := new(CohortDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortDuplicate serves cohort.duplicate with the family's implementation.
+func (f FamilyOperations) CohortDuplicate(ctx context.Context, in *CohortDuplicateRequest) (*CohortDuplicateResponse, error) {
+	out := new(CohortDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortExport serves cohort.export with the family's implementation.
+func (f FamilyOperations) CohortExport(ctx context.Context, in *CohortExportRequest) (*CohortExportResponse, error) {
+	out := new(CohortExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortGenerate serves cohort.generate with the family's implementation.
+func (f FamilyOperations) CohortGenerate(ctx context.Context, in *CohortGenerateRequest) (*CohortGenerateResponse, error) {
+	out := new(CohortGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortGenerations serves cohort.generations with the family's implementation.
+func (f FamilyOperations) CohortGenerations(ctx context.Context, in *CohortGenerationsRequest) (*CohortGenerationsResponse, error) {
+	out := new(CohortGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortGet serves cohort.get with the family's implementation.
+func (f FamilyOperations) CohortGet(ctx context.Context, in *CohortGetRequest) (*CohortGetResponse, error) {
+	out := new(CohortGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortGroup serves cohort.group with the family's implementation.
+func (f FamilyOperations) CohortGroup(ctx context.Context, in *CohortGroupRequest) (*CohortGroupResponse, error) {
+	out := new(CohortGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortProblem serves cohort.problem with the family's implementation.
+func (f FamilyOperations) CohortProblem(ctx context.Context, in *CohortProblemRequest) (*CohortProblemResponse, error) {
+	out := new(CohortProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortRefresh serves cohort.refresh with the family's implementation.
+func (f FamilyOperations) CohortRefresh(ctx context.Context, in *CohortRefreshRequest) (*CohortRefreshResponse, error) {
+	out := new(CohortRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortSearch serves cohort.search with the family's implementation.
+func (f FamilyOperations) CohortSearch(ctx context.Context, in *CohortSearchRequest) (*CohortSearchResponse, error) {
+	out := new(CohortSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CohortUpdate serves cohort.update with the family's implementation.
+func (f FamilyOperations) CohortUpdate(ctx context.Context, in *CohortUpdateRequest) (*CohortUpdateResponse, error) {
+	out := new(CohortUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["cohort.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalCreate serves eval.create with the family's implementation.
+func (f FamilyOperations) EvalCreate(ctx context.Context, in *EvalCreateRequest) (*EvalCreateResponse, error) {
+	out := new(EvalCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalDelete serves eval.delete with the family's implementation.
+func (f FamilyOperations) EvalDelete(ctx context.Context, in *EvalDeleteRequest) (*EvalDeleteResponse, error) {
+	out := new(EvalDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalDraft serves eval.draft with the family's implementation.
+func (f FamilyOperations) EvalDraft(ctx context.Context, in *EvalDraftRequest) (*EvalDraftResponse, error) {
+	out := new(EvalDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalDrafts serves eval.drafts with the family's implementation.
+func (f FamilyOperations) EvalDrafts(ctx context.Context, in *EvalDraftsRequest) (*EvalDraftsResponse, error) {
+	out := new(EvalDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalDuplicate serves eval.duplicate with the family's implementation.
+func (f FamilyOperations) EvalDuplicate(ctx context.Context, in *EvalDuplicateRequest) (*EvalDuplicateResponse, error) {
+	out := new(EvalDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalExport serves eval.export with the family's implementation.
+func (f FamilyOperations) EvalExport(ctx context.Context, in *EvalExportRequest) (*EvalExportResponse, error) {
+	out := new(EvalExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalGenerate serves eval.generate with the family's implementation.
+func (f FamilyOperations) EvalGenerate(ctx context.Context, in *EvalGenerateRequest) (*EvalGenerateResponse, error) {
+	out := new(EvalGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalGenerations serves eval.generations with the family's implementation.
+func (f FamilyOperations) EvalGenerations(ctx context.Context, in *EvalGenerationsRequest) (*EvalGenerationsResponse, error) {
+	out := new(EvalGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalGet serves eval.get with the family's implementation.
+func (f FamilyOperations) EvalGet(ctx context.Context, in *EvalGetRequest) (*EvalGetResponse, error) {
+	out := new(EvalGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalGroup serves eval.group with the family's implementation.
+func (f FamilyOperations) EvalGroup(ctx context.Context, in *EvalGroupRequest) (*EvalGroupResponse, error) {
+	out := new(EvalGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalProblem serves eval.problem with the family's implementation.
+func (f FamilyOperations) EvalProblem(ctx context.Context, in *EvalProblemRequest) (*EvalProblemResponse, error) {
+	out := new(EvalProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalRefresh serves eval.refresh with the family's implementation.
+func (f FamilyOperations) EvalRefresh(ctx context.Context, in *EvalRefreshRequest) (*EvalRefreshResponse, error) {
+	out := new(EvalRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalSearch serves eval.search with the family's implementation.
+func (f FamilyOperations) EvalSearch(ctx context.Context, in *EvalSearchRequest) (*EvalSearchResponse, error) {
+	out := new(EvalSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EvalUpdate serves eval.update with the family's implementation.
+func (f FamilyOperations) EvalUpdate(ctx context.Context, in *EvalUpdateRequest) (*EvalUpdateResponse, error) {
+	out := new(EvalUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["eval.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldCreate serves field.create with the family's implementation.
+func (f FamilyOperations) FieldCreate(ctx context.Context, in *FieldCreateRequest) (*FieldCreateResponse, error) {
+	out := new(FieldCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldDelete serves field.delete with the family's implementation.
+func (f FamilyOperations) FieldDelete(ctx context.Context, in *FieldDeleteRequest) (*FieldDeleteResponse, error) {
+	out := new(FieldDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldDraft serves field.draft with the family's implementation.
+func (f FamilyOperations) FieldDraft(ctx context.Context, in *FieldDraftRequest) (*FieldDraftResponse, error) {
+	out := new(FieldDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldDrafts serves field.drafts with the family's implementation.
+func (f FamilyOperations) FieldDrafts(ctx context.Context, in *FieldDraftsRequest) (*FieldDraftsResponse, error) {
+	out := new(FieldDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldDuplicate serves field.duplicate with the family's implementation.
+func (f FamilyOperations) FieldDuplicate(ctx context.Context, in *FieldDuplicateRequest) (*FieldDuplicateResponse, error) {
+	out := new(FieldDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldExport serves field.export with the family's implementation.
+func (f FamilyOperations) FieldExport(ctx context.Context, in *FieldExportRequest) (*FieldExportResponse, error) {
+	out := new(FieldExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldGenerate serves field.generate with the family's implementation.
+func (f FamilyOperations) FieldGenerate(ctx context.Context, in *FieldGenerateRequest) (*FieldGenerateResponse, error) {
+	out := new(FieldGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldGenerations serves field.generations with the family's implementation.
+func (f FamilyOperations) FieldGenerations(ctx context.Context, in *FieldGenerationsRequest) (*FieldGenerationsResponse, error) {
+	out := new(FieldGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldGet serves field.get with the family's implementation.
+func (f FamilyOperations) FieldGet(ctx context.Context, in *FieldGetRequest) (*FieldGetResponse, error) {
+	out := new(FieldGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldGroup serves field.group with the family's implementation.
+func (f FamilyOperations) FieldGroup(ctx context.Context, in *FieldGroupRequest) (*FieldGroupResponse, error) {
+	out := new(FieldGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldProblem serves field.problem with the family's implementation.
+func (f FamilyOperations) FieldProblem(ctx context.Context, in *FieldProblemRequest) (*FieldProblemResponse, error) {
+	out := new(FieldProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldRefresh serves field.refresh with the family's implementation.
+func (f FamilyOperations) FieldRefresh(ctx context.Context, in *FieldRefreshRequest) (*FieldRefreshResponse, error) {
+	out := new(FieldRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldSearch serves field.search with the family's implementation.
+func (f FamilyOperations) FieldSearch(ctx context.Context, in *FieldSearchRequest) (*FieldSearchResponse, error) {
+	out := new(FieldSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FieldUpdate serves field.update with the family's implementation.
+func (f FamilyOperations) FieldUpdate(ctx context.Context, in *FieldUpdateRequest) (*FieldUpdateResponse, error) {
+	out := new(FieldUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["field.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterCreate serves parameter.create with the family's implementation.
+func (f FamilyOperations) ParameterCreate(ctx context.Context, in *ParameterCreateRequest) (*ParameterCreateResponse, error) {
+	out := new(ParameterCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterDelete serves parameter.delete with the family's implementation.
+func (f FamilyOperations) ParameterDelete(ctx context.Context, in *ParameterDeleteRequest) (*ParameterDeleteResponse, error) {
+	out := new(ParameterDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterDraft serves parameter.draft with the family's implementation.
+func (f FamilyOperations) ParameterDraft(ctx context.Context, in *ParameterDraftRequest) (*ParameterDraftResponse, error) {
+	out := new(ParameterDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterDrafts serves parameter.drafts with the family's implementation.
+func (f FamilyOperations) ParameterDrafts(ctx context.Context, in *ParameterDraftsRequest) (*ParameterDraftsResponse, error) {
+	out := new(ParameterDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterDuplicate serves parameter.duplicate with the family's implementation.
+func (f FamilyOperations) ParameterDuplicate(ctx context.Context, in *ParameterDuplicateRequest) (*ParameterDuplicateResponse, error) {
+	out := new(ParameterDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterExport serves parameter.export with the family's implementation.
+func (f FamilyOperations) ParameterExport(ctx context.Context, in *ParameterExportRequest) (*ParameterExportResponse, error) {
+	out := new(ParameterExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterGenerate serves parameter.generate with the family's implementation.
+func (f FamilyOperations) ParameterGenerate(ctx context.Context, in *ParameterGenerateRequest) (*ParameterGenerateResponse, error) {
+	out := new(ParameterGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterGenerations serves parameter.generations with the family's implementation.
+func (f FamilyOperations) ParameterGenerations(ctx context.Context, in *ParameterGenerationsRequest) (*ParameterGenerationsResponse, error) {
+	out := new(ParameterGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterGet serves parameter.get with the family's implementation.
+func (f FamilyOperations) ParameterGet(ctx context.Context, in *ParameterGetRequest) (*ParameterGetResponse, error) {
+	out := new(ParameterGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterGroup serves parameter.group with the family's implementation.
+func (f FamilyOperations) ParameterGroup(ctx context.Context, in *ParameterGroupRequest) (*ParameterGroupResponse, error) {
+	out := new(ParameterGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterProblem serves parameter.problem with the family's implementation.
+func (f FamilyOperations) ParameterProblem(ctx context.Context, in *ParameterProblemRequest) (*ParameterProblemResponse, error) {
+	out := new(ParameterProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterRefresh serves parameter.refresh with the family's implementation.
+func (f FamilyOperations) ParameterRefresh(ctx context.Context, in *ParameterRefreshRequest) (*ParameterRefreshResponse, error) {
+	out := new(ParameterRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterSearch serves parameter.search with the family's implementation.
+func (f FamilyOperations) ParameterSearch(ctx context.Context, in *ParameterSearchRequest) (*ParameterSearchResponse, error) {
+	out := new(ParameterSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ParameterUpdate serves parameter.update with the family's implementation.
+func (f FamilyOperations) ParameterUpdate(ctx context.Context, in *ParameterUpdateRequest) (*ParameterUpdateResponse, error) {
+	out := new(ParameterUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["parameter.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricCreate serves rubric.create with the family's implementation.
+func (f FamilyOperations) RubricCreate(ctx context.Context, in *RubricCreateRequest) (*RubricCreateResponse, error) {
+	out := new(RubricCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricDelete serves rubric.delete with the family's implementation.
+func (f FamilyOperations) RubricDelete(ctx context.Context, in *RubricDeleteRequest) (*RubricDeleteResponse, error) {
+	out := new(RubricDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricDraft serves rubric.draft with the family's implementation.
+func (f FamilyOperations) RubricDraft(ctx context.Context, in *RubricDraftRequest) (*RubricDraftResponse, error) {
+	out := new(RubricDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricDrafts serves rubric.drafts with the family's implementation.
+func (f FamilyOperations) RubricDrafts(ctx context.Context, in *RubricDraftsRequest) (*RubricDraftsResponse, error) {
+	out := new(RubricDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricDuplicate serves rubric.duplicate with the family's implementation.
+func (f FamilyOperations) RubricDuplicate(ctx context.Context, in *RubricDuplicateRequest) (*RubricDuplicateResponse, error) {
+	out := new(RubricDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricExport serves rubric.export with the family's implementation.
+func (f FamilyOperations) RubricExport(ctx context.Context, in *RubricExportRequest) (*RubricExportResponse, error) {
+	out := new(RubricExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricGenerate serves rubric.generate with the family's implementation.
+func (f FamilyOperations) RubricGenerate(ctx context.Context, in *RubricGenerateRequest) (*RubricGenerateResponse, error) {
+	out := new(RubricGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricGenerations serves rubric.generations with the family's implementation.
+func (f FamilyOperations) RubricGenerations(ctx context.Context, in *RubricGenerationsRequest) (*RubricGenerationsResponse, error) {
+	out := new(RubricGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricGet serves rubric.get with the family's implementation.
+func (f FamilyOperations) RubricGet(ctx context.Context, in *RubricGetRequest) (*RubricGetResponse, error) {
+	out := new(RubricGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricGroup serves rubric.group with the family's implementation.
+func (f FamilyOperations) RubricGroup(ctx context.Context, in *RubricGroupRequest) (*RubricGroupResponse, error) {
+	out := new(RubricGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricProblem serves rubric.problem with the family's implementation.
+func (f FamilyOperations) RubricProblem(ctx context.Context, in *RubricProblemRequest) (*RubricProblemResponse, error) {
+	out := new(RubricProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricRefresh serves rubric.refresh with the family's implementation.
+func (f FamilyOperations) RubricRefresh(ctx context.Context, in *RubricRefreshRequest) (*RubricRefreshResponse, error) {
+	out := new(RubricRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricSearch serves rubric.search with the family's implementation.
+func (f FamilyOperations) RubricSearch(ctx context.Context, in *RubricSearchRequest) (*RubricSearchResponse, error) {
+	out := new(RubricSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RubricUpdate serves rubric.update with the family's implementation.
+func (f FamilyOperations) RubricUpdate(ctx context.Context, in *RubricUpdateRequest) (*RubricUpdateResponse, error) {
+	out := new(RubricUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["rubric.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingCreate serves setting.create with the family's implementation.
+func (f FamilyOperations) SettingCreate(ctx context.Context, in *SettingCreateRequest) (*SettingCreateResponse, error) {
+	out := new(SettingCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingDecrypt serves setting.decrypt with the family's implementation.
+func (f FamilyOperations) SettingDecrypt(ctx context.Context, in *SettingDecryptRequest) (*SettingDecryptResponse, error) {
+	out := new(SettingDecryptResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.decrypt"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingDelete serves setting.delete with the family's implementation.
+func (f FamilyOperations) SettingDelete(ctx context.Context, in *SettingDeleteRequest) (*SettingDeleteResponse, error) {
+	out := new(SettingDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingDraft serves setting.draft with the family's implementation.
+func (f FamilyOperations) SettingDraft(ctx context.Context, in *SettingDraftRequest) (*SettingDraftResponse, error) {
+	out := new(SettingDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingDrafts serves setting.drafts with the family's implementation.
+func (f FamilyOperations) SettingDrafts(ctx context.Context, in *SettingDraftsRequest) (*SettingDraftsResponse, error) {
+	out := new(SettingDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingDuplicate serves setting.duplicate with the family's implementation.
+func (f FamilyOperations) SettingDuplicate(ctx context.Context, in *SettingDuplicateRequest) (*SettingDuplicateResponse, error) {
+	out := new(SettingDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingExport serves setting.export with the family's implementation.
+func (f FamilyOperations) SettingExport(ctx context.Context, in *SettingExportRequest) (*SettingExportResponse, error) {
+	out := new(SettingExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingGenerate serves setting.generate with the family's implementation.
+func (f FamilyOperations) SettingGenerate(ctx context.Context, in *SettingGenerateRequest) (*SettingGenerateResponse, error) {
+	out := new(SettingGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingGenerations serves setting.generations with the family's implementation.
+func (f FamilyOperations) SettingGenerations(ctx context.Context, in *SettingGenerationsRequest) (*SettingGenerationsResponse, error) {
+	out := new(SettingGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingGet serves setting.get with the family's implementation.
+func (f FamilyOperations) SettingGet(ctx context.Context, in *SettingGetRequest) (*SettingGetResponse, error) {
+	out := new(SettingGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingGroup serves setting.group with the family's implementation.
+func (f FamilyOperations) SettingGroup(ctx context.Context, in *SettingGroupRequest) (*SettingGroupResponse, error) {
+	out := new(SettingGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingProblem serves setting.problem with the family's implementation.
+func (f FamilyOperations) SettingProblem(ctx context.Context, in *SettingProblemRequest) (*SettingProblemResponse, error) {
+	out := new(SettingProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingRefresh serves setting.refresh with the family's implementation.
+func (f FamilyOperations) SettingRefresh(ctx context.Context, in *SettingRefreshRequest) (*SettingRefreshResponse, error) {
+	out := new(SettingRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingSearch serves setting.search with the family's implementation.
+func (f FamilyOperations) SettingSearch(ctx context.Context, in *SettingSearchRequest) (*SettingSearchResponse, error) {
+	out := new(SettingSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SettingUpdate serves setting.update with the family's implementation.
+func (f FamilyOperations) SettingUpdate(ctx context.Context, in *SettingUpdateRequest) (*SettingUpdateResponse, error) {
+	out := new(SettingUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["setting.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationCreate serves simulation.create with the family's implementation.
+func (f FamilyOperations) SimulationCreate(ctx context.Context, in *SimulationCreateRequest) (*SimulationCreateResponse, error) {
+	out := new(SimulationCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationDelete serves simulation.delete with the family's implementation.
+func (f FamilyOperations) SimulationDelete(ctx context.Context, in *SimulationDeleteRequest) (*SimulationDeleteResponse, error) {
+	out := new(SimulationDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationDraft serves simulation.draft with the family's implementation.
+func (f FamilyOperations) SimulationDraft(ctx context.Context, in *SimulationDraftRequest) (*SimulationDraftResponse, error) {
+	out := new(SimulationDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationDrafts serves simulation.drafts with the family's implementation.
+func (f FamilyOperations) SimulationDrafts(ctx context.Context, in *SimulationDraftsRequest) (*SimulationDraftsResponse, error) {
+	out := new(SimulationDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationDuplicate serves simulation.duplicate with the family's implementation.
+func (f FamilyOperations) SimulationDuplicate(ctx context.Context, in *SimulationDuplicateRequest) (*SimulationDuplicateResponse, error) {
+	out := new(SimulationDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationExport serves simulation.export with the family's implementation.
+func (f FamilyOperations) SimulationExport(ctx context.Context, in *SimulationExportRequest) (*SimulationExportResponse, error) {
+	out := new(SimulationExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationGenerate serves simulation.generate with the family's implementation.
+func (f FamilyOperations) SimulationGenerate(ctx context.Context, in *SimulationGenerateRequest) (*SimulationGenerateResponse, error) {
+	out := new(SimulationGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationGenerations serves simulation.generations with the family's implementation.
+func (f FamilyOperations) SimulationGenerations(ctx context.Context, in *SimulationGenerationsRequest) (*SimulationGenerationsResponse, error) {
+	out := new(SimulationGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationGet serves simulation.get with the family's implementation.
+func (f FamilyOperations) SimulationGet(ctx context.Context, in *SimulationGetRequest) (*SimulationGetResponse, error) {
+	out := new(SimulationGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationGroup serves simulation.group with the family's implementation.
+func (f FamilyOperations) SimulationGroup(ctx context.Context, in *SimulationGroupRequest) (*SimulationGroupResponse, error) {
+	out := new(SimulationGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationProblem serves simulation.problem with the family's implementation.
+func (f FamilyOperations) SimulationProblem(ctx context.Context, in *SimulationProblemRequest) (*SimulationProblemResponse, error) {
+	out := new(SimulationProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationRefresh serves simulation.refresh with the family's implementation.
+func (f FamilyOperations) SimulationRefresh(ctx context.Context, in *SimulationRefreshRequest) (*SimulationRefreshResponse, error) {
+	out := new(SimulationRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationSearch serves simulation.search with the family's implementation.
+func (f FamilyOperations) SimulationSearch(ctx context.Context, in *SimulationSearchRequest) (*SimulationSearchResponse, error) {
+	out := new(SimulationSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SimulationUpdate serves simulation.update with the family's implementation.
+func (f FamilyOperations) SimulationUpdate(ctx context.Context, in *SimulationUpdateRequest) (*SimulationUpdateResponse, error) {
+	out := new(SimulationUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["simulation.update"], in, out); err != nil {
 		return nil, err
 	}
 	return out, nil

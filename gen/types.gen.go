@@ -105,6 +105,174 @@ func (e AgentPatchReasoningLevel) Valid() bool {
 	}
 }
 
+// Defines values for AuthDefaultRole.
+const (
+	AuthDefaultRoleEditor  AuthDefaultRole = "editor"
+	AuthDefaultRoleLearner AuthDefaultRole = "learner"
+)
+
+// Valid indicates whether the value is a known member of the AuthDefaultRole enum.
+func (e AuthDefaultRole) Valid() bool {
+	switch e {
+	case AuthDefaultRoleEditor:
+		return true
+	case AuthDefaultRoleLearner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthMethod.
+const (
+	AuthMethodMagicLink AuthMethod = "magic_link"
+	AuthMethodOidc      AuthMethod = "oidc"
+	AuthMethodPassword  AuthMethod = "password"
+	AuthMethodSaml      AuthMethod = "saml"
+)
+
+// Valid indicates whether the value is a known member of the AuthMethod enum.
+func (e AuthMethod) Valid() bool {
+	switch e {
+	case AuthMethodMagicLink:
+		return true
+	case AuthMethodOidc:
+		return true
+	case AuthMethodPassword:
+		return true
+	case AuthMethodSaml:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthFormStateDefaultRole.
+const (
+	AuthFormStateDefaultRoleEditor  AuthFormStateDefaultRole = "editor"
+	AuthFormStateDefaultRoleLearner AuthFormStateDefaultRole = "learner"
+)
+
+// Valid indicates whether the value is a known member of the AuthFormStateDefaultRole enum.
+func (e AuthFormStateDefaultRole) Valid() bool {
+	switch e {
+	case AuthFormStateDefaultRoleEditor:
+		return true
+	case AuthFormStateDefaultRoleLearner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthFormStateMethod.
+const (
+	AuthFormStateMethodMagicLink AuthFormStateMethod = "magic_link"
+	AuthFormStateMethodOidc      AuthFormStateMethod = "oidc"
+	AuthFormStateMethodPassword  AuthFormStateMethod = "password"
+	AuthFormStateMethodSaml      AuthFormStateMethod = "saml"
+)
+
+// Valid indicates whether the value is a known member of the AuthFormStateMethod enum.
+func (e AuthFormStateMethod) Valid() bool {
+	switch e {
+	case AuthFormStateMethodMagicLink:
+		return true
+	case AuthFormStateMethodOidc:
+		return true
+	case AuthFormStateMethodPassword:
+		return true
+	case AuthFormStateMethodSaml:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthInputDefaultRole.
+const (
+	AuthInputDefaultRoleEditor  AuthInputDefaultRole = "editor"
+	AuthInputDefaultRoleLearner AuthInputDefaultRole = "learner"
+)
+
+// Valid indicates whether the value is a known member of the AuthInputDefaultRole enum.
+func (e AuthInputDefaultRole) Valid() bool {
+	switch e {
+	case AuthInputDefaultRoleEditor:
+		return true
+	case AuthInputDefaultRoleLearner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthInputMethod.
+const (
+	AuthInputMethodMagicLink AuthInputMethod = "magic_link"
+	AuthInputMethodOidc      AuthInputMethod = "oidc"
+	AuthInputMethodPassword  AuthInputMethod = "password"
+	AuthInputMethodSaml      AuthInputMethod = "saml"
+)
+
+// Valid indicates whether the value is a known member of the AuthInputMethod enum.
+func (e AuthInputMethod) Valid() bool {
+	switch e {
+	case AuthInputMethodMagicLink:
+		return true
+	case AuthInputMethodOidc:
+		return true
+	case AuthInputMethodPassword:
+		return true
+	case AuthInputMethodSaml:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthPatchDefaultRole.
+const (
+	AuthPatchDefaultRoleEditor  AuthPatchDefaultRole = "editor"
+	AuthPatchDefaultRoleLearner AuthPatchDefaultRole = "learner"
+)
+
+// Valid indicates whether the value is a known member of the AuthPatchDefaultRole enum.
+func (e AuthPatchDefaultRole) Valid() bool {
+	switch e {
+	case AuthPatchDefaultRoleEditor:
+		return true
+	case AuthPatchDefaultRoleLearner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuthPatchMethod.
+const (
+	AuthPatchMethodMagicLink AuthPatchMethod = "magic_link"
+	AuthPatchMethodOidc      AuthPatchMethod = "oidc"
+	AuthPatchMethodPassword  AuthPatchMethod = "password"
+	AuthPatchMethodSaml      AuthPatchMethod = "saml"
+)
+
+// Valid indicates whether the value is a known member of the AuthPatchMethod enum.
+func (e AuthPatchMethod) Valid() bool {
+	switch e {
+	case AuthPatchMethodMagicLink:
+		return true
+	case AuthPatchMethodOidc:
+		return true
+	case AuthPatchMethodPassword:
+		return true
+	case AuthPatchMethodSaml:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChatRole.
 const (
 	ChatRoleAssistant ChatRole = "assistant"
@@ -117,6 +285,102 @@ func (e ChatRole) Valid() bool {
 	case ChatRoleAssistant:
 		return true
 	case ChatRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldType.
+const (
+	FieldTypeBoolean FieldType = "boolean"
+	FieldTypeChoice  FieldType = "choice"
+	FieldTypeNumber  FieldType = "number"
+	FieldTypeText    FieldType = "text"
+)
+
+// Valid indicates whether the value is a known member of the FieldType enum.
+func (e FieldType) Valid() bool {
+	switch e {
+	case FieldTypeBoolean:
+		return true
+	case FieldTypeChoice:
+		return true
+	case FieldTypeNumber:
+		return true
+	case FieldTypeText:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldFormStateType.
+const (
+	FieldFormStateTypeBoolean FieldFormStateType = "boolean"
+	FieldFormStateTypeChoice  FieldFormStateType = "choice"
+	FieldFormStateTypeNumber  FieldFormStateType = "number"
+	FieldFormStateTypeText    FieldFormStateType = "text"
+)
+
+// Valid indicates whether the value is a known member of the FieldFormStateType enum.
+func (e FieldFormStateType) Valid() bool {
+	switch e {
+	case FieldFormStateTypeBoolean:
+		return true
+	case FieldFormStateTypeChoice:
+		return true
+	case FieldFormStateTypeNumber:
+		return true
+	case FieldFormStateTypeText:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldInputType.
+const (
+	FieldInputTypeBoolean FieldInputType = "boolean"
+	FieldInputTypeChoice  FieldInputType = "choice"
+	FieldInputTypeNumber  FieldInputType = "number"
+	FieldInputTypeText    FieldInputType = "text"
+)
+
+// Valid indicates whether the value is a known member of the FieldInputType enum.
+func (e FieldInputType) Valid() bool {
+	switch e {
+	case FieldInputTypeBoolean:
+		return true
+	case FieldInputTypeChoice:
+		return true
+	case FieldInputTypeNumber:
+		return true
+	case FieldInputTypeText:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FieldPatchType.
+const (
+	FieldPatchTypeBoolean FieldPatchType = "boolean"
+	FieldPatchTypeChoice  FieldPatchType = "choice"
+	FieldPatchTypeNumber  FieldPatchType = "number"
+	FieldPatchTypeText    FieldPatchType = "text"
+)
+
+// Valid indicates whether the value is a known member of the FieldPatchType enum.
+func (e FieldPatchType) Valid() bool {
+	switch e {
+	case FieldPatchTypeBoolean:
+		return true
+	case FieldPatchTypeChoice:
+		return true
+	case FieldPatchTypeNumber:
+		return true
+	case FieldPatchTypeText:
 		return true
 	default:
 		return false
@@ -237,6 +501,27 @@ func (e RunStatus) Valid() bool {
 	}
 }
 
+// Defines values for SettingThemeMode.
+const (
+	SettingThemeModeDark   SettingThemeMode = "dark"
+	SettingThemeModeLight  SettingThemeMode = "light"
+	SettingThemeModeSystem SettingThemeMode = "system"
+)
+
+// Valid indicates whether the value is a known member of the SettingThemeMode enum.
+func (e SettingThemeMode) Valid() bool {
+	switch e {
+	case SettingThemeModeDark:
+		return true
+	case SettingThemeModeLight:
+		return true
+	case SettingThemeModeSystem:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SystemActivitySearchRequestState.
 const (
 	SystemActivitySearchRequestStateActive   SystemActivitySearchRequestState = "active"
@@ -344,6 +629,9 @@ type Agent struct {
 	ModelIds []openapi_types.UUID `json:"model_ids"`
 	Name     string               `json:"name"`
 
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
 	// ReasoningLevel How much the model may reason before answering (default medium).
 	ReasoningLevel AgentReasoningLevel `json:"reasoning_level"`
 
@@ -358,24 +646,34 @@ type Agent struct {
 // AgentReasoningLevel How much the model may reason before answering (default medium).
 type AgentReasoningLevel string
 
-// AgentCreateRequest defines model for AgentCreateRequest.
+// AgentCreateRequest Either `agents`, or `accept` with the `idempotency_key` of a staged create.
 type AgentCreateRequest struct {
-	Agents []AgentInput `json:"agents"`
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool        `json:"accept,omitempty"`
+	Agents []AgentInput `json:"agents,omitempty"`
 
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // AgentCreateResponse defines model for AgentCreateResponse.
 type AgentCreateResponse struct {
-	IdempotencyKey *string       `json:"idempotency_key,omitempty"`
-	Results        []AgentResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []AgentResult `json:"results"`
 }
 
-// AgentDeleteRequest Either `agent_ids` or `all`.
+// AgentDeleteRequest Either `agent_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
 type AgentDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept   *bool                `json:"accept,omitempty"`
 	AgentIds []openapi_types.UUID `json:"agent_ids,omitempty"`
 
 	// All Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
@@ -389,12 +687,18 @@ type AgentDeleteRequest struct {
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // AgentDeleteResponse defines model for AgentDeleteResponse.
 type AgentDeleteResponse struct {
-	IdempotencyKey *string       `json:"idempotency_key,omitempty"`
-	Results        []AgentResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []AgentResult `json:"results"`
 }
 
 // AgentDraft defines model for AgentDraft.
@@ -668,8 +972,11 @@ type AgentRow struct {
 	Id            openapi_types.UUID   `json:"id"`
 	ModelIds      []openapi_types.UUID `json:"model_ids"`
 	Name          string               `json:"name"`
-	ToolIds       []openapi_types.UUID `json:"tool_ids"`
-	UpdatedAt     time.Time            `json:"updated_at"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool                 `json:"pending"`
+	ToolIds   []openapi_types.UUID `json:"tool_ids"`
+	UpdatedAt time.Time            `json:"updated_at"`
 }
 
 // AgentSearchRequest defines model for AgentSearchRequest.
@@ -711,8 +1018,10 @@ type AgentSearchResponse struct {
 	TotalCount int `json:"total_count"`
 }
 
-// AgentUpdateRequest Either `agents`, each with its own patch, or `all` with one `patch`.
+// AgentUpdateRequest Either `agents`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
 type AgentUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool        `json:"accept,omitempty"`
 	Agents []AgentPatch `json:"agents,omitempty"`
 
 	// All Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
@@ -727,12 +1036,18 @@ type AgentUpdateRequest struct {
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
 	Patch          *AgentFormState `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // AgentUpdateResponse defines model for AgentUpdateResponse.
 type AgentUpdateResponse struct {
-	IdempotencyKey *string       `json:"idempotency_key,omitempty"`
-	Results        []AgentResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []AgentResult `json:"results"`
 }
 
 // AttemptChatGetRequest defines model for AttemptChatGetRequest.
@@ -835,6 +1150,430 @@ type AttemptWatchRequest = WatchRequest
 // AttemptWatchResponse defines model for AttemptWatchResponse.
 type AttemptWatchResponse = WatchResponse
 
+// Auth defines model for Auth.
+type Auth struct {
+	// AllowedDomains Only e-mail addresses of these domains may sign in; empty allows all.
+	AllowedDomains []string `json:"allowed_domains"`
+
+	// ClientId glow's client id at the identity provider.
+	ClientId  string             `json:"client_id"`
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
+
+	// DefaultRole The role of a profile created at its first sign-in (default learner).
+	DefaultRole AuthDefaultRole `json:"default_role"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// IssuerUrl The identity provider; required for `oidc` and `saml`.
+	IssuerUrl string `json:"issuer_url"`
+
+	// Method How people sign in (default oidc).
+	Method AuthMethod `json:"method"`
+	Name   string     `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// AuthDefaultRole The role of a profile created at its first sign-in (default learner).
+type AuthDefaultRole string
+
+// AuthMethod How people sign in (default oidc).
+type AuthMethod string
+
+// AuthCreateRequest Either `auths`, or `accept` with the `idempotency_key` of a staged create.
+type AuthCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool       `json:"accept,omitempty"`
+	Auths  []AuthInput `json:"auths,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// AuthCreateResponse defines model for AuthCreateResponse.
+type AuthCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []AuthResult `json:"results"`
+}
+
+// AuthDeleteRequest Either `auth_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type AuthDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every auth `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	AuthIds     []openapi_types.UUID `json:"auth_ids,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which auths a search, or an update or delete of `all`, takes.
+	Filter *AuthFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// AuthDeleteResponse defines model for AuthDeleteResponse.
+type AuthDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []AuthResult `json:"results"`
+}
+
+// AuthDraft defines model for AuthDraft.
+type AuthDraft struct {
+	// AuthId Absent for a draft of a new auth.
+	AuthId    *openapi_types.UUID `json:"auth_id,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
+	FormState AuthFormState       `json:"form_state"`
+	Id        openapi_types.UUID  `json:"id"`
+	Name      string              `json:"name"`
+	ProfileId openapi_types.UUID  `json:"profile_id"`
+}
+
+// AuthDraftRequest defines model for AuthDraftRequest.
+type AuthDraftRequest struct {
+	// AuthId The auth being edited; omit when drafting a new one.
+	AuthId    *openapi_types.UUID `json:"auth_id,omitempty"`
+	FormState AuthFormState       `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+}
+
+// AuthDraftResponse defines model for AuthDraftResponse.
+type AuthDraftResponse struct {
+	Draft          AuthDraft `json:"draft"`
+	IdempotencyKey *string   `json:"idempotency_key,omitempty"`
+	Message        string    `json:"message"`
+	Success        bool      `json:"success"`
+}
+
+// AuthDraftsRequest defines model for AuthDraftsRequest.
+type AuthDraftsRequest struct {
+	// AuthId Only drafts of this auth.
+	AuthId     *openapi_types.UUID `json:"auth_id,omitempty"`
+	DateFrom   *time.Time          `json:"date_from,omitempty"`
+	DateTo     *time.Time          `json:"date_to,omitempty"`
+	PageLimit  *int                `json:"page_limit,omitempty"`
+	PageOffset *int                `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// AuthDraftsResponse defines model for AuthDraftsResponse.
+type AuthDraftsResponse struct {
+	Entries    []AuthDraft `json:"entries"`
+	TotalCount int         `json:"total_count"`
+}
+
+// AuthDuplicateRequest defines model for AuthDuplicateRequest.
+type AuthDuplicateRequest struct {
+	AuthId openapi_types.UUID `json:"auth_id"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name *string `json:"name,omitempty"`
+}
+
+// AuthDuplicateResponse defines model for AuthDuplicateResponse.
+type AuthDuplicateResponse struct {
+	// AuthId The new auth.
+	AuthId         openapi_types.UUID `json:"auth_id"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	Message        string             `json:"message"`
+	Success        bool               `json:"success"`
+}
+
+// AuthExportRequest defines model for AuthExportRequest.
+type AuthExportRequest struct {
+	// AuthId Export only this auth.
+	AuthId *openapi_types.UUID `json:"auth_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// AuthExportResponse defines model for AuthExportResponse.
+type AuthExportResponse = ExportResponse
+
+// AuthFilter Which auths a search, or an update or delete of `all`, takes.
+type AuthFilter struct {
+	// FilterDepartmentIds Only auths linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// AuthFormState defines model for AuthFormState.
+type AuthFormState struct {
+	// AllowedDomains Only e-mail addresses of these domains may sign in; empty allows all.
+	AllowedDomains []string `json:"allowed_domains,omitempty"`
+
+	// ClientId glow's client id at the identity provider.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// DefaultRole The role of a profile created at its first sign-in (default learner).
+	DefaultRole   *AuthFormStateDefaultRole `json:"default_role,omitempty"`
+	DepartmentIds []openapi_types.UUID      `json:"department_ids,omitempty"`
+	Description   *string                   `json:"description,omitempty"`
+
+	// IssuerUrl The identity provider; required for `oidc` and `saml`.
+	IssuerUrl *string `json:"issuer_url,omitempty"`
+
+	// Method How people sign in (default oidc).
+	Method *AuthFormStateMethod `json:"method,omitempty"`
+	Name   *string              `json:"name,omitempty"`
+}
+
+// AuthFormStateDefaultRole The role of a profile created at its first sign-in (default learner).
+type AuthFormStateDefaultRole string
+
+// AuthFormStateMethod How people sign in (default oidc).
+type AuthFormStateMethod string
+
+// AuthGenerateRequest defines model for AuthGenerateRequest.
+type AuthGenerateRequest = GenerateRequest
+
+// AuthGenerateResponse defines model for AuthGenerateResponse.
+type AuthGenerateResponse = GenerateResponse
+
+// AuthGenerationsRequest defines model for AuthGenerationsRequest.
+type AuthGenerationsRequest = GenerationsRequest
+
+// AuthGenerationsResponse defines model for AuthGenerationsResponse.
+type AuthGenerationsResponse = GenerationsResponse
+
+// AuthGetRequest defines model for AuthGetRequest.
+type AuthGetRequest struct {
+	AuthId openapi_types.UUID `json:"auth_id"`
+
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the auth.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+}
+
+// AuthGetResponse defines model for AuthGetResponse.
+type AuthGetResponse struct {
+	Auth      Auth `json:"auth"`
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the auth has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *AuthDraft       `json:"draft,omitempty"`
+}
+
+// AuthGroupRequest defines model for AuthGroupRequest.
+type AuthGroupRequest = GroupRequest
+
+// AuthGroupResponse defines model for AuthGroupResponse.
+type AuthGroupResponse = GroupResponse
+
+// AuthInput defines model for AuthInput.
+type AuthInput struct {
+	// AllowedDomains Only e-mail addresses of these domains may sign in; empty allows all.
+	AllowedDomains []string `json:"allowed_domains,omitempty"`
+
+	// ClientId glow's client id at the identity provider.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// DefaultRole The role of a profile created at its first sign-in (default learner).
+	DefaultRole   *AuthInputDefaultRole `json:"default_role,omitempty"`
+	DepartmentIds []openapi_types.UUID  `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+
+	// IssuerUrl The identity provider; required for `oidc` and `saml`.
+	IssuerUrl *string `json:"issuer_url,omitempty"`
+
+	// Method How people sign in (default oidc).
+	Method *AuthInputMethod `json:"method,omitempty"`
+	Name   string           `json:"name"`
+}
+
+// AuthInputDefaultRole The role of a profile created at its first sign-in (default learner).
+type AuthInputDefaultRole string
+
+// AuthInputMethod How people sign in (default oidc).
+type AuthInputMethod string
+
+// AuthPatch defines model for AuthPatch.
+type AuthPatch struct {
+	// AllowedDomains Only e-mail addresses of these domains may sign in; empty allows all.
+	AllowedDomains []string `json:"allowed_domains,omitempty"`
+
+	// ClientId glow's client id at the identity provider.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// DefaultRole The role of a profile created at its first sign-in (default learner).
+	DefaultRole   *AuthPatchDefaultRole `json:"default_role,omitempty"`
+	DepartmentIds []openapi_types.UUID  `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	Id            openapi_types.UUID    `json:"id"`
+
+	// IssuerUrl The identity provider; required for `oidc` and `saml`.
+	IssuerUrl *string `json:"issuer_url,omitempty"`
+
+	// Method How people sign in (default oidc).
+	Method *AuthPatchMethod `json:"method,omitempty"`
+	Name   *string          `json:"name,omitempty"`
+}
+
+// AuthPatchDefaultRole The role of a profile created at its first sign-in (default learner).
+type AuthPatchDefaultRole string
+
+// AuthPatchMethod How people sign in (default oidc).
+type AuthPatchMethod string
+
+// AuthProblemRequest defines model for AuthProblemRequest.
+type AuthProblemRequest struct {
+	// AuthId The auth the report is about.
+	AuthId *openapi_types.UUID `json:"auth_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Type           ProblemType     `json:"type"`
+}
+
+// AuthProblemResponse defines model for AuthProblemResponse.
+type AuthProblemResponse = ProblemReportResponse
+
+// AuthRefreshRequest defines model for AuthRefreshRequest.
+type AuthRefreshRequest struct {
+	// AuthId Refresh only this auth.
+	AuthId *openapi_types.UUID `json:"auth_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// AuthRefreshResponse defines model for AuthRefreshResponse.
+type AuthRefreshResponse = RefreshResponse
+
+// AuthResult defines model for AuthResult.
+type AuthResult struct {
+	AuthId *openapi_types.UUID `json:"auth_id,omitempty"`
+	Errors []FieldError        `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int    `json:"index"`
+	Message string `json:"message"`
+	Success bool   `json:"success"`
+}
+
+// AuthRow defines model for AuthRow.
+type AuthRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// AuthSearchRequest defines model for AuthSearchRequest.
+type AuthSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only auths linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+	PageOffset          *int                 `json:"page_offset,omitempty"`
+	PageSize            *int                 `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// AuthSearchResponse defines model for AuthSearchResponse.
+type AuthSearchResponse struct {
+	Auths            []AuthRow   `json:"auths"`
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// AuthUpdateRequest Either `auths`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type AuthUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every auth `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	Auths       []AuthPatch          `json:"auths,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which auths a search, or an update or delete of `all`, takes.
+	Filter *AuthFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Patch          *AuthFormState  `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// AuthUpdateResponse defines model for AuthUpdateResponse.
+type AuthUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []AuthResult `json:"results"`
+}
+
 // CallCompleted Pushed as `<event>.completed` to the caller's profile room.
 type CallCompleted struct {
 	// Body The response body.
@@ -924,6 +1663,381 @@ type ChatMessageStored struct {
 // ChatRole defines model for ChatRole.
 type ChatRole string
 
+// Cohort defines model for Cohort.
+type Cohort struct {
+	// Capacity The most members it may have; 0 means no limit.
+	Capacity  int                `json:"capacity"`
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// ProfileIds The members, profiles of the caller's departments.
+	ProfileIds []openapi_types.UUID `json:"profile_ids"`
+	UpdatedAt  time.Time            `json:"updated_at"`
+}
+
+// CohortCreateRequest Either `cohorts`, or `accept` with the `idempotency_key` of a staged create.
+type CohortCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept  *bool         `json:"accept,omitempty"`
+	Cohorts []CohortInput `json:"cohorts,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// CohortCreateResponse defines model for CohortCreateResponse.
+type CohortCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool          `json:"pending,omitempty"`
+	Results []CohortResult `json:"results"`
+}
+
+// CohortDeleteRequest Either `cohort_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type CohortDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every cohort `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	CohortIds   []openapi_types.UUID `json:"cohort_ids,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which cohorts a search, or an update or delete of `all`, takes.
+	Filter *CohortFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// CohortDeleteResponse defines model for CohortDeleteResponse.
+type CohortDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool          `json:"pending,omitempty"`
+	Results []CohortResult `json:"results"`
+}
+
+// CohortDraft defines model for CohortDraft.
+type CohortDraft struct {
+	// CohortId Absent for a draft of a new cohort.
+	CohortId  *openapi_types.UUID `json:"cohort_id,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
+	FormState CohortFormState     `json:"form_state"`
+	Id        openapi_types.UUID  `json:"id"`
+	Name      string              `json:"name"`
+	ProfileId openapi_types.UUID  `json:"profile_id"`
+}
+
+// CohortDraftRequest defines model for CohortDraftRequest.
+type CohortDraftRequest struct {
+	// CohortId The cohort being edited; omit when drafting a new one.
+	CohortId  *openapi_types.UUID `json:"cohort_id,omitempty"`
+	FormState CohortFormState     `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+}
+
+// CohortDraftResponse defines model for CohortDraftResponse.
+type CohortDraftResponse struct {
+	Draft          CohortDraft `json:"draft"`
+	IdempotencyKey *string     `json:"idempotency_key,omitempty"`
+	Message        string      `json:"message"`
+	Success        bool        `json:"success"`
+}
+
+// CohortDraftsRequest defines model for CohortDraftsRequest.
+type CohortDraftsRequest struct {
+	// CohortId Only drafts of this cohort.
+	CohortId   *openapi_types.UUID `json:"cohort_id,omitempty"`
+	DateFrom   *time.Time          `json:"date_from,omitempty"`
+	DateTo     *time.Time          `json:"date_to,omitempty"`
+	PageLimit  *int                `json:"page_limit,omitempty"`
+	PageOffset *int                `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// CohortDraftsResponse defines model for CohortDraftsResponse.
+type CohortDraftsResponse struct {
+	Entries    []CohortDraft `json:"entries"`
+	TotalCount int           `json:"total_count"`
+}
+
+// CohortDuplicateRequest defines model for CohortDuplicateRequest.
+type CohortDuplicateRequest struct {
+	CohortId openapi_types.UUID `json:"cohort_id"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name *string `json:"name,omitempty"`
+}
+
+// CohortDuplicateResponse defines model for CohortDuplicateResponse.
+type CohortDuplicateResponse struct {
+	// CohortId The new cohort.
+	CohortId       openapi_types.UUID `json:"cohort_id"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	Message        string             `json:"message"`
+	Success        bool               `json:"success"`
+}
+
+// CohortExportRequest defines model for CohortExportRequest.
+type CohortExportRequest struct {
+	// CohortId Export only this cohort.
+	CohortId *openapi_types.UUID `json:"cohort_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// CohortExportResponse defines model for CohortExportResponse.
+type CohortExportResponse = ExportResponse
+
+// CohortFilter Which cohorts a search, or an update or delete of `all`, takes.
+type CohortFilter struct {
+	// FilterDepartmentIds Only cohorts linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterProfileIds Only cohorts linked to one of these.
+	FilterProfileIds []openapi_types.UUID `json:"filter_profile_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// CohortFormState defines model for CohortFormState.
+type CohortFormState struct {
+	// Capacity The most members it may have; 0 means no limit.
+	Capacity      *int                 `json:"capacity,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          *string              `json:"name,omitempty"`
+	ProfileIds    []openapi_types.UUID `json:"profile_ids,omitempty"`
+}
+
+// CohortGenerateRequest defines model for CohortGenerateRequest.
+type CohortGenerateRequest = GenerateRequest
+
+// CohortGenerateResponse defines model for CohortGenerateResponse.
+type CohortGenerateResponse = GenerateResponse
+
+// CohortGenerationsRequest defines model for CohortGenerationsRequest.
+type CohortGenerationsRequest = GenerationsRequest
+
+// CohortGenerationsResponse defines model for CohortGenerationsResponse.
+type CohortGenerationsResponse = GenerationsResponse
+
+// CohortGetRequest defines model for CohortGetRequest.
+type CohortGetRequest struct {
+	CohortId openapi_types.UUID `json:"cohort_id"`
+
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the cohort.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+
+	// Profiles Narrows the options `get` lists for one relation.
+	Profiles *SectionFilter `json:"profiles,omitempty"`
+}
+
+// CohortGetResponse defines model for CohortGetResponse.
+type CohortGetResponse struct {
+	CanDelete bool   `json:"can_delete"`
+	CanEdit   bool   `json:"can_edit"`
+	Cohort    Cohort `json:"cohort"`
+
+	// Departments The departments the cohort has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *CohortDraft     `json:"draft,omitempty"`
+
+	// Profiles The profiles the cohort has (selected), then others that may be chosen.
+	Profiles []RelationOption `json:"profiles"`
+}
+
+// CohortGroupRequest defines model for CohortGroupRequest.
+type CohortGroupRequest = GroupRequest
+
+// CohortGroupResponse defines model for CohortGroupResponse.
+type CohortGroupResponse = GroupResponse
+
+// CohortInput defines model for CohortInput.
+type CohortInput struct {
+	// Capacity The most members it may have; 0 means no limit.
+	Capacity      *int                 `json:"capacity,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          string               `json:"name"`
+	ProfileIds    []openapi_types.UUID `json:"profile_ids,omitempty"`
+}
+
+// CohortPatch defines model for CohortPatch.
+type CohortPatch struct {
+	// Capacity The most members it may have; 0 means no limit.
+	Capacity      *int                 `json:"capacity,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          *string              `json:"name,omitempty"`
+	ProfileIds    []openapi_types.UUID `json:"profile_ids,omitempty"`
+}
+
+// CohortProblemRequest defines model for CohortProblemRequest.
+type CohortProblemRequest struct {
+	// CohortId The cohort the report is about.
+	CohortId *openapi_types.UUID `json:"cohort_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Type           ProblemType     `json:"type"`
+}
+
+// CohortProblemResponse defines model for CohortProblemResponse.
+type CohortProblemResponse = ProblemReportResponse
+
+// CohortRefreshRequest defines model for CohortRefreshRequest.
+type CohortRefreshRequest struct {
+	// CohortId Refresh only this cohort.
+	CohortId *openapi_types.UUID `json:"cohort_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// CohortRefreshResponse defines model for CohortRefreshResponse.
+type CohortRefreshResponse = RefreshResponse
+
+// CohortResult defines model for CohortResult.
+type CohortResult struct {
+	CohortId *openapi_types.UUID `json:"cohort_id,omitempty"`
+	Errors   []FieldError        `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int    `json:"index"`
+	Message string `json:"message"`
+	Success bool   `json:"success"`
+}
+
+// CohortRow defines model for CohortRow.
+type CohortRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending    bool                 `json:"pending"`
+	ProfileIds []openapi_types.UUID `json:"profile_ids"`
+	UpdatedAt  time.Time            `json:"updated_at"`
+}
+
+// CohortSearchRequest defines model for CohortSearchRequest.
+type CohortSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only cohorts linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterProfileIds Only cohorts linked to one of these.
+	FilterProfileIds []openapi_types.UUID `json:"filter_profile_ids,omitempty"`
+	PageOffset       *int                 `json:"page_offset,omitempty"`
+	PageSize         *int                 `json:"page_size,omitempty"`
+
+	// ProfileSearch Narrows the profile facet's options by name.
+	ProfileSearch *string `json:"profile_search,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// CohortSearchResponse defines model for CohortSearchResponse.
+type CohortSearchResponse struct {
+	Cohorts          []CohortRow `json:"cohorts"`
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+	ProfileFilter    FacetFilter `json:"profile_filter"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// CohortUpdateRequest Either `cohorts`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type CohortUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every cohort `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	Cohorts     []CohortPatch        `json:"cohorts,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which cohorts a search, or an update or delete of `all`, takes.
+	Filter *CohortFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey  `json:"idempotency_key,omitempty"`
+	Patch          *CohortFormState `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// CohortUpdateResponse defines model for CohortUpdateResponse.
+type CohortUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool          `json:"pending,omitempty"`
+	Results []CohortResult `json:"results"`
+}
+
 // Department defines model for Department.
 type Department struct {
 	Id   openapi_types.UUID `json:"id"`
@@ -934,6 +2048,431 @@ type Department struct {
 type DepartmentFilter struct {
 	Options     []FacetOption        `json:"options"`
 	SelectedIds []openapi_types.UUID `json:"selected_ids"`
+}
+
+// Eval defines model for Eval.
+type Eval struct {
+	// AgentIds The agents that grade.
+	AgentIds  []openapi_types.UUID `json:"agent_ids"`
+	CreatedAt time.Time            `json:"created_at"`
+	CreatedBy openapi_types.UUID   `json:"created_by"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// Instructions What the graders are told besides the rubric.
+	Instructions string `json:"instructions"`
+	Name         string `json:"name"`
+
+	// PassThreshold The share of the rubric's points that passes (default 0.7).
+	PassThreshold float32 `json:"pass_threshold"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// Repetitions How many times each attempt is graded; the scores are averaged (default 1).
+	Repetitions int `json:"repetitions"`
+
+	// RubricIds The rubrics the eval grades with.
+	RubricIds []openapi_types.UUID `json:"rubric_ids"`
+	UpdatedAt time.Time            `json:"updated_at"`
+}
+
+// EvalCreateRequest Either `evals`, or `accept` with the `idempotency_key` of a staged create.
+type EvalCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool       `json:"accept,omitempty"`
+	Evals  []EvalInput `json:"evals,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// EvalCreateResponse defines model for EvalCreateResponse.
+type EvalCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []EvalResult `json:"results"`
+}
+
+// EvalDeleteRequest Either `eval_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type EvalDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every eval `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	EvalIds     []openapi_types.UUID `json:"eval_ids,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which evals a search, or an update or delete of `all`, takes.
+	Filter *EvalFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// EvalDeleteResponse defines model for EvalDeleteResponse.
+type EvalDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []EvalResult `json:"results"`
+}
+
+// EvalDraft defines model for EvalDraft.
+type EvalDraft struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// EvalId Absent for a draft of a new eval.
+	EvalId    *openapi_types.UUID `json:"eval_id,omitempty"`
+	FormState EvalFormState       `json:"form_state"`
+	Id        openapi_types.UUID  `json:"id"`
+	Name      string              `json:"name"`
+	ProfileId openapi_types.UUID  `json:"profile_id"`
+}
+
+// EvalDraftRequest defines model for EvalDraftRequest.
+type EvalDraftRequest struct {
+	// EvalId The eval being edited; omit when drafting a new one.
+	EvalId    *openapi_types.UUID `json:"eval_id,omitempty"`
+	FormState EvalFormState       `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+}
+
+// EvalDraftResponse defines model for EvalDraftResponse.
+type EvalDraftResponse struct {
+	Draft          EvalDraft `json:"draft"`
+	IdempotencyKey *string   `json:"idempotency_key,omitempty"`
+	Message        string    `json:"message"`
+	Success        bool      `json:"success"`
+}
+
+// EvalDraftsRequest defines model for EvalDraftsRequest.
+type EvalDraftsRequest struct {
+	DateFrom *time.Time `json:"date_from,omitempty"`
+	DateTo   *time.Time `json:"date_to,omitempty"`
+
+	// EvalId Only drafts of this eval.
+	EvalId     *openapi_types.UUID `json:"eval_id,omitempty"`
+	PageLimit  *int                `json:"page_limit,omitempty"`
+	PageOffset *int                `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// EvalDraftsResponse defines model for EvalDraftsResponse.
+type EvalDraftsResponse struct {
+	Entries    []EvalDraft `json:"entries"`
+	TotalCount int         `json:"total_count"`
+}
+
+// EvalDuplicateRequest defines model for EvalDuplicateRequest.
+type EvalDuplicateRequest struct {
+	EvalId openapi_types.UUID `json:"eval_id"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name *string `json:"name,omitempty"`
+}
+
+// EvalDuplicateResponse defines model for EvalDuplicateResponse.
+type EvalDuplicateResponse struct {
+	// EvalId The new eval.
+	EvalId         openapi_types.UUID `json:"eval_id"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	Message        string             `json:"message"`
+	Success        bool               `json:"success"`
+}
+
+// EvalExportRequest defines model for EvalExportRequest.
+type EvalExportRequest struct {
+	// EvalId Export only this eval.
+	EvalId *openapi_types.UUID `json:"eval_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// EvalExportResponse defines model for EvalExportResponse.
+type EvalExportResponse = ExportResponse
+
+// EvalFilter Which evals a search, or an update or delete of `all`, takes.
+type EvalFilter struct {
+	// FilterAgentIds Only evals linked to one of these.
+	FilterAgentIds []openapi_types.UUID `json:"filter_agent_ids,omitempty"`
+
+	// FilterDepartmentIds Only evals linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterRubricIds Only evals linked to one of these.
+	FilterRubricIds []openapi_types.UUID `json:"filter_rubric_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// EvalFormState defines model for EvalFormState.
+type EvalFormState struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+
+	// Instructions What the graders are told besides the rubric.
+	Instructions *string `json:"instructions,omitempty"`
+	Name         *string `json:"name,omitempty"`
+
+	// PassThreshold The share of the rubric's points that passes (default 0.7).
+	PassThreshold *float32 `json:"pass_threshold,omitempty"`
+
+	// Repetitions How many times each attempt is graded; the scores are averaged (default 1).
+	Repetitions *int                 `json:"repetitions,omitempty"`
+	RubricIds   []openapi_types.UUID `json:"rubric_ids,omitempty"`
+}
+
+// EvalGenerateRequest defines model for EvalGenerateRequest.
+type EvalGenerateRequest = GenerateRequest
+
+// EvalGenerateResponse defines model for EvalGenerateResponse.
+type EvalGenerateResponse = GenerateResponse
+
+// EvalGenerationsRequest defines model for EvalGenerationsRequest.
+type EvalGenerationsRequest = GenerationsRequest
+
+// EvalGenerationsResponse defines model for EvalGenerationsResponse.
+type EvalGenerationsResponse = GenerationsResponse
+
+// EvalGetRequest defines model for EvalGetRequest.
+type EvalGetRequest struct {
+	// Agents Narrows the options `get` lists for one relation.
+	Agents *SectionFilter `json:"agents,omitempty"`
+
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the eval.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+	EvalId  openapi_types.UUID  `json:"eval_id"`
+
+	// Rubrics Narrows the options `get` lists for one relation.
+	Rubrics *SectionFilter `json:"rubrics,omitempty"`
+}
+
+// EvalGetResponse defines model for EvalGetResponse.
+type EvalGetResponse struct {
+	// Agents The agents the eval has (selected), then others that may be chosen.
+	Agents    []RelationOption `json:"agents"`
+	CanDelete bool             `json:"can_delete"`
+	CanEdit   bool             `json:"can_edit"`
+
+	// Departments The departments the eval has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *EvalDraft       `json:"draft,omitempty"`
+	Eval        Eval             `json:"eval"`
+
+	// Rubrics The rubrics the eval has (selected), then others that may be chosen.
+	Rubrics []RelationOption `json:"rubrics"`
+}
+
+// EvalGroupRequest defines model for EvalGroupRequest.
+type EvalGroupRequest = GroupRequest
+
+// EvalGroupResponse defines model for EvalGroupResponse.
+type EvalGroupResponse = GroupResponse
+
+// EvalInput defines model for EvalInput.
+type EvalInput struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+
+	// Instructions What the graders are told besides the rubric.
+	Instructions *string `json:"instructions,omitempty"`
+	Name         string  `json:"name"`
+
+	// PassThreshold The share of the rubric's points that passes (default 0.7).
+	PassThreshold *float32 `json:"pass_threshold,omitempty"`
+
+	// Repetitions How many times each attempt is graded; the scores are averaged (default 1).
+	Repetitions *int                 `json:"repetitions,omitempty"`
+	RubricIds   []openapi_types.UUID `json:"rubric_ids,omitempty"`
+}
+
+// EvalPatch defines model for EvalPatch.
+type EvalPatch struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// Instructions What the graders are told besides the rubric.
+	Instructions *string `json:"instructions,omitempty"`
+	Name         *string `json:"name,omitempty"`
+
+	// PassThreshold The share of the rubric's points that passes (default 0.7).
+	PassThreshold *float32 `json:"pass_threshold,omitempty"`
+
+	// Repetitions How many times each attempt is graded; the scores are averaged (default 1).
+	Repetitions *int                 `json:"repetitions,omitempty"`
+	RubricIds   []openapi_types.UUID `json:"rubric_ids,omitempty"`
+}
+
+// EvalProblemRequest defines model for EvalProblemRequest.
+type EvalProblemRequest struct {
+	// EvalId The eval the report is about.
+	EvalId *openapi_types.UUID `json:"eval_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Type           ProblemType     `json:"type"`
+}
+
+// EvalProblemResponse defines model for EvalProblemResponse.
+type EvalProblemResponse = ProblemReportResponse
+
+// EvalRefreshRequest defines model for EvalRefreshRequest.
+type EvalRefreshRequest struct {
+	// EvalId Refresh only this eval.
+	EvalId *openapi_types.UUID `json:"eval_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// EvalRefreshResponse defines model for EvalRefreshResponse.
+type EvalRefreshResponse = RefreshResponse
+
+// EvalResult defines model for EvalResult.
+type EvalResult struct {
+	Errors []FieldError        `json:"errors,omitempty"`
+	EvalId *openapi_types.UUID `json:"eval_id,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int    `json:"index"`
+	Message string `json:"message"`
+	Success bool   `json:"success"`
+}
+
+// EvalRow defines model for EvalRow.
+type EvalRow struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids"`
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool                 `json:"pending"`
+	RubricIds []openapi_types.UUID `json:"rubric_ids"`
+	UpdatedAt time.Time            `json:"updated_at"`
+}
+
+// EvalSearchRequest defines model for EvalSearchRequest.
+type EvalSearchRequest struct {
+	// AgentSearch Narrows the agent facet's options by name.
+	AgentSearch *string `json:"agent_search,omitempty"`
+
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterAgentIds Only evals linked to one of these.
+	FilterAgentIds []openapi_types.UUID `json:"filter_agent_ids,omitempty"`
+
+	// FilterDepartmentIds Only evals linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterRubricIds Only evals linked to one of these.
+	FilterRubricIds []openapi_types.UUID `json:"filter_rubric_ids,omitempty"`
+	PageOffset      *int                 `json:"page_offset,omitempty"`
+	PageSize        *int                 `json:"page_size,omitempty"`
+
+	// RubricSearch Narrows the rubric facet's options by name.
+	RubricSearch *string `json:"rubric_search,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// EvalSearchResponse defines model for EvalSearchResponse.
+type EvalSearchResponse struct {
+	AgentFilter      FacetFilter `json:"agent_filter"`
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	Evals            []EvalRow   `json:"evals"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+	RubricFilter     FacetFilter `json:"rubric_filter"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// EvalUpdateRequest Either `evals`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type EvalUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every eval `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	Evals       []EvalPatch          `json:"evals,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which evals a search, or an update or delete of `all`, takes.
+	Filter *EvalFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Patch          *EvalFormState  `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// EvalUpdateResponse defines model for EvalUpdateResponse.
+type EvalUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []EvalResult `json:"results"`
 }
 
 // ExportResponse defines model for ExportResponse.
@@ -962,11 +2501,413 @@ type FacetOption struct {
 	Name  string             `json:"name"`
 }
 
+// Field defines model for Field.
+type Field struct {
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
+
+	// DefaultValue The value a scenario starts with; for a `choice` field, one of `options`.
+	DefaultValue string `json:"default_value"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Options The choices of a `choice` field.
+	Options []string `json:"options"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// Required A scenario must give it a value.
+	Required bool `json:"required"`
+
+	// Type What the field holds (default text).
+	Type      FieldType `json:"type"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// FieldType What the field holds (default text).
+type FieldType string
+
+// FieldCreateRequest Either `fields`, or `accept` with the `idempotency_key` of a staged create.
+type FieldCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool        `json:"accept,omitempty"`
+	Fields []FieldInput `json:"fields,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// FieldCreateResponse defines model for FieldCreateResponse.
+type FieldCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []FieldResult `json:"results"`
+}
+
+// FieldDeleteRequest Either `field_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type FieldDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every field `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+	FieldIds    []openapi_types.UUID `json:"field_ids,omitempty"`
+
+	// Filter Which fields a search, or an update or delete of `all`, takes.
+	Filter *FieldFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// FieldDeleteResponse defines model for FieldDeleteResponse.
+type FieldDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []FieldResult `json:"results"`
+}
+
+// FieldDraft defines model for FieldDraft.
+type FieldDraft struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// FieldId Absent for a draft of a new field.
+	FieldId   *openapi_types.UUID `json:"field_id,omitempty"`
+	FormState FieldFormState      `json:"form_state"`
+	Id        openapi_types.UUID  `json:"id"`
+	Name      string              `json:"name"`
+	ProfileId openapi_types.UUID  `json:"profile_id"`
+}
+
+// FieldDraftRequest defines model for FieldDraftRequest.
+type FieldDraftRequest struct {
+	// FieldId The field being edited; omit when drafting a new one.
+	FieldId   *openapi_types.UUID `json:"field_id,omitempty"`
+	FormState FieldFormState      `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+}
+
+// FieldDraftResponse defines model for FieldDraftResponse.
+type FieldDraftResponse struct {
+	Draft          FieldDraft `json:"draft"`
+	IdempotencyKey *string    `json:"idempotency_key,omitempty"`
+	Message        string     `json:"message"`
+	Success        bool       `json:"success"`
+}
+
+// FieldDraftsRequest defines model for FieldDraftsRequest.
+type FieldDraftsRequest struct {
+	DateFrom *time.Time `json:"date_from,omitempty"`
+	DateTo   *time.Time `json:"date_to,omitempty"`
+
+	// FieldId Only drafts of this field.
+	FieldId    *openapi_types.UUID `json:"field_id,omitempty"`
+	PageLimit  *int                `json:"page_limit,omitempty"`
+	PageOffset *int                `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// FieldDraftsResponse defines model for FieldDraftsResponse.
+type FieldDraftsResponse struct {
+	Entries    []FieldDraft `json:"entries"`
+	TotalCount int          `json:"total_count"`
+}
+
+// FieldDuplicateRequest defines model for FieldDuplicateRequest.
+type FieldDuplicateRequest struct {
+	FieldId openapi_types.UUID `json:"field_id"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name *string `json:"name,omitempty"`
+}
+
+// FieldDuplicateResponse defines model for FieldDuplicateResponse.
+type FieldDuplicateResponse struct {
+	// FieldId The new field.
+	FieldId        openapi_types.UUID `json:"field_id"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	Message        string             `json:"message"`
+	Success        bool               `json:"success"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field The item's field, e.g. `department_ids`.
 	Field   string `json:"field"`
 	Message string `json:"message"`
+}
+
+// FieldExportRequest defines model for FieldExportRequest.
+type FieldExportRequest struct {
+	// FieldId Export only this field.
+	FieldId *openapi_types.UUID `json:"field_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// FieldExportResponse defines model for FieldExportResponse.
+type FieldExportResponse = ExportResponse
+
+// FieldFilter Which fields a search, or an update or delete of `all`, takes.
+type FieldFilter struct {
+	// FilterDepartmentIds Only fields linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// FieldFormState defines model for FieldFormState.
+type FieldFormState struct {
+	// DefaultValue The value a scenario starts with; for a `choice` field, one of `options`.
+	DefaultValue  *string              `json:"default_value,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          *string              `json:"name,omitempty"`
+
+	// Options The choices of a `choice` field.
+	Options []string `json:"options,omitempty"`
+
+	// Required A scenario must give it a value.
+	Required *bool `json:"required,omitempty"`
+
+	// Type What the field holds (default text).
+	Type *FieldFormStateType `json:"type,omitempty"`
+}
+
+// FieldFormStateType What the field holds (default text).
+type FieldFormStateType string
+
+// FieldGenerateRequest defines model for FieldGenerateRequest.
+type FieldGenerateRequest = GenerateRequest
+
+// FieldGenerateResponse defines model for FieldGenerateResponse.
+type FieldGenerateResponse = GenerateResponse
+
+// FieldGenerationsRequest defines model for FieldGenerationsRequest.
+type FieldGenerationsRequest = GenerationsRequest
+
+// FieldGenerationsResponse defines model for FieldGenerationsResponse.
+type FieldGenerationsResponse = GenerationsResponse
+
+// FieldGetRequest defines model for FieldGetRequest.
+type FieldGetRequest struct {
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the field.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+	FieldId openapi_types.UUID  `json:"field_id"`
+}
+
+// FieldGetResponse defines model for FieldGetResponse.
+type FieldGetResponse struct {
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the field has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *FieldDraft      `json:"draft,omitempty"`
+	Field       Field            `json:"field"`
+}
+
+// FieldGroupRequest defines model for FieldGroupRequest.
+type FieldGroupRequest = GroupRequest
+
+// FieldGroupResponse defines model for FieldGroupResponse.
+type FieldGroupResponse = GroupResponse
+
+// FieldInput defines model for FieldInput.
+type FieldInput struct {
+	// DefaultValue The value a scenario starts with; for a `choice` field, one of `options`.
+	DefaultValue  *string              `json:"default_value,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          string               `json:"name"`
+
+	// Options The choices of a `choice` field.
+	Options []string `json:"options,omitempty"`
+
+	// Required A scenario must give it a value.
+	Required *bool `json:"required,omitempty"`
+
+	// Type What the field holds (default text).
+	Type *FieldInputType `json:"type,omitempty"`
+}
+
+// FieldInputType What the field holds (default text).
+type FieldInputType string
+
+// FieldPatch defines model for FieldPatch.
+type FieldPatch struct {
+	// DefaultValue The value a scenario starts with; for a `choice` field, one of `options`.
+	DefaultValue  *string              `json:"default_value,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          *string              `json:"name,omitempty"`
+
+	// Options The choices of a `choice` field.
+	Options []string `json:"options,omitempty"`
+
+	// Required A scenario must give it a value.
+	Required *bool `json:"required,omitempty"`
+
+	// Type What the field holds (default text).
+	Type *FieldPatchType `json:"type,omitempty"`
+}
+
+// FieldPatchType What the field holds (default text).
+type FieldPatchType string
+
+// FieldProblemRequest defines model for FieldProblemRequest.
+type FieldProblemRequest struct {
+	// FieldId The field the report is about.
+	FieldId *openapi_types.UUID `json:"field_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Type           ProblemType     `json:"type"`
+}
+
+// FieldProblemResponse defines model for FieldProblemResponse.
+type FieldProblemResponse = ProblemReportResponse
+
+// FieldRefreshRequest defines model for FieldRefreshRequest.
+type FieldRefreshRequest struct {
+	// FieldId Refresh only this field.
+	FieldId *openapi_types.UUID `json:"field_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// FieldRefreshResponse defines model for FieldRefreshResponse.
+type FieldRefreshResponse = RefreshResponse
+
+// FieldResult defines model for FieldResult.
+type FieldResult struct {
+	Errors  []FieldError        `json:"errors,omitempty"`
+	FieldId *openapi_types.UUID `json:"field_id,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int    `json:"index"`
+	Message string `json:"message"`
+	Success bool   `json:"success"`
+}
+
+// FieldRow defines model for FieldRow.
+type FieldRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// FieldSearchRequest defines model for FieldSearchRequest.
+type FieldSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only fields linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+	PageOffset          *int                 `json:"page_offset,omitempty"`
+	PageSize            *int                 `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// FieldSearchResponse defines model for FieldSearchResponse.
+type FieldSearchResponse struct {
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	Fields           []FieldRow  `json:"fields"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// FieldUpdateRequest Either `fields`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type FieldUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every field `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+	Fields      []FieldPatch         `json:"fields,omitempty"`
+
+	// Filter Which fields a search, or an update or delete of `all`, takes.
+	Filter *FieldFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Patch          *FieldFormState `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// FieldUpdateResponse defines model for FieldUpdateResponse.
+type FieldUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []FieldResult `json:"results"`
 }
 
 // GenerateCompleted `<artifact>.generate.completed`: the run delivered its result.
@@ -1240,6 +3181,396 @@ type ModelWatchRequest = WatchRequest
 
 // ModelWatchResponse defines model for ModelWatchResponse.
 type ModelWatchResponse = WatchResponse
+
+// Parameter defines model for Parameter.
+type Parameter struct {
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
+
+	// DefaultValue One of `values`, or empty.
+	DefaultValue string `json:"default_value"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+
+	// FieldIds The fields a scenario asks for when the parameter applies.
+	FieldIds []openapi_types.UUID `json:"field_ids"`
+	Id       openapi_types.UUID   `json:"id"`
+	Name     string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Values The values a scenario may take along this dimension.
+	Values []string `json:"values"`
+}
+
+// ParameterCreateRequest Either `parameters`, or `accept` with the `idempotency_key` of a staged create.
+type ParameterCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey  `json:"idempotency_key,omitempty"`
+	Parameters     []ParameterInput `json:"parameters,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// ParameterCreateResponse defines model for ParameterCreateResponse.
+type ParameterCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool             `json:"pending,omitempty"`
+	Results []ParameterResult `json:"results"`
+}
+
+// ParameterDeleteRequest Either `parameter_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type ParameterDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every parameter `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which parameters a search, or an update or delete of `all`, takes.
+	Filter *ParameterFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	ParameterIds   []openapi_types.UUID `json:"parameter_ids,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// ParameterDeleteResponse defines model for ParameterDeleteResponse.
+type ParameterDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool             `json:"pending,omitempty"`
+	Results []ParameterResult `json:"results"`
+}
+
+// ParameterDraft defines model for ParameterDraft.
+type ParameterDraft struct {
+	CreatedAt time.Time          `json:"created_at"`
+	FormState ParameterFormState `json:"form_state"`
+	Id        openapi_types.UUID `json:"id"`
+	Name      string             `json:"name"`
+
+	// ParameterId Absent for a draft of a new parameter.
+	ParameterId *openapi_types.UUID `json:"parameter_id,omitempty"`
+	ProfileId   openapi_types.UUID  `json:"profile_id"`
+}
+
+// ParameterDraftRequest defines model for ParameterDraftRequest.
+type ParameterDraftRequest struct {
+	FormState ParameterFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+
+	// ParameterId The parameter being edited; omit when drafting a new one.
+	ParameterId *openapi_types.UUID `json:"parameter_id,omitempty"`
+}
+
+// ParameterDraftResponse defines model for ParameterDraftResponse.
+type ParameterDraftResponse struct {
+	Draft          ParameterDraft `json:"draft"`
+	IdempotencyKey *string        `json:"idempotency_key,omitempty"`
+	Message        string         `json:"message"`
+	Success        bool           `json:"success"`
+}
+
+// ParameterDraftsRequest defines model for ParameterDraftsRequest.
+type ParameterDraftsRequest struct {
+	DateFrom   *time.Time `json:"date_from,omitempty"`
+	DateTo     *time.Time `json:"date_to,omitempty"`
+	PageLimit  *int       `json:"page_limit,omitempty"`
+	PageOffset *int       `json:"page_offset,omitempty"`
+
+	// ParameterId Only drafts of this parameter.
+	ParameterId *openapi_types.UUID `json:"parameter_id,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// ParameterDraftsResponse defines model for ParameterDraftsResponse.
+type ParameterDraftsResponse struct {
+	Entries    []ParameterDraft `json:"entries"`
+	TotalCount int              `json:"total_count"`
+}
+
+// ParameterDuplicateRequest defines model for ParameterDuplicateRequest.
+type ParameterDuplicateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name        *string            `json:"name,omitempty"`
+	ParameterId openapi_types.UUID `json:"parameter_id"`
+}
+
+// ParameterDuplicateResponse defines model for ParameterDuplicateResponse.
+type ParameterDuplicateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Message        string  `json:"message"`
+
+	// ParameterId The new parameter.
+	ParameterId openapi_types.UUID `json:"parameter_id"`
+	Success     bool               `json:"success"`
+}
+
+// ParameterExportRequest defines model for ParameterExportRequest.
+type ParameterExportRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ParameterId Export only this parameter.
+	ParameterId *openapi_types.UUID `json:"parameter_id,omitempty"`
+}
+
+// ParameterExportResponse defines model for ParameterExportResponse.
+type ParameterExportResponse = ExportResponse
+
+// ParameterFilter Which parameters a search, or an update or delete of `all`, takes.
+type ParameterFilter struct {
+	// FilterDepartmentIds Only parameters linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterFieldIds Only parameters linked to one of these.
+	FilterFieldIds []openapi_types.UUID `json:"filter_field_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// ParameterFormState defines model for ParameterFormState.
+type ParameterFormState struct {
+	// DefaultValue One of `values`, or empty.
+	DefaultValue  *string              `json:"default_value,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	FieldIds      []openapi_types.UUID `json:"field_ids,omitempty"`
+	Name          *string              `json:"name,omitempty"`
+
+	// Values The values a scenario may take along this dimension.
+	Values []string `json:"values,omitempty"`
+}
+
+// ParameterGenerateRequest defines model for ParameterGenerateRequest.
+type ParameterGenerateRequest = GenerateRequest
+
+// ParameterGenerateResponse defines model for ParameterGenerateResponse.
+type ParameterGenerateResponse = GenerateResponse
+
+// ParameterGenerationsRequest defines model for ParameterGenerationsRequest.
+type ParameterGenerationsRequest = GenerationsRequest
+
+// ParameterGenerationsResponse defines model for ParameterGenerationsResponse.
+type ParameterGenerationsResponse = GenerationsResponse
+
+// ParameterGetRequest defines model for ParameterGetRequest.
+type ParameterGetRequest struct {
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the parameter.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+
+	// Fields Narrows the options `get` lists for one relation.
+	Fields      *SectionFilter     `json:"fields,omitempty"`
+	ParameterId openapi_types.UUID `json:"parameter_id"`
+}
+
+// ParameterGetResponse defines model for ParameterGetResponse.
+type ParameterGetResponse struct {
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the parameter has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *ParameterDraft  `json:"draft,omitempty"`
+
+	// Fields The fields the parameter has (selected), then others that may be chosen.
+	Fields    []RelationOption `json:"fields"`
+	Parameter Parameter        `json:"parameter"`
+}
+
+// ParameterGroupRequest defines model for ParameterGroupRequest.
+type ParameterGroupRequest = GroupRequest
+
+// ParameterGroupResponse defines model for ParameterGroupResponse.
+type ParameterGroupResponse = GroupResponse
+
+// ParameterInput defines model for ParameterInput.
+type ParameterInput struct {
+	// DefaultValue One of `values`, or empty.
+	DefaultValue  *string              `json:"default_value,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	FieldIds      []openapi_types.UUID `json:"field_ids,omitempty"`
+	Name          string               `json:"name"`
+
+	// Values The values a scenario may take along this dimension.
+	Values []string `json:"values,omitempty"`
+}
+
+// ParameterPatch defines model for ParameterPatch.
+type ParameterPatch struct {
+	// DefaultValue One of `values`, or empty.
+	DefaultValue  *string              `json:"default_value,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	FieldIds      []openapi_types.UUID `json:"field_ids,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          *string              `json:"name,omitempty"`
+
+	// Values The values a scenario may take along this dimension.
+	Values []string `json:"values,omitempty"`
+}
+
+// ParameterProblemRequest defines model for ParameterProblemRequest.
+type ParameterProblemRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+
+	// ParameterId The parameter the report is about.
+	ParameterId *openapi_types.UUID `json:"parameter_id,omitempty"`
+	Type        ProblemType         `json:"type"`
+}
+
+// ParameterProblemResponse defines model for ParameterProblemResponse.
+type ParameterProblemResponse = ProblemReportResponse
+
+// ParameterRefreshRequest defines model for ParameterRefreshRequest.
+type ParameterRefreshRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ParameterId Refresh only this parameter.
+	ParameterId *openapi_types.UUID `json:"parameter_id,omitempty"`
+}
+
+// ParameterRefreshResponse defines model for ParameterRefreshResponse.
+type ParameterRefreshResponse = RefreshResponse
+
+// ParameterResult defines model for ParameterResult.
+type ParameterResult struct {
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index       int                 `json:"index"`
+	Message     string              `json:"message"`
+	ParameterId *openapi_types.UUID `json:"parameter_id,omitempty"`
+	Success     bool                `json:"success"`
+}
+
+// ParameterRow defines model for ParameterRow.
+type ParameterRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	FieldIds      []openapi_types.UUID `json:"field_ids"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ParameterSearchRequest defines model for ParameterSearchRequest.
+type ParameterSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FieldSearch Narrows the field facet's options by name.
+	FieldSearch *string `json:"field_search,omitempty"`
+
+	// FilterDepartmentIds Only parameters linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterFieldIds Only parameters linked to one of these.
+	FilterFieldIds []openapi_types.UUID `json:"filter_field_ids,omitempty"`
+	PageOffset     *int                 `json:"page_offset,omitempty"`
+	PageSize       *int                 `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// ParameterSearchResponse defines model for ParameterSearchResponse.
+type ParameterSearchResponse struct {
+	DepartmentFilter FacetFilter    `json:"department_filter"`
+	FieldFilter      FacetFilter    `json:"field_filter"`
+	PageOffset       int            `json:"page_offset"`
+	PageSize         int            `json:"page_size"`
+	Parameters       []ParameterRow `json:"parameters"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// ParameterUpdateRequest Either `parameters`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type ParameterUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every parameter `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which parameters a search, or an update or delete of `all`, takes.
+	Filter *ParameterFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey     `json:"idempotency_key,omitempty"`
+	Parameters     []ParameterPatch    `json:"parameters,omitempty"`
+	Patch          *ParameterFormState `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// ParameterUpdateResponse defines model for ParameterUpdateResponse.
+type ParameterUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool             `json:"pending,omitempty"`
+	Results []ParameterResult `json:"results"`
+}
 
 // Permission defines model for Permission.
 type Permission struct {
@@ -1826,6 +4157,434 @@ type Role struct {
 	Name  string `json:"name"`
 }
 
+// Rubric defines model for Rubric.
+type Rubric struct {
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// PassPoints The points that pass; at most `total_points` (default 70).
+	PassPoints float32 `json:"pass_points"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// SimulationRubric Simulations may grade with it (default true).
+	SimulationRubric bool `json:"simulation_rubric"`
+
+	// Standards What is graded, in order.
+	Standards []RubricStandard `json:"standards"`
+
+	// TotalPoints The most points an attempt can score (default 100).
+	TotalPoints float32   `json:"total_points"`
+	UpdatedAt   time.Time `json:"updated_at"`
+
+	// VideoRubric Video answers may be graded with it (default false).
+	VideoRubric bool `json:"video_rubric"`
+}
+
+// RubricCreateRequest Either `rubrics`, or `accept` with the `idempotency_key` of a staged create.
+type RubricCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Rubrics        []RubricInput   `json:"rubrics,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// RubricCreateResponse defines model for RubricCreateResponse.
+type RubricCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool          `json:"pending,omitempty"`
+	Results []RubricResult `json:"results"`
+}
+
+// RubricDeleteRequest Either `rubric_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type RubricDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every rubric `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which rubrics a search, or an update or delete of `all`, takes.
+	Filter *RubricFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	RubricIds      []openapi_types.UUID `json:"rubric_ids,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// RubricDeleteResponse defines model for RubricDeleteResponse.
+type RubricDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool          `json:"pending,omitempty"`
+	Results []RubricResult `json:"results"`
+}
+
+// RubricDraft defines model for RubricDraft.
+type RubricDraft struct {
+	CreatedAt time.Time          `json:"created_at"`
+	FormState RubricFormState    `json:"form_state"`
+	Id        openapi_types.UUID `json:"id"`
+	Name      string             `json:"name"`
+	ProfileId openapi_types.UUID `json:"profile_id"`
+
+	// RubricId Absent for a draft of a new rubric.
+	RubricId *openapi_types.UUID `json:"rubric_id,omitempty"`
+}
+
+// RubricDraftRequest defines model for RubricDraftRequest.
+type RubricDraftRequest struct {
+	FormState RubricFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+
+	// RubricId The rubric being edited; omit when drafting a new one.
+	RubricId *openapi_types.UUID `json:"rubric_id,omitempty"`
+}
+
+// RubricDraftResponse defines model for RubricDraftResponse.
+type RubricDraftResponse struct {
+	Draft          RubricDraft `json:"draft"`
+	IdempotencyKey *string     `json:"idempotency_key,omitempty"`
+	Message        string      `json:"message"`
+	Success        bool        `json:"success"`
+}
+
+// RubricDraftsRequest defines model for RubricDraftsRequest.
+type RubricDraftsRequest struct {
+	DateFrom   *time.Time `json:"date_from,omitempty"`
+	DateTo     *time.Time `json:"date_to,omitempty"`
+	PageLimit  *int       `json:"page_limit,omitempty"`
+	PageOffset *int       `json:"page_offset,omitempty"`
+
+	// RubricId Only drafts of this rubric.
+	RubricId *openapi_types.UUID `json:"rubric_id,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// RubricDraftsResponse defines model for RubricDraftsResponse.
+type RubricDraftsResponse struct {
+	Entries    []RubricDraft `json:"entries"`
+	TotalCount int           `json:"total_count"`
+}
+
+// RubricDuplicateRequest defines model for RubricDuplicateRequest.
+type RubricDuplicateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name     *string            `json:"name,omitempty"`
+	RubricId openapi_types.UUID `json:"rubric_id"`
+}
+
+// RubricDuplicateResponse defines model for RubricDuplicateResponse.
+type RubricDuplicateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Message        string  `json:"message"`
+
+	// RubricId The new rubric.
+	RubricId openapi_types.UUID `json:"rubric_id"`
+	Success  bool               `json:"success"`
+}
+
+// RubricExportRequest defines model for RubricExportRequest.
+type RubricExportRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// RubricId Export only this rubric.
+	RubricId *openapi_types.UUID `json:"rubric_id,omitempty"`
+}
+
+// RubricExportResponse defines model for RubricExportResponse.
+type RubricExportResponse = ExportResponse
+
+// RubricFilter Which rubrics a search, or an update or delete of `all`, takes.
+type RubricFilter struct {
+	// FilterDepartmentIds Only rubrics linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// RubricFormState defines model for RubricFormState.
+type RubricFormState struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          *string              `json:"name,omitempty"`
+
+	// PassPoints The points that pass; at most `total_points` (default 70).
+	PassPoints *float32 `json:"pass_points,omitempty"`
+
+	// SimulationRubric Simulations may grade with it (default true).
+	SimulationRubric *bool `json:"simulation_rubric,omitempty"`
+
+	// Standards What is graded, in order.
+	Standards []RubricStandard `json:"standards,omitempty"`
+
+	// TotalPoints The most points an attempt can score (default 100).
+	TotalPoints *float32 `json:"total_points,omitempty"`
+
+	// VideoRubric Video answers may be graded with it (default false).
+	VideoRubric *bool `json:"video_rubric,omitempty"`
+}
+
+// RubricGenerateRequest defines model for RubricGenerateRequest.
+type RubricGenerateRequest = GenerateRequest
+
+// RubricGenerateResponse defines model for RubricGenerateResponse.
+type RubricGenerateResponse = GenerateResponse
+
+// RubricGenerationsRequest defines model for RubricGenerationsRequest.
+type RubricGenerationsRequest = GenerationsRequest
+
+// RubricGenerationsResponse defines model for RubricGenerationsResponse.
+type RubricGenerationsResponse = GenerationsResponse
+
+// RubricGetRequest defines model for RubricGetRequest.
+type RubricGetRequest struct {
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the rubric.
+	DraftId  *openapi_types.UUID `json:"draft_id,omitempty"`
+	RubricId openapi_types.UUID  `json:"rubric_id"`
+}
+
+// RubricGetResponse defines model for RubricGetResponse.
+type RubricGetResponse struct {
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the rubric has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *RubricDraft     `json:"draft,omitempty"`
+	Rubric      Rubric           `json:"rubric"`
+}
+
+// RubricGroupRequest defines model for RubricGroupRequest.
+type RubricGroupRequest = GroupRequest
+
+// RubricGroupResponse defines model for RubricGroupResponse.
+type RubricGroupResponse = GroupResponse
+
+// RubricInput defines model for RubricInput.
+type RubricInput struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          string               `json:"name"`
+
+	// PassPoints The points that pass; at most `total_points` (default 70).
+	PassPoints *float32 `json:"pass_points,omitempty"`
+
+	// SimulationRubric Simulations may grade with it (default true).
+	SimulationRubric *bool `json:"simulation_rubric,omitempty"`
+
+	// Standards What is graded, in order.
+	Standards []RubricStandard `json:"standards,omitempty"`
+
+	// TotalPoints The most points an attempt can score (default 100).
+	TotalPoints *float32 `json:"total_points,omitempty"`
+
+	// VideoRubric Video answers may be graded with it (default false).
+	VideoRubric *bool `json:"video_rubric,omitempty"`
+}
+
+// RubricLevel defines model for RubricLevel.
+type RubricLevel struct {
+	Description *string `json:"description,omitempty"`
+	Name        string  `json:"name"`
+
+	// Score The share of the standard's points this level earns.
+	Score *float32 `json:"score,omitempty"`
+}
+
+// RubricPatch defines model for RubricPatch.
+type RubricPatch struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          *string              `json:"name,omitempty"`
+
+	// PassPoints The points that pass; at most `total_points` (default 70).
+	PassPoints *float32 `json:"pass_points,omitempty"`
+
+	// SimulationRubric Simulations may grade with it (default true).
+	SimulationRubric *bool `json:"simulation_rubric,omitempty"`
+
+	// Standards What is graded, in order.
+	Standards []RubricStandard `json:"standards,omitempty"`
+
+	// TotalPoints The most points an attempt can score (default 100).
+	TotalPoints *float32 `json:"total_points,omitempty"`
+
+	// VideoRubric Video answers may be graded with it (default false).
+	VideoRubric *bool `json:"video_rubric,omitempty"`
+}
+
+// RubricProblemRequest defines model for RubricProblemRequest.
+type RubricProblemRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+
+	// RubricId The rubric the report is about.
+	RubricId *openapi_types.UUID `json:"rubric_id,omitempty"`
+	Type     ProblemType         `json:"type"`
+}
+
+// RubricProblemResponse defines model for RubricProblemResponse.
+type RubricProblemResponse = ProblemReportResponse
+
+// RubricRefreshRequest defines model for RubricRefreshRequest.
+type RubricRefreshRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// RubricId Refresh only this rubric.
+	RubricId *openapi_types.UUID `json:"rubric_id,omitempty"`
+}
+
+// RubricRefreshResponse defines model for RubricRefreshResponse.
+type RubricRefreshResponse = RefreshResponse
+
+// RubricResult defines model for RubricResult.
+type RubricResult struct {
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index    int                 `json:"index"`
+	Message  string              `json:"message"`
+	RubricId *openapi_types.UUID `json:"rubric_id,omitempty"`
+	Success  bool                `json:"success"`
+}
+
+// RubricRow defines model for RubricRow.
+type RubricRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// RubricSearchRequest defines model for RubricSearchRequest.
+type RubricSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only rubrics linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+	PageOffset          *int                 `json:"page_offset,omitempty"`
+	PageSize            *int                 `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// RubricSearchResponse defines model for RubricSearchResponse.
+type RubricSearchResponse struct {
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+	Rubrics          []RubricRow `json:"rubrics"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// RubricStandard defines model for RubricStandard.
+type RubricStandard struct {
+	Description *string `json:"description,omitempty"`
+
+	// Group The standards of one group are reported together.
+	Group *string `json:"group,omitempty"`
+
+	// Levels The five levels of the standard, lowest first.
+	Levels []RubricLevel `json:"levels"`
+	Name   string        `json:"name"`
+	Points *float32      `json:"points,omitempty"`
+}
+
+// RubricUpdateRequest Either `rubrics`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type RubricUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every rubric `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which rubrics a search, or an update or delete of `all`, takes.
+	Filter *RubricFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey  `json:"idempotency_key,omitempty"`
+	Patch          *RubricFormState `json:"patch,omitempty"`
+	Rubrics        []RubricPatch    `json:"rubrics,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// RubricUpdateResponse defines model for RubricUpdateResponse.
+type RubricUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool          `json:"pending,omitempty"`
+	Results []RubricResult `json:"results"`
+}
+
 // Run A generation run (a job). Its events go to `topic`.
 type Run struct {
 	// Answer The answer it was given.
@@ -1884,6 +4643,11 @@ type RunResponse struct {
 // or interrupted (it asked a question) on the way.
 type RunStatus string
 
+// SecretValues Secrets by name (letters, digits, `_`, `-`, `.`; at most 100 characters). They are
+// stored encrypted (AES-256-GCM) and never shown but by `decrypt`. On update, the names
+// given replace their values and an empty value removes a secret; the others are kept.
+type SecretValues map[string]string
+
 // SectionFilter Narrows the options `get` lists for one relation.
 type SectionFilter struct {
 	// Limit At most this many options besides the selected ones.
@@ -1894,6 +4658,911 @@ type SectionFilter struct {
 
 	// Selected true lists only the selected options, false only the others.
 	Selected *bool `json:"selected,omitempty"`
+}
+
+// Setting defines model for Setting.
+type Setting struct {
+	// AgentIds The agents the department generates with, first preferred.
+	AgentIds  []openapi_types.UUID `json:"agent_ids"`
+	CreatedAt time.Time            `json:"created_at"`
+	CreatedBy openapi_types.UUID   `json:"created_by"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// SecretNames The names of its secrets; `setting.decrypt` returns their values.
+	SecretNames []string          `json:"secret_names"`
+	Theme       SettingTheme      `json:"theme"`
+	Thresholds  SettingThresholds `json:"thresholds"`
+
+	// ToolIds The tools its agents may call.
+	ToolIds   []openapi_types.UUID `json:"tool_ids"`
+	UpdatedAt time.Time            `json:"updated_at"`
+}
+
+// SettingCreateRequest Either `settings`, or `accept` with the `idempotency_key` of a staged create.
+type SettingCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Settings       []SettingInput  `json:"settings,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// SettingCreateResponse defines model for SettingCreateResponse.
+type SettingCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool           `json:"pending,omitempty"`
+	Results []SettingResult `json:"results"`
+}
+
+// SettingDecryptRequest defines model for SettingDecryptRequest.
+type SettingDecryptRequest struct {
+	SettingId openapi_types.UUID `json:"setting_id"`
+}
+
+// SettingDecryptResponse defines model for SettingDecryptResponse.
+type SettingDecryptResponse struct {
+	// Secrets The secrets by name; the call's events show the values redacted.
+	Secrets   map[string]string  `json:"secrets"`
+	SettingId openapi_types.UUID `json:"setting_id"`
+}
+
+// SettingDeleteRequest Either `setting_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type SettingDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every setting `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which settings a search, or an update or delete of `all`, takes.
+	Filter *SettingFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	SettingIds     []openapi_types.UUID `json:"setting_ids,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// SettingDeleteResponse defines model for SettingDeleteResponse.
+type SettingDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool           `json:"pending,omitempty"`
+	Results []SettingResult `json:"results"`
+}
+
+// SettingDraft defines model for SettingDraft.
+type SettingDraft struct {
+	CreatedAt time.Time          `json:"created_at"`
+	FormState SettingFormState   `json:"form_state"`
+	Id        openapi_types.UUID `json:"id"`
+	Name      string             `json:"name"`
+	ProfileId openapi_types.UUID `json:"profile_id"`
+
+	// SettingId Absent for a draft of a new setting.
+	SettingId *openapi_types.UUID `json:"setting_id,omitempty"`
+}
+
+// SettingDraftRequest defines model for SettingDraftRequest.
+type SettingDraftRequest struct {
+	FormState SettingFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+
+	// SettingId The setting being edited; omit when drafting a new one.
+	SettingId *openapi_types.UUID `json:"setting_id,omitempty"`
+}
+
+// SettingDraftResponse defines model for SettingDraftResponse.
+type SettingDraftResponse struct {
+	Draft          SettingDraft `json:"draft"`
+	IdempotencyKey *string      `json:"idempotency_key,omitempty"`
+	Message        string       `json:"message"`
+	Success        bool         `json:"success"`
+}
+
+// SettingDraftsRequest defines model for SettingDraftsRequest.
+type SettingDraftsRequest struct {
+	DateFrom   *time.Time `json:"date_from,omitempty"`
+	DateTo     *time.Time `json:"date_to,omitempty"`
+	PageLimit  *int       `json:"page_limit,omitempty"`
+	PageOffset *int       `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+
+	// SettingId Only drafts of this setting.
+	SettingId *openapi_types.UUID `json:"setting_id,omitempty"`
+}
+
+// SettingDraftsResponse defines model for SettingDraftsResponse.
+type SettingDraftsResponse struct {
+	Entries    []SettingDraft `json:"entries"`
+	TotalCount int            `json:"total_count"`
+}
+
+// SettingDuplicateRequest defines model for SettingDuplicateRequest.
+type SettingDuplicateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name      *string            `json:"name,omitempty"`
+	SettingId openapi_types.UUID `json:"setting_id"`
+}
+
+// SettingDuplicateResponse defines model for SettingDuplicateResponse.
+type SettingDuplicateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Message        string  `json:"message"`
+
+	// SettingId The new setting.
+	SettingId openapi_types.UUID `json:"setting_id"`
+	Success   bool               `json:"success"`
+}
+
+// SettingExportRequest defines model for SettingExportRequest.
+type SettingExportRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// SettingId Export only this setting.
+	SettingId *openapi_types.UUID `json:"setting_id,omitempty"`
+}
+
+// SettingExportResponse defines model for SettingExportResponse.
+type SettingExportResponse = ExportResponse
+
+// SettingFilter Which settings a search, or an update or delete of `all`, takes.
+type SettingFilter struct {
+	// FilterAgentIds Only settings linked to one of these.
+	FilterAgentIds []openapi_types.UUID `json:"filter_agent_ids,omitempty"`
+
+	// FilterDepartmentIds Only settings linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterToolIds Only settings linked to one of these.
+	FilterToolIds []openapi_types.UUID `json:"filter_tool_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// SettingFormState defines model for SettingFormState.
+type SettingFormState struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          *string              `json:"name,omitempty"`
+	Theme         *SettingTheme        `json:"theme,omitempty"`
+	Thresholds    *SettingThresholds   `json:"thresholds,omitempty"`
+	ToolIds       []openapi_types.UUID `json:"tool_ids,omitempty"`
+}
+
+// SettingGenerateRequest defines model for SettingGenerateRequest.
+type SettingGenerateRequest = GenerateRequest
+
+// SettingGenerateResponse defines model for SettingGenerateResponse.
+type SettingGenerateResponse = GenerateResponse
+
+// SettingGenerationsRequest defines model for SettingGenerationsRequest.
+type SettingGenerationsRequest = GenerationsRequest
+
+// SettingGenerationsResponse defines model for SettingGenerationsResponse.
+type SettingGenerationsResponse = GenerationsResponse
+
+// SettingGetRequest defines model for SettingGetRequest.
+type SettingGetRequest struct {
+	// Agents Narrows the options `get` lists for one relation.
+	Agents *SectionFilter `json:"agents,omitempty"`
+
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the setting.
+	DraftId   *openapi_types.UUID `json:"draft_id,omitempty"`
+	SettingId openapi_types.UUID  `json:"setting_id"`
+
+	// Tools Narrows the options `get` lists for one relation.
+	Tools *SectionFilter `json:"tools,omitempty"`
+}
+
+// SettingGetResponse defines model for SettingGetResponse.
+type SettingGetResponse struct {
+	// Agents The agents the setting has (selected), then others that may be chosen.
+	Agents    []RelationOption `json:"agents"`
+	CanDelete bool             `json:"can_delete"`
+	CanEdit   bool             `json:"can_edit"`
+
+	// Departments The departments the setting has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *SettingDraft    `json:"draft,omitempty"`
+	Setting     Setting          `json:"setting"`
+
+	// Tools The tools the setting has (selected), then others that may be chosen.
+	Tools []RelationOption `json:"tools"`
+}
+
+// SettingGroupRequest defines model for SettingGroupRequest.
+type SettingGroupRequest = GroupRequest
+
+// SettingGroupResponse defines model for SettingGroupResponse.
+type SettingGroupResponse = GroupResponse
+
+// SettingInput defines model for SettingInput.
+type SettingInput struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Name          string               `json:"name"`
+
+	// Secrets Secrets by name (letters, digits, `_`, `-`, `.`; at most 100 characters). They are
+	// stored encrypted (AES-256-GCM) and never shown but by `decrypt`. On update, the names
+	// given replace their values and an empty value removes a secret; the others are kept.
+	Secrets    *SecretValues        `json:"secrets,omitempty"`
+	Theme      *SettingTheme        `json:"theme,omitempty"`
+	Thresholds *SettingThresholds   `json:"thresholds,omitempty"`
+	ToolIds    []openapi_types.UUID `json:"tool_ids,omitempty"`
+}
+
+// SettingPatch defines model for SettingPatch.
+type SettingPatch struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          *string              `json:"name,omitempty"`
+
+	// Secrets Secrets by name (letters, digits, `_`, `-`, `.`; at most 100 characters). They are
+	// stored encrypted (AES-256-GCM) and never shown but by `decrypt`. On update, the names
+	// given replace their values and an empty value removes a secret; the others are kept.
+	Secrets    *SecretValues        `json:"secrets,omitempty"`
+	Theme      *SettingTheme        `json:"theme,omitempty"`
+	Thresholds *SettingThresholds   `json:"thresholds,omitempty"`
+	ToolIds    []openapi_types.UUID `json:"tool_ids,omitempty"`
+}
+
+// SettingProblemRequest defines model for SettingProblemRequest.
+type SettingProblemRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+
+	// SettingId The setting the report is about.
+	SettingId *openapi_types.UUID `json:"setting_id,omitempty"`
+	Type      ProblemType         `json:"type"`
+}
+
+// SettingProblemResponse defines model for SettingProblemResponse.
+type SettingProblemResponse = ProblemReportResponse
+
+// SettingRefreshRequest defines model for SettingRefreshRequest.
+type SettingRefreshRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// SettingId Refresh only this setting.
+	SettingId *openapi_types.UUID `json:"setting_id,omitempty"`
+}
+
+// SettingRefreshResponse defines model for SettingRefreshResponse.
+type SettingRefreshResponse = RefreshResponse
+
+// SettingResult defines model for SettingResult.
+type SettingResult struct {
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index     int                 `json:"index"`
+	Message   string              `json:"message"`
+	SettingId *openapi_types.UUID `json:"setting_id,omitempty"`
+	Success   bool                `json:"success"`
+}
+
+// SettingRow defines model for SettingRow.
+type SettingRow struct {
+	AgentIds      []openapi_types.UUID `json:"agent_ids"`
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool                 `json:"pending"`
+	ToolIds   []openapi_types.UUID `json:"tool_ids"`
+	UpdatedAt time.Time            `json:"updated_at"`
+}
+
+// SettingSearchRequest defines model for SettingSearchRequest.
+type SettingSearchRequest struct {
+	// AgentSearch Narrows the agent facet's options by name.
+	AgentSearch *string `json:"agent_search,omitempty"`
+
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterAgentIds Only settings linked to one of these.
+	FilterAgentIds []openapi_types.UUID `json:"filter_agent_ids,omitempty"`
+
+	// FilterDepartmentIds Only settings linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterToolIds Only settings linked to one of these.
+	FilterToolIds []openapi_types.UUID `json:"filter_tool_ids,omitempty"`
+	PageOffset    *int                 `json:"page_offset,omitempty"`
+	PageSize      *int                 `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+
+	// ToolSearch Narrows the tool facet's options by name.
+	ToolSearch *string `json:"tool_search,omitempty"`
+}
+
+// SettingSearchResponse defines model for SettingSearchResponse.
+type SettingSearchResponse struct {
+	AgentFilter      FacetFilter  `json:"agent_filter"`
+	DepartmentFilter FacetFilter  `json:"department_filter"`
+	PageOffset       int          `json:"page_offset"`
+	PageSize         int          `json:"page_size"`
+	Settings         []SettingRow `json:"settings"`
+	ToolFilter       FacetFilter  `json:"tool_filter"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// SettingTheme defines model for SettingTheme.
+type SettingTheme struct {
+	LogoUrl      *string           `json:"logo_url,omitempty"`
+	Mode         *SettingThemeMode `json:"mode,omitempty"`
+	PrimaryColor *string           `json:"primary_color,omitempty"`
+}
+
+// SettingThemeMode defines model for SettingTheme.Mode.
+type SettingThemeMode string
+
+// SettingThresholds defines model for SettingThresholds.
+type SettingThresholds struct {
+	// MaxAttempts Attempts a learner may make per simulation; 0 means no limit.
+	MaxAttempts *int `json:"max_attempts,omitempty"`
+
+	// PassScore The score that passes an attempt, in percent.
+	PassScore *float32 `json:"pass_score,omitempty"`
+
+	// WarnScore Below it an attempt is flagged for review, in percent.
+	WarnScore *float32 `json:"warn_score,omitempty"`
+}
+
+// SettingUpdateRequest Either `settings`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type SettingUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every setting `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which settings a search, or an update or delete of `all`, takes.
+	Filter *SettingFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey   `json:"idempotency_key,omitempty"`
+	Patch          *SettingFormState `json:"patch,omitempty"`
+	Settings       []SettingPatch    `json:"settings,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// SettingUpdateResponse defines model for SettingUpdateResponse.
+type SettingUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool           `json:"pending,omitempty"`
+	Results []SettingResult `json:"results"`
+}
+
+// Simulation defines model for Simulation.
+type Simulation struct {
+	// Chats The chats a learner goes through, in order.
+	Chats     []SimulationChat   `json:"chats"`
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
+
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+
+	// EvalIds The evals run on finished attempts.
+	EvalIds []openapi_types.UUID `json:"eval_ids"`
+	Id      openapi_types.UUID   `json:"id"`
+
+	// InfiniteMode The chats start over when the last one ends (default false).
+	InfiniteMode bool   `json:"infinite_mode"`
+	Name         string `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// PersonaIds The personas the learner talks to.
+	PersonaIds []openapi_types.UUID `json:"persona_ids"`
+
+	// RubricIds The rubrics attempts are graded with.
+	RubricIds []openapi_types.UUID `json:"rubric_ids"`
+	UpdatedAt time.Time            `json:"updated_at"`
+}
+
+// SimulationChat defines model for SimulationChat.
+type SimulationChat struct {
+	// Features What the learner's chat offers.
+	Features     *SimulationFeatures `json:"features,omitempty"`
+	Instructions *string             `json:"instructions,omitempty"`
+
+	// TimeLimitSeconds 0 means no limit.
+	TimeLimitSeconds *int   `json:"time_limit_seconds,omitempty"`
+	Title            string `json:"title"`
+}
+
+// SimulationCreateRequest Either `simulations`, or `accept` with the `idempotency_key` of a staged create.
+type SimulationCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey   `json:"idempotency_key,omitempty"`
+	Simulations    []SimulationInput `json:"simulations,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// SimulationCreateResponse defines model for SimulationCreateResponse.
+type SimulationCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool              `json:"pending,omitempty"`
+	Results []SimulationResult `json:"results"`
+}
+
+// SimulationDeleteRequest Either `simulation_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type SimulationDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every simulation `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which simulations a search, or an update or delete of `all`, takes.
+	Filter *SimulationFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	SimulationIds  []openapi_types.UUID `json:"simulation_ids,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// SimulationDeleteResponse defines model for SimulationDeleteResponse.
+type SimulationDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool              `json:"pending,omitempty"`
+	Results []SimulationResult `json:"results"`
+}
+
+// SimulationDraft defines model for SimulationDraft.
+type SimulationDraft struct {
+	CreatedAt time.Time           `json:"created_at"`
+	FormState SimulationFormState `json:"form_state"`
+	Id        openapi_types.UUID  `json:"id"`
+	Name      string              `json:"name"`
+	ProfileId openapi_types.UUID  `json:"profile_id"`
+
+	// SimulationId Absent for a draft of a new simulation.
+	SimulationId *openapi_types.UUID `json:"simulation_id,omitempty"`
+}
+
+// SimulationDraftRequest defines model for SimulationDraftRequest.
+type SimulationDraftRequest struct {
+	FormState SimulationFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+
+	// SimulationId The simulation being edited; omit when drafting a new one.
+	SimulationId *openapi_types.UUID `json:"simulation_id,omitempty"`
+}
+
+// SimulationDraftResponse defines model for SimulationDraftResponse.
+type SimulationDraftResponse struct {
+	Draft          SimulationDraft `json:"draft"`
+	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Success        bool            `json:"success"`
+}
+
+// SimulationDraftsRequest defines model for SimulationDraftsRequest.
+type SimulationDraftsRequest struct {
+	DateFrom   *time.Time `json:"date_from,omitempty"`
+	DateTo     *time.Time `json:"date_to,omitempty"`
+	PageLimit  *int       `json:"page_limit,omitempty"`
+	PageOffset *int       `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+
+	// SimulationId Only drafts of this simulation.
+	SimulationId *openapi_types.UUID `json:"simulation_id,omitempty"`
+}
+
+// SimulationDraftsResponse defines model for SimulationDraftsResponse.
+type SimulationDraftsResponse struct {
+	Entries    []SimulationDraft `json:"entries"`
+	TotalCount int               `json:"total_count"`
+}
+
+// SimulationDuplicateRequest defines model for SimulationDuplicateRequest.
+type SimulationDuplicateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name         *string            `json:"name,omitempty"`
+	SimulationId openapi_types.UUID `json:"simulation_id"`
+}
+
+// SimulationDuplicateResponse defines model for SimulationDuplicateResponse.
+type SimulationDuplicateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Message        string  `json:"message"`
+
+	// SimulationId The new simulation.
+	SimulationId openapi_types.UUID `json:"simulation_id"`
+	Success      bool               `json:"success"`
+}
+
+// SimulationExportRequest defines model for SimulationExportRequest.
+type SimulationExportRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// SimulationId Export only this simulation.
+	SimulationId *openapi_types.UUID `json:"simulation_id,omitempty"`
+}
+
+// SimulationExportResponse defines model for SimulationExportResponse.
+type SimulationExportResponse = ExportResponse
+
+// SimulationFeatures What the learner's chat offers.
+type SimulationFeatures struct {
+	Analyses     *bool `json:"analyses,omitempty"`
+	Audio        *bool `json:"audio,omitempty"`
+	CopyPaste    *bool `json:"copy_paste,omitempty"`
+	Hints        *bool `json:"hints,omitempty"`
+	Images       *bool `json:"images,omitempty"`
+	Improvements *bool `json:"improvements,omitempty"`
+	Objectives   *bool `json:"objectives,omitempty"`
+	Questions    *bool `json:"questions,omitempty"`
+	Strengths    *bool `json:"strengths,omitempty"`
+	Text         *bool `json:"text,omitempty"`
+}
+
+// SimulationFilter Which simulations a search, or an update or delete of `all`, takes.
+type SimulationFilter struct {
+	// FilterDepartmentIds Only simulations linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterEvalIds Only simulations linked to one of these.
+	FilterEvalIds []openapi_types.UUID `json:"filter_eval_ids,omitempty"`
+
+	// FilterPersonaIds Only simulations linked to one of these.
+	FilterPersonaIds []openapi_types.UUID `json:"filter_persona_ids,omitempty"`
+
+	// FilterRubricIds Only simulations linked to one of these.
+	FilterRubricIds []openapi_types.UUID `json:"filter_rubric_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// SimulationFormState defines model for SimulationFormState.
+type SimulationFormState struct {
+	// Chats The chats a learner goes through, in order.
+	Chats         []SimulationChat     `json:"chats,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	EvalIds       []openapi_types.UUID `json:"eval_ids,omitempty"`
+
+	// InfiniteMode The chats start over when the last one ends (default false).
+	InfiniteMode *bool                `json:"infinite_mode,omitempty"`
+	Name         *string              `json:"name,omitempty"`
+	PersonaIds   []openapi_types.UUID `json:"persona_ids,omitempty"`
+	RubricIds    []openapi_types.UUID `json:"rubric_ids,omitempty"`
+}
+
+// SimulationGenerateRequest defines model for SimulationGenerateRequest.
+type SimulationGenerateRequest = GenerateRequest
+
+// SimulationGenerateResponse defines model for SimulationGenerateResponse.
+type SimulationGenerateResponse = GenerateResponse
+
+// SimulationGenerationsRequest defines model for SimulationGenerationsRequest.
+type SimulationGenerationsRequest = GenerationsRequest
+
+// SimulationGenerationsResponse defines model for SimulationGenerationsResponse.
+type SimulationGenerationsResponse = GenerationsResponse
+
+// SimulationGetRequest defines model for SimulationGetRequest.
+type SimulationGetRequest struct {
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the simulation.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+
+	// Evals Narrows the options `get` lists for one relation.
+	Evals *SectionFilter `json:"evals,omitempty"`
+
+	// Personas Narrows the options `get` lists for one relation.
+	Personas *SectionFilter `json:"personas,omitempty"`
+
+	// Rubrics Narrows the options `get` lists for one relation.
+	Rubrics      *SectionFilter     `json:"rubrics,omitempty"`
+	SimulationId openapi_types.UUID `json:"simulation_id"`
+}
+
+// SimulationGetResponse defines model for SimulationGetResponse.
+type SimulationGetResponse struct {
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the simulation has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *SimulationDraft `json:"draft,omitempty"`
+
+	// Evals The evals the simulation has (selected), then others that may be chosen.
+	Evals []RelationOption `json:"evals"`
+
+	// Personas The personas the simulation has (selected), then others that may be chosen.
+	Personas []RelationOption `json:"personas"`
+
+	// Rubrics The rubrics the simulation has (selected), then others that may be chosen.
+	Rubrics    []RelationOption `json:"rubrics"`
+	Simulation Simulation       `json:"simulation"`
+}
+
+// SimulationGroupRequest defines model for SimulationGroupRequest.
+type SimulationGroupRequest = GroupRequest
+
+// SimulationGroupResponse defines model for SimulationGroupResponse.
+type SimulationGroupResponse = GroupResponse
+
+// SimulationInput defines model for SimulationInput.
+type SimulationInput struct {
+	// Chats The chats a learner goes through, in order.
+	Chats         []SimulationChat     `json:"chats,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	EvalIds       []openapi_types.UUID `json:"eval_ids,omitempty"`
+
+	// InfiniteMode The chats start over when the last one ends (default false).
+	InfiniteMode *bool                `json:"infinite_mode,omitempty"`
+	Name         string               `json:"name"`
+	PersonaIds   []openapi_types.UUID `json:"persona_ids,omitempty"`
+	RubricIds    []openapi_types.UUID `json:"rubric_ids,omitempty"`
+}
+
+// SimulationPatch defines model for SimulationPatch.
+type SimulationPatch struct {
+	// Chats The chats a learner goes through, in order.
+	Chats         []SimulationChat     `json:"chats,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	EvalIds       []openapi_types.UUID `json:"eval_ids,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// InfiniteMode The chats start over when the last one ends (default false).
+	InfiniteMode *bool                `json:"infinite_mode,omitempty"`
+	Name         *string              `json:"name,omitempty"`
+	PersonaIds   []openapi_types.UUID `json:"persona_ids,omitempty"`
+	RubricIds    []openapi_types.UUID `json:"rubric_ids,omitempty"`
+}
+
+// SimulationProblemRequest defines model for SimulationProblemRequest.
+type SimulationProblemRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+
+	// SimulationId The simulation the report is about.
+	SimulationId *openapi_types.UUID `json:"simulation_id,omitempty"`
+	Type         ProblemType         `json:"type"`
+}
+
+// SimulationProblemResponse defines model for SimulationProblemResponse.
+type SimulationProblemResponse = ProblemReportResponse
+
+// SimulationRefreshRequest defines model for SimulationRefreshRequest.
+type SimulationRefreshRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// SimulationId Refresh only this simulation.
+	SimulationId *openapi_types.UUID `json:"simulation_id,omitempty"`
+}
+
+// SimulationRefreshResponse defines model for SimulationRefreshResponse.
+type SimulationRefreshResponse = RefreshResponse
+
+// SimulationResult defines model for SimulationResult.
+type SimulationResult struct {
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index        int                 `json:"index"`
+	Message      string              `json:"message"`
+	SimulationId *openapi_types.UUID `json:"simulation_id,omitempty"`
+	Success      bool                `json:"success"`
+}
+
+// SimulationRow defines model for SimulationRow.
+type SimulationRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	EvalIds       []openapi_types.UUID `json:"eval_ids"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending    bool                 `json:"pending"`
+	PersonaIds []openapi_types.UUID `json:"persona_ids"`
+	RubricIds  []openapi_types.UUID `json:"rubric_ids"`
+	UpdatedAt  time.Time            `json:"updated_at"`
+}
+
+// SimulationSearchRequest defines model for SimulationSearchRequest.
+type SimulationSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// EvalSearch Narrows the eval facet's options by name.
+	EvalSearch *string `json:"eval_search,omitempty"`
+
+	// FilterDepartmentIds Only simulations linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterEvalIds Only simulations linked to one of these.
+	FilterEvalIds []openapi_types.UUID `json:"filter_eval_ids,omitempty"`
+
+	// FilterPersonaIds Only simulations linked to one of these.
+	FilterPersonaIds []openapi_types.UUID `json:"filter_persona_ids,omitempty"`
+
+	// FilterRubricIds Only simulations linked to one of these.
+	FilterRubricIds []openapi_types.UUID `json:"filter_rubric_ids,omitempty"`
+	PageOffset      *int                 `json:"page_offset,omitempty"`
+	PageSize        *int                 `json:"page_size,omitempty"`
+
+	// PersonaSearch Narrows the persona facet's options by name.
+	PersonaSearch *string `json:"persona_search,omitempty"`
+
+	// RubricSearch Narrows the rubric facet's options by name.
+	RubricSearch *string `json:"rubric_search,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// SimulationSearchResponse defines model for SimulationSearchResponse.
+type SimulationSearchResponse struct {
+	DepartmentFilter FacetFilter     `json:"department_filter"`
+	EvalFilter       FacetFilter     `json:"eval_filter"`
+	PageOffset       int             `json:"page_offset"`
+	PageSize         int             `json:"page_size"`
+	PersonaFilter    FacetFilter     `json:"persona_filter"`
+	RubricFilter     FacetFilter     `json:"rubric_filter"`
+	Simulations      []SimulationRow `json:"simulations"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// SimulationUpdateRequest Either `simulations`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type SimulationUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every simulation `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which simulations a search, or an update or delete of `all`, takes.
+	Filter *SimulationFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	Patch          *SimulationFormState `json:"patch,omitempty"`
+	Simulations    []SimulationPatch    `json:"simulations,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// SimulationUpdateResponse defines model for SimulationUpdateResponse.
+type SimulationUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool              `json:"pending,omitempty"`
+	Results []SimulationResult `json:"results"`
 }
 
 // StreamingReply A reply still being generated, as far as it got.
@@ -2099,28 +5768,43 @@ type Tool struct {
 	Id            openapi_types.UUID   `json:"id"`
 	Name          string               `json:"name"`
 
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
 	// Permissions The operations the tool may run, as (artifact, operation) pairs.
 	Permissions []ToolPermission `json:"permissions"`
 	UpdatedAt   time.Time        `json:"updated_at"`
 }
 
-// ToolCreateRequest defines model for ToolCreateRequest.
+// ToolCreateRequest Either `tools`, or `accept` with the `idempotency_key` of a staged create.
 type ToolCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
-	Tools          []ToolInput     `json:"tools"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft  *bool       `json:"soft,omitempty"`
+	Tools []ToolInput `json:"tools,omitempty"`
 }
 
 // ToolCreateResponse defines model for ToolCreateResponse.
 type ToolCreateResponse struct {
-	IdempotencyKey *string      `json:"idempotency_key,omitempty"`
-	Results        []ToolResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []ToolResult `json:"results"`
 }
 
-// ToolDeleteRequest Either `tool_ids` or `all`.
+// ToolDeleteRequest Either `tool_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
 type ToolDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
 	// All Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
 	All         *bool                `json:"all,omitempty"`
 	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
@@ -2131,14 +5815,20 @@ type ToolDeleteRequest struct {
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
-	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
-	ToolIds        []openapi_types.UUID `json:"tool_ids,omitempty"`
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft    *bool                `json:"soft,omitempty"`
+	ToolIds []openapi_types.UUID `json:"tool_ids,omitempty"`
 }
 
 // ToolDeleteResponse defines model for ToolDeleteResponse.
 type ToolDeleteResponse struct {
-	IdempotencyKey *string      `json:"idempotency_key,omitempty"`
-	Results        []ToolResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []ToolResult `json:"results"`
 }
 
 // ToolDraft defines model for ToolDraft.
@@ -2374,7 +6064,10 @@ type ToolRow struct {
 	Description   string               `json:"description"`
 	Id            openapi_types.UUID   `json:"id"`
 	Name          string               `json:"name"`
-	UpdatedAt     time.Time            `json:"updated_at"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ToolSearchRequest defines model for ToolSearchRequest.
@@ -2402,8 +6095,11 @@ type ToolSearchResponse struct {
 	TotalCount int `json:"total_count"`
 }
 
-// ToolUpdateRequest Either `tools`, each with its own patch, or `all` with one `patch`.
+// ToolUpdateRequest Either `tools`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
 type ToolUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
 	// All Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
 	All         *bool                `json:"all,omitempty"`
 	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
@@ -2416,13 +6112,19 @@ type ToolUpdateRequest struct {
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
 	Patch          *ToolFormState  `json:"patch,omitempty"`
-	Tools          []ToolPatch     `json:"tools,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft  *bool       `json:"soft,omitempty"`
+	Tools []ToolPatch `json:"tools,omitempty"`
 }
 
 // ToolUpdateResponse defines model for ToolUpdateResponse.
 type ToolUpdateResponse struct {
-	IdempotencyKey *string      `json:"idempotency_key,omitempty"`
-	Results        []ToolResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool        `json:"pending,omitempty"`
+	Results []ToolResult `json:"results"`
 }
 
 // TopicSince defines model for TopicSince.
@@ -2600,6 +6302,174 @@ type AttemptStartJSONRequestBody = AttemptStartRequest
 // AttemptWatchJSONRequestBody defines body for AttemptWatch for application/json ContentType.
 type AttemptWatchJSONRequestBody = AttemptWatchRequest
 
+// AuthCreateJSONRequestBody defines body for AuthCreate for application/json ContentType.
+type AuthCreateJSONRequestBody = AuthCreateRequest
+
+// AuthDeleteJSONRequestBody defines body for AuthDelete for application/json ContentType.
+type AuthDeleteJSONRequestBody = AuthDeleteRequest
+
+// AuthDraftJSONRequestBody defines body for AuthDraft for application/json ContentType.
+type AuthDraftJSONRequestBody = AuthDraftRequest
+
+// AuthDraftsJSONRequestBody defines body for AuthDrafts for application/json ContentType.
+type AuthDraftsJSONRequestBody = AuthDraftsRequest
+
+// AuthDuplicateJSONRequestBody defines body for AuthDuplicate for application/json ContentType.
+type AuthDuplicateJSONRequestBody = AuthDuplicateRequest
+
+// AuthExportJSONRequestBody defines body for AuthExport for application/json ContentType.
+type AuthExportJSONRequestBody = AuthExportRequest
+
+// AuthGenerateJSONRequestBody defines body for AuthGenerate for application/json ContentType.
+type AuthGenerateJSONRequestBody = AuthGenerateRequest
+
+// AuthGenerationsJSONRequestBody defines body for AuthGenerations for application/json ContentType.
+type AuthGenerationsJSONRequestBody = AuthGenerationsRequest
+
+// AuthGetJSONRequestBody defines body for AuthGet for application/json ContentType.
+type AuthGetJSONRequestBody = AuthGetRequest
+
+// AuthGroupJSONRequestBody defines body for AuthGroup for application/json ContentType.
+type AuthGroupJSONRequestBody = AuthGroupRequest
+
+// AuthProblemJSONRequestBody defines body for AuthProblem for application/json ContentType.
+type AuthProblemJSONRequestBody = AuthProblemRequest
+
+// AuthRefreshJSONRequestBody defines body for AuthRefresh for application/json ContentType.
+type AuthRefreshJSONRequestBody = AuthRefreshRequest
+
+// AuthSearchJSONRequestBody defines body for AuthSearch for application/json ContentType.
+type AuthSearchJSONRequestBody = AuthSearchRequest
+
+// AuthUpdateJSONRequestBody defines body for AuthUpdate for application/json ContentType.
+type AuthUpdateJSONRequestBody = AuthUpdateRequest
+
+// CohortCreateJSONRequestBody defines body for CohortCreate for application/json ContentType.
+type CohortCreateJSONRequestBody = CohortCreateRequest
+
+// CohortDeleteJSONRequestBody defines body for CohortDelete for application/json ContentType.
+type CohortDeleteJSONRequestBody = CohortDeleteRequest
+
+// CohortDraftJSONRequestBody defines body for CohortDraft for application/json ContentType.
+type CohortDraftJSONRequestBody = CohortDraftRequest
+
+// CohortDraftsJSONRequestBody defines body for CohortDrafts for application/json ContentType.
+type CohortDraftsJSONRequestBody = CohortDraftsRequest
+
+// CohortDuplicateJSONRequestBody defines body for CohortDuplicate for application/json ContentType.
+type CohortDuplicateJSONRequestBody = CohortDuplicateRequest
+
+// CohortExportJSONRequestBody defines body for CohortExport for application/json ContentType.
+type CohortExportJSONRequestBody = CohortExportRequest
+
+// CohortGenerateJSONRequestBody defines body for CohortGenerate for application/json ContentType.
+type CohortGenerateJSONRequestBody = CohortGenerateRequest
+
+// CohortGenerationsJSONRequestBody defines body for CohortGenerations for application/json ContentType.
+type CohortGenerationsJSONRequestBody = CohortGenerationsRequest
+
+// CohortGetJSONRequestBody defines body for CohortGet for application/json ContentType.
+type CohortGetJSONRequestBody = CohortGetRequest
+
+// CohortGroupJSONRequestBody defines body for CohortGroup for application/json ContentType.
+type CohortGroupJSONRequestBody = CohortGroupRequest
+
+// CohortProblemJSONRequestBody defines body for CohortProblem for application/json ContentType.
+type CohortProblemJSONRequestBody = CohortProblemRequest
+
+// CohortRefreshJSONRequestBody defines body for CohortRefresh for application/json ContentType.
+type CohortRefreshJSONRequestBody = CohortRefreshRequest
+
+// CohortSearchJSONRequestBody defines body for CohortSearch for application/json ContentType.
+type CohortSearchJSONRequestBody = CohortSearchRequest
+
+// CohortUpdateJSONRequestBody defines body for CohortUpdate for application/json ContentType.
+type CohortUpdateJSONRequestBody = CohortUpdateRequest
+
+// EvalCreateJSONRequestBody defines body for EvalCreate for application/json ContentType.
+type EvalCreateJSONRequestBody = EvalCreateRequest
+
+// EvalDeleteJSONRequestBody defines body for EvalDelete for application/json ContentType.
+type EvalDeleteJSONRequestBody = EvalDeleteRequest
+
+// EvalDraftJSONRequestBody defines body for EvalDraft for application/json ContentType.
+type EvalDraftJSONRequestBody = EvalDraftRequest
+
+// EvalDraftsJSONRequestBody defines body for EvalDrafts for application/json ContentType.
+type EvalDraftsJSONRequestBody = EvalDraftsRequest
+
+// EvalDuplicateJSONRequestBody defines body for EvalDuplicate for application/json ContentType.
+type EvalDuplicateJSONRequestBody = EvalDuplicateRequest
+
+// EvalExportJSONRequestBody defines body for EvalExport for application/json ContentType.
+type EvalExportJSONRequestBody = EvalExportRequest
+
+// EvalGenerateJSONRequestBody defines body for EvalGenerate for application/json ContentType.
+type EvalGenerateJSONRequestBody = EvalGenerateRequest
+
+// EvalGenerationsJSONRequestBody defines body for EvalGenerations for application/json ContentType.
+type EvalGenerationsJSONRequestBody = EvalGenerationsRequest
+
+// EvalGetJSONRequestBody defines body for EvalGet for application/json ContentType.
+type EvalGetJSONRequestBody = EvalGetRequest
+
+// EvalGroupJSONRequestBody defines body for EvalGroup for application/json ContentType.
+type EvalGroupJSONRequestBody = EvalGroupRequest
+
+// EvalProblemJSONRequestBody defines body for EvalProblem for application/json ContentType.
+type EvalProblemJSONRequestBody = EvalProblemRequest
+
+// EvalRefreshJSONRequestBody defines body for EvalRefresh for application/json ContentType.
+type EvalRefreshJSONRequestBody = EvalRefreshRequest
+
+// EvalSearchJSONRequestBody defines body for EvalSearch for application/json ContentType.
+type EvalSearchJSONRequestBody = EvalSearchRequest
+
+// EvalUpdateJSONRequestBody defines body for EvalUpdate for application/json ContentType.
+type EvalUpdateJSONRequestBody = EvalUpdateRequest
+
+// FieldCreateJSONRequestBody defines body for FieldCreate for application/json ContentType.
+type FieldCreateJSONRequestBody = FieldCreateRequest
+
+// FieldDeleteJSONRequestBody defines body for FieldDelete for application/json ContentType.
+type FieldDeleteJSONRequestBody = FieldDeleteRequest
+
+// FieldDraftJSONRequestBody defines body for FieldDraft for application/json ContentType.
+type FieldDraftJSONRequestBody = FieldDraftRequest
+
+// FieldDraftsJSONRequestBody defines body for FieldDrafts for application/json ContentType.
+type FieldDraftsJSONRequestBody = FieldDraftsRequest
+
+// FieldDuplicateJSONRequestBody defines body for FieldDuplicate for application/json ContentType.
+type FieldDuplicateJSONRequestBody = FieldDuplicateRequest
+
+// FieldExportJSONRequestBody defines body for FieldExport for application/json ContentType.
+type FieldExportJSONRequestBody = FieldExportRequest
+
+// FieldGenerateJSONRequestBody defines body for FieldGenerate for application/json ContentType.
+type FieldGenerateJSONRequestBody = FieldGenerateRequest
+
+// FieldGenerationsJSONRequestBody defines body for FieldGenerations for application/json ContentType.
+type FieldGenerationsJSONRequestBody = FieldGenerationsRequest
+
+// FieldGetJSONRequestBody defines body for FieldGet for application/json ContentType.
+type FieldGetJSONRequestBody = FieldGetRequest
+
+// FieldGroupJSONRequestBody defines body for FieldGroup for application/json ContentType.
+type FieldGroupJSONRequestBody = FieldGroupRequest
+
+// FieldProblemJSONRequestBody defines body for FieldProblem for application/json ContentType.
+type FieldProblemJSONRequestBody = FieldProblemRequest
+
+// FieldRefreshJSONRequestBody defines body for FieldRefresh for application/json ContentType.
+type FieldRefreshJSONRequestBody = FieldRefreshRequest
+
+// FieldSearchJSONRequestBody defines body for FieldSearch for application/json ContentType.
+type FieldSearchJSONRequestBody = FieldSearchRequest
+
+// FieldUpdateJSONRequestBody defines body for FieldUpdate for application/json ContentType.
+type FieldUpdateJSONRequestBody = FieldUpdateRequest
+
 // ModelCreateJSONRequestBody defines body for ModelCreate for application/json ContentType.
 type ModelCreateJSONRequestBody = ModelCreateRequest
 
@@ -2623,6 +6493,48 @@ type ModelUpdateJSONRequestBody = ModelUpdateRequest
 
 // ModelWatchJSONRequestBody defines body for ModelWatch for application/json ContentType.
 type ModelWatchJSONRequestBody = ModelWatchRequest
+
+// ParameterCreateJSONRequestBody defines body for ParameterCreate for application/json ContentType.
+type ParameterCreateJSONRequestBody = ParameterCreateRequest
+
+// ParameterDeleteJSONRequestBody defines body for ParameterDelete for application/json ContentType.
+type ParameterDeleteJSONRequestBody = ParameterDeleteRequest
+
+// ParameterDraftJSONRequestBody defines body for ParameterDraft for application/json ContentType.
+type ParameterDraftJSONRequestBody = ParameterDraftRequest
+
+// ParameterDraftsJSONRequestBody defines body for ParameterDrafts for application/json ContentType.
+type ParameterDraftsJSONRequestBody = ParameterDraftsRequest
+
+// ParameterDuplicateJSONRequestBody defines body for ParameterDuplicate for application/json ContentType.
+type ParameterDuplicateJSONRequestBody = ParameterDuplicateRequest
+
+// ParameterExportJSONRequestBody defines body for ParameterExport for application/json ContentType.
+type ParameterExportJSONRequestBody = ParameterExportRequest
+
+// ParameterGenerateJSONRequestBody defines body for ParameterGenerate for application/json ContentType.
+type ParameterGenerateJSONRequestBody = ParameterGenerateRequest
+
+// ParameterGenerationsJSONRequestBody defines body for ParameterGenerations for application/json ContentType.
+type ParameterGenerationsJSONRequestBody = ParameterGenerationsRequest
+
+// ParameterGetJSONRequestBody defines body for ParameterGet for application/json ContentType.
+type ParameterGetJSONRequestBody = ParameterGetRequest
+
+// ParameterGroupJSONRequestBody defines body for ParameterGroup for application/json ContentType.
+type ParameterGroupJSONRequestBody = ParameterGroupRequest
+
+// ParameterProblemJSONRequestBody defines body for ParameterProblem for application/json ContentType.
+type ParameterProblemJSONRequestBody = ParameterProblemRequest
+
+// ParameterRefreshJSONRequestBody defines body for ParameterRefresh for application/json ContentType.
+type ParameterRefreshJSONRequestBody = ParameterRefreshRequest
+
+// ParameterSearchJSONRequestBody defines body for ParameterSearch for application/json ContentType.
+type ParameterSearchJSONRequestBody = ParameterSearchRequest
+
+// ParameterUpdateJSONRequestBody defines body for ParameterUpdate for application/json ContentType.
+type ParameterUpdateJSONRequestBody = ParameterUpdateRequest
 
 // PersonaCreateJSONRequestBody defines body for PersonaCreate for application/json ContentType.
 type PersonaCreateJSONRequestBody = PersonaCreateRequest
@@ -2704,6 +6616,135 @@ type ProviderUpdateJSONRequestBody = ProviderUpdateRequest
 
 // ProviderWatchJSONRequestBody defines body for ProviderWatch for application/json ContentType.
 type ProviderWatchJSONRequestBody = ProviderWatchRequest
+
+// RubricCreateJSONRequestBody defines body for RubricCreate for application/json ContentType.
+type RubricCreateJSONRequestBody = RubricCreateRequest
+
+// RubricDeleteJSONRequestBody defines body for RubricDelete for application/json ContentType.
+type RubricDeleteJSONRequestBody = RubricDeleteRequest
+
+// RubricDraftJSONRequestBody defines body for RubricDraft for application/json ContentType.
+type RubricDraftJSONRequestBody = RubricDraftRequest
+
+// RubricDraftsJSONRequestBody defines body for RubricDrafts for application/json ContentType.
+type RubricDraftsJSONRequestBody = RubricDraftsRequest
+
+// RubricDuplicateJSONRequestBody defines body for RubricDuplicate for application/json ContentType.
+type RubricDuplicateJSONRequestBody = RubricDuplicateRequest
+
+// RubricExportJSONRequestBody defines body for RubricExport for application/json ContentType.
+type RubricExportJSONRequestBody = RubricExportRequest
+
+// RubricGenerateJSONRequestBody defines body for RubricGenerate for application/json ContentType.
+type RubricGenerateJSONRequestBody = RubricGenerateRequest
+
+// RubricGenerationsJSONRequestBody defines body for RubricGenerations for application/json ContentType.
+type RubricGenerationsJSONRequestBody = RubricGenerationsRequest
+
+// RubricGetJSONRequestBody defines body for RubricGet for application/json ContentType.
+type RubricGetJSONRequestBody = RubricGetRequest
+
+// RubricGroupJSONRequestBody defines body for RubricGroup for application/json ContentType.
+type RubricGroupJSONRequestBody = RubricGroupRequest
+
+// RubricProblemJSONRequestBody defines body for RubricProblem for application/json ContentType.
+type RubricProblemJSONRequestBody = RubricProblemRequest
+
+// RubricRefreshJSONRequestBody defines body for RubricRefresh for application/json ContentType.
+type RubricRefreshJSONRequestBody = RubricRefreshRequest
+
+// RubricSearchJSONRequestBody defines body for RubricSearch for application/json ContentType.
+type RubricSearchJSONRequestBody = RubricSearchRequest
+
+// RubricUpdateJSONRequestBody defines body for RubricUpdate for application/json ContentType.
+type RubricUpdateJSONRequestBody = RubricUpdateRequest
+
+// SettingCreateJSONRequestBody defines body for SettingCreate for application/json ContentType.
+type SettingCreateJSONRequestBody = SettingCreateRequest
+
+// SettingDecryptJSONRequestBody defines body for SettingDecrypt for application/json ContentType.
+type SettingDecryptJSONRequestBody = SettingDecryptRequest
+
+// SettingDeleteJSONRequestBody defines body for SettingDelete for application/json ContentType.
+type SettingDeleteJSONRequestBody = SettingDeleteRequest
+
+// SettingDraftJSONRequestBody defines body for SettingDraft for application/json ContentType.
+type SettingDraftJSONRequestBody = SettingDraftRequest
+
+// SettingDraftsJSONRequestBody defines body for SettingDrafts for application/json ContentType.
+type SettingDraftsJSONRequestBody = SettingDraftsRequest
+
+// SettingDuplicateJSONRequestBody defines body for SettingDuplicate for application/json ContentType.
+type SettingDuplicateJSONRequestBody = SettingDuplicateRequest
+
+// SettingExportJSONRequestBody defines body for SettingExport for application/json ContentType.
+type SettingExportJSONRequestBody = SettingExportRequest
+
+// SettingGenerateJSONRequestBody defines body for SettingGenerate for application/json ContentType.
+type SettingGenerateJSONRequestBody = SettingGenerateRequest
+
+// SettingGenerationsJSONRequestBody defines body for SettingGenerations for application/json ContentType.
+type SettingGenerationsJSONRequestBody = SettingGenerationsRequest
+
+// SettingGetJSONRequestBody defines body for SettingGet for application/json ContentType.
+type SettingGetJSONRequestBody = SettingGetRequest
+
+// SettingGroupJSONRequestBody defines body for SettingGroup for application/json ContentType.
+type SettingGroupJSONRequestBody = SettingGroupRequest
+
+// SettingProblemJSONRequestBody defines body for SettingProblem for application/json ContentType.
+type SettingProblemJSONRequestBody = SettingProblemRequest
+
+// SettingRefreshJSONRequestBody defines body for SettingRefresh for application/json ContentType.
+type SettingRefreshJSONRequestBody = SettingRefreshRequest
+
+// SettingSearchJSONRequestBody defines body for SettingSearch for application/json ContentType.
+type SettingSearchJSONRequestBody = SettingSearchRequest
+
+// SettingUpdateJSONRequestBody defines body for SettingUpdate for application/json ContentType.
+type SettingUpdateJSONRequestBody = SettingUpdateRequest
+
+// SimulationCreateJSONRequestBody defines body for SimulationCreate for application/json ContentType.
+type SimulationCreateJSONRequestBody = SimulationCreateRequest
+
+// SimulationDeleteJSONRequestBody defines body for SimulationDelete for application/json ContentType.
+type SimulationDeleteJSONRequestBody = SimulationDeleteRequest
+
+// SimulationDraftJSONRequestBody defines body for SimulationDraft for application/json ContentType.
+type SimulationDraftJSONRequestBody = SimulationDraftRequest
+
+// SimulationDraftsJSONRequestBody defines body for SimulationDrafts for application/json ContentType.
+type SimulationDraftsJSONRequestBody = SimulationDraftsRequest
+
+// SimulationDuplicateJSONRequestBody defines body for SimulationDuplicate for application/json ContentType.
+type SimulationDuplicateJSONRequestBody = SimulationDuplicateRequest
+
+// SimulationExportJSONRequestBody defines body for SimulationExport for application/json ContentType.
+type SimulationExportJSONRequestBody = SimulationExportRequest
+
+// SimulationGenerateJSONRequestBody defines body for SimulationGenerate for application/json ContentType.
+type SimulationGenerateJSONRequestBody = SimulationGenerateRequest
+
+// SimulationGenerationsJSONRequestBody defines body for SimulationGenerations for application/json ContentType.
+type SimulationGenerationsJSONRequestBody = SimulationGenerationsRequest
+
+// SimulationGetJSONRequestBody defines body for SimulationGet for application/json ContentType.
+type SimulationGetJSONRequestBody = SimulationGetRequest
+
+// SimulationGroupJSONRequestBody defines body for SimulationGroup for application/json ContentType.
+type SimulationGroupJSONRequestBody = SimulationGroupRequest
+
+// SimulationProblemJSONRequestBody defines body for SimulationProblem for application/json ContentType.
+type SimulationProblemJSONRequestBody = SimulationProblemRequest
+
+// SimulationRefreshJSONRequestBody defines body for SimulationRefresh for application/json ContentType.
+type SimulationRefreshJSONRequestBody = SimulationRefreshRequest
+
+// SimulationSearchJSONRequestBody defines body for SimulationSearch for application/json ContentType.
+type SimulationSearchJSONRequestBody = SimulationSearchRequest
+
+// SimulationUpdateJSONRequestBody defines body for SimulationUpdate for application/json ContentType.
+type SimulationUpdateJSONRequestBody = SimulationUpdateRequest
 
 // SystemActivityJSONRequestBody defines body for SystemActivity for application/json ContentType.
 type SystemActivityJSONRequestBody = SystemActivityRequest

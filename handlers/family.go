@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +25,12 @@ import (
 // Each operation's generated method (gen.FamilyOperations) hands its request to Serve,
 // which reads it by its JSON names, answers with a JSON object of the operation's response
 // schema, and decodes that into the typed response.
-type family struct{ s *Service }
+type family struct {
+	s *Service
+	// dry serves a soft call: a create stores its records pending, an update or delete is
+	// rolled back and only says what it would do.
+	dry bool
+}
 
 // maxAll is the most records an update or delete of `all` may change at once.
 const maxAll = 1000
@@ -59,7 +67,30 @@ func (f family) Serve(ctx context.Context, op *gen.Operation, in, out any) error
 	}
 	req := bodyOf(in)
 	var res map[string]any
-	switch op.Name {
+	switch {
+	case req.has("accept"):
+		res, err = f.accept(ctx, id, k, op, req)
+	case req.bool("soft"):
+		res, err = f.stage(ctx, id, k, op, in, req)
+	default:
+		res, err = f.serve(ctx, id, k, op.Name, req)
+	}
+	if err != nil {
+		return err
+	}
+	if key := req.strp("idempotency_key"); key != nil && op.Idempotent {
+		res["idempotency_key"] = *key
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// serve answers the operations that take a body of the kind's own shape.
+func (f family) serve(ctx context.Context, id *auth.Identity, k *kind, op string, req body) (res map[string]any, err error) {
+	switch op {
 	case "create":
 		res, err = f.create(ctx, id, k, req)
 	case "get":
@@ -82,26 +113,21 @@ func (f family) Serve(ctx context.Context, op *gen.Operation, in, out any) error
 		res, err = f.problem(ctx, id, k, req)
 	case "refresh":
 		res, err = f.refresh(ctx, id, k, req)
+	case "decrypt":
+		res, err = f.decrypt(ctx, id, k, req)
 	default:
-		return fmt.Errorf("family: no implementation of %s", op.ID)
+		return nil, fmt.Errorf("family: no implementation of %s.%s", k.Name, op)
 	}
-	if err != nil {
-		return err
-	}
-	if key := req.strp("idempotency_key"); key != nil && op.Idempotent {
-		res["idempotency_key"] = *key
-	}
-	raw, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, out)
+	return res, err
 }
 
 // visible loads a record the caller may read: 404 when missing, 403 when it belongs to
 // other departments (unless the kind's reads are shared).
 func (f family) visible(ctx context.Context, q store.Q, id *auth.Identity, k *kind, recordID uuid.UUID) (store.Record, error) {
 	r, err := q.RecordByID(ctx, k.Name, recordID)
+	if err == nil && r.PendingBy != nil && *r.PendingBy != id.ProfileID {
+		err = store.ErrNotFound // staged by another profile's soft create
+	}
 	if err != nil {
 		return r, notFound(err, k.Name, recordID)
 	}
@@ -134,6 +160,15 @@ func (k *kind) out(r store.Record) map[string]any {
 	for _, rel := range k.relations() {
 		m[rel.Key] = ids(r.Links[rel.Name])
 	}
+	if k.Secrets {
+		names := make([]string, 0, len(r.Secrets))
+		for name := range r.Secrets {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		m["secret_names"] = names
+	}
+	m["pending"] = r.PendingBy != nil
 	return m
 }
 
@@ -144,6 +179,7 @@ func (k *kind) row(id *auth.Identity, r store.Record) map[string]any {
 		"can_edit":      id.Can(k.Name, "update") && manage,
 		"can_delete":    id.Can(k.Name, "delete") && manage,
 		"can_duplicate": id.Can(k.Name, "duplicate"),
+		"pending":       r.PendingBy != nil,
 	}
 	for _, rel := range k.relations() {
 		m[rel.Key] = ids(r.Links[rel.Name])
@@ -217,7 +253,57 @@ func (f family) set(ctx context.Context, q store.Q, id *auth.Identity, k *kind, 
 		errs = append(errs, depErrs...)
 		r.Links[store.DepartmentsRelation] = deps
 	}
+	if k.Secrets && item.has("secrets") {
+		errs = append(errs, setSecrets(r, item.value("secrets"))...)
+	}
+	if errs == nil && k.Check != nil {
+		errs = k.Check(*r)
+	}
 	return errs, nil
+}
+
+// secretName is what a secret may be called.
+var secretName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
+
+// setSecrets applies the secrets an item gives: a value replaces the secret of its name,
+// an empty one removes it.
+func setSecrets(r *store.Record, given any) []gen.FieldError {
+	values := reflect.ValueOf(given)
+	if r.Secrets == nil {
+		r.Secrets = map[string]string{}
+	}
+	var errs []gen.FieldError
+	for _, key := range values.MapKeys() {
+		name, value := key.String(), values.MapIndex(key).String()
+		switch {
+		case !secretName.MatchString(name):
+			errs = append(errs, gen.FieldError{Field: "secrets", Message: fmt.Sprintf("%q is not a secret's name: use 1 to 100 letters, digits, _, - or .", name)})
+		case value == "":
+			delete(r.Secrets, name)
+		default:
+			r.Secrets[name] = value
+		}
+	}
+	if len(r.Secrets) > maxSecrets {
+		errs = append(errs, gen.FieldError{Field: "secrets", Message: fmt.Sprintf("at most %d secrets", maxSecrets)})
+	}
+	return errs
+}
+
+// maxSecrets is the most secrets a record keeps.
+const maxSecrets = 20
+
+// targetScope is the part of a relation's targets the caller may link to and see as
+// options (nil: all of them).
+func targetScope(id *auth.Identity, rel relation) *store.Scope {
+	if target, ok := kinds[rel.Source.Kind]; ok {
+		return target.readScope(id.Scope())
+	}
+	if rel.Source.Departments != nil {
+		scope := id.Scope()
+		return &scope
+	}
+	return nil
 }
 
 // missing are the targets of a relation that do not exist (or that the caller cannot see).
@@ -225,11 +311,7 @@ func (f family) missing(ctx context.Context, q store.Q, id *auth.Identity, rel r
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	filter := store.OptionFilter{Among: targets}
-	if target, ok := kinds[rel.Source.Kind]; ok {
-		filter.Scope = target.readScope(id.Scope())
-	}
-	found, err := q.Targets(ctx, rel.Source, filter)
+	found, err := q.Targets(ctx, rel.Source, store.OptionFilter{Among: targets, Scope: targetScope(id, rel)})
 	if err != nil {
 		return nil, err
 	}
@@ -247,12 +329,18 @@ func (f family) missing(ctx context.Context, q store.Q, id *auth.Identity, rel r
 }
 
 func (f family) create(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
+	if !req.has(k.Plural) {
+		return nil, problem.Invalid("validation failed", problem.Detail{Location: "body." + k.Plural, Message: "give the " + k.Plural + " to create"})
+	}
 	items := req.items(k.Plural)
 	results := make([]map[string]any, len(items))
 	for i, item := range items {
 		err := f.s.store.Tx(ctx, func(q store.Q) error {
 			now := store.Now()
 			r := store.Record{ID: store.NewID(), Kind: k.Name, CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
+			if f.dry {
+				r.PendingBy = &id.ProfileID // staged: seen by the caller alone until accepted
+			}
 			errs, err := f.set(ctx, q, id, k, &r, item, true)
 			if err != nil {
 				return err
@@ -310,10 +398,8 @@ func (f family) options(ctx context.Context, q store.Q, id *auth.Identity, rel r
 	if filter.has("limit") {
 		limit = filter.int("limit")
 	}
-	var scope *store.Scope
-	if target, ok := kinds[rel.Source.Kind]; ok {
-		scope = target.readScope(id.Scope())
-	} else if rel.Name == store.DepartmentsRelation && id.Level != 0 {
+	scope := targetScope(id, rel)
+	if rel.Name == store.DepartmentsRelation && id.Level != 0 {
 		scope = &store.Scope{} // below level 0, only one's own departments may be picked
 	}
 	out := []map[string]any{}
@@ -365,6 +451,7 @@ func (k *kind) filterOf(scope *store.Scope, b body) store.RecordFilter {
 
 func (f family) search(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
 	filter := k.filterOf(k.readScope(id.Scope()), req)
+	filter.Viewer = id.ProfileID // and the caller's staged creates
 	pageSize, offset := 12, req.int("page_offset")
 	if req.has("page_size") {
 		pageSize = req.int("page_size")
@@ -479,7 +566,7 @@ func (f family) eachRecord(ctx context.Context, id *auth.Identity, k *kind, targ
 		err := f.s.store.Tx(ctx, func(q store.Q) error {
 			r, err := q.RecordByID(ctx, k.Name, recordID)
 			switch {
-			case errors.Is(err, store.ErrNotFound):
+			case errors.Is(err, store.ErrNotFound), err == nil && r.PendingBy != nil && *r.PendingBy != id.ProfileID:
 				results[i] = result(i, k, &recordID, false, k.Name+" not found")
 				return nil
 			case err != nil:
@@ -487,11 +574,17 @@ func (f family) eachRecord(ctx context.Context, id *auth.Identity, k *kind, targ
 			case !canManage(id, r.Departments()):
 				results[i] = result(i, k, &recordID, false, "you may not "+verb+" this "+k.Name)
 				return nil
+			case r.PendingBy != nil:
+				results[i] = result(i, k, &recordID, false, "a soft create staged this "+k.Name+": accept or reject it first")
+				return nil
 			}
 			results[i], err = fn(q, i, r)
+			if err == nil && f.dry {
+				return errDryRun // a staged call only says what it would do
+			}
 			return err
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errDryRun) {
 			return nil, err
 		}
 	}
@@ -515,7 +608,7 @@ func (f family) duplicate(ctx context.Context, id *auth.Identity, k *kind, req b
 		}
 		now := store.Now()
 		c := store.Record{ID: store.NewID(), Kind: k.Name, Name: name, Description: r.Description, Fields: r.Fields,
-			Links: map[string][]uuid.UUID{}, CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
+			Secrets: r.Secrets, Links: map[string][]uuid.UUID{}, CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
 		for rel, targets := range r.Links {
 			c.Links[rel] = targets
 		}
@@ -759,4 +852,16 @@ func (f family) refresh(ctx context.Context, id *auth.Identity, k *kind, req bod
 	}
 	return map[string]any{"success": true, "refresh_id": r.ID, "refreshed_count": r.RefreshedCount,
 		"refreshed": []string{"links"}, "dropped_links": dropped}, nil
+}
+
+func (f family) decrypt(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
+	r, err := f.visible(ctx, f.s.store.Q(), id, k, *req.id(k.Name + "_id"))
+	if err != nil {
+		return nil, err
+	}
+	secrets := r.Secrets
+	if secrets == nil {
+		secrets = map[string]string{}
+	}
+	return map[string]any{k.Name + "_id": r.ID, "secrets": secrets}, nil
 }

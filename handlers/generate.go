@@ -230,7 +230,7 @@ func (s *Service) describe(ctx context.Context, id *auth.Identity, artifact stri
 		return [][2]string{{"Model", m.Label}, {"Name at the provider", m.Name}}, nil
 	}
 	if k, ok := kinds[artifact]; ok {
-		r, err := family{s}.visible(ctx, q, id, k, subjectID)
+		r, err := family{s: s}.visible(ctx, q, id, k, subjectID)
 		if err != nil {
 			return nil, err
 		}

@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 
+	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/store"
 )
 
@@ -26,6 +28,12 @@ type kind struct {
 	// SharedReads: every caller allowed the operation reads every record, whatever its
 	// departments (tools). Changes still need the departments to overlap.
 	SharedReads bool
+	// Secrets: the records keep secrets, sealed at rest, written through `secrets`, shown
+	// by name only (`secret_names`) and read by `decrypt`.
+	Secrets bool
+	// Check, when set, checks a created or changed record as a whole (what the request
+	// schema cannot say, such as one field bounding another).
+	Check func(r store.Record) []gen.FieldError
 }
 
 type kindField struct {
@@ -49,6 +57,15 @@ func familyKind(name string) store.Source {
 	return store.Source{Table: "artifacts", Label: "name", Kind: name, Soft: true}
 }
 
+// Sources of relations to records outside the family's table.
+var (
+	modelsSource   = store.Source{Table: "models", Label: "label", Soft: true}
+	personasSource = store.Source{Table: "personas", Label: "name", Soft: true,
+		Departments: &store.Membership{Table: "persona_departments", Key: "persona_id", Shared: true}}
+	profilesSource = store.Source{Table: "profiles", Label: "name",
+		Departments: &store.Membership{Table: "profile_departments", Key: "profile_id"}}
+)
+
 // kinds are the artifacts of the family, by name.
 var kinds = map[string]*kind{
 	"tool": {
@@ -59,10 +76,123 @@ var kinds = map[string]*kind{
 		Name: "agent", Plural: "agents", Title: "Agent",
 		Fields: []kindField{{"instructions", ""}, {"temperature", 0.7}, {"reasoning_level", "medium"}},
 		Relations: []relation{
-			{Name: "models", Key: "model_ids", Facet: "model", Source: store.Source{Table: "models", Label: "label", Soft: true}},
+			{Name: "models", Key: "model_ids", Facet: "model", Source: modelsSource},
 			{Name: "tools", Key: "tool_ids", Facet: "tool", Source: familyKind("tool")},
 		},
 	},
+	"field": {
+		Name: "field", Plural: "fields", Title: "Field",
+		Fields: []kindField{{"type", "text"}, {"options", []any{}}, {"required", false}, {"default_value", ""}},
+		Check: func(r store.Record) []gen.FieldError {
+			options, value := fieldValue[[]string](r, "options"), fieldValue[string](r, "default_value")
+			switch {
+			case fieldValue[string](r, "type") == "choice" && len(options) == 0:
+				return fieldError("options", "a choice field needs options")
+			case fieldValue[string](r, "type") == "choice" && value != "" && !slices.Contains(options, value):
+				return fieldError("default_value", "the default value is not one of the options")
+			}
+			return nil
+		},
+	},
+	"parameter": {
+		Name: "parameter", Plural: "parameters", Title: "Parameter",
+		Fields:    []kindField{{"values", []any{}}, {"default_value", ""}},
+		Relations: []relation{{Name: "fields", Key: "field_ids", Facet: "field", Source: familyKind("field")}},
+		Check: func(r store.Record) []gen.FieldError {
+			if v := fieldValue[string](r, "default_value"); v != "" && !slices.Contains(fieldValue[[]string](r, "values"), v) {
+				return fieldError("default_value", "the default value is not one of the values")
+			}
+			return nil
+		},
+	},
+	"rubric": {
+		Name: "rubric", Plural: "rubrics", Title: "Rubric",
+		Fields: []kindField{{"standards", []any{}}, {"total_points", 100}, {"pass_points", 70},
+			{"simulation_rubric", true}, {"video_rubric", false}},
+		Check: func(r store.Record) []gen.FieldError {
+			total := fieldValue[float64](r, "total_points")
+			if fieldValue[float64](r, "pass_points") > total {
+				return fieldError("pass_points", "more points to pass than the rubric has")
+			}
+			sum := 0.0
+			for _, s := range fieldValue[[]struct{ Points float64 }](r, "standards") {
+				sum += s.Points
+			}
+			if sum > total {
+				return fieldError("standards", "the standards' points add up to more than total_points")
+			}
+			return nil
+		},
+	},
+	"eval": {
+		Name: "eval", Plural: "evals", Title: "Eval",
+		Fields: []kindField{{"instructions", ""}, {"repetitions", 1}, {"pass_threshold", 0.7}},
+		Relations: []relation{
+			{Name: "rubrics", Key: "rubric_ids", Facet: "rubric", Source: familyKind("rubric")},
+			{Name: "agents", Key: "agent_ids", Facet: "agent", Source: familyKind("agent")},
+		},
+	},
+	"simulation": {
+		Name: "simulation", Plural: "simulations", Title: "Simulation",
+		Fields: []kindField{{"chats", []any{}}, {"infinite_mode", false}},
+		Relations: []relation{
+			{Name: "personas", Key: "persona_ids", Facet: "persona", Source: personasSource},
+			{Name: "rubrics", Key: "rubric_ids", Facet: "rubric", Source: familyKind("rubric")},
+			{Name: "evals", Key: "eval_ids", Facet: "eval", Source: familyKind("eval")},
+		},
+	},
+	"cohort": {
+		Name: "cohort", Plural: "cohorts", Title: "Cohort",
+		Fields:    []kindField{{"capacity", 0}},
+		Relations: []relation{{Name: "profiles", Key: "profile_ids", Facet: "profile", Source: profilesSource}},
+		Check: func(r store.Record) []gen.FieldError {
+			if capacity := fieldValue[int](r, "capacity"); capacity > 0 && len(r.Links["profiles"]) > capacity {
+				return fieldError("profile_ids", "more members than the cohort's capacity")
+			}
+			return nil
+		},
+	},
+	"auth": {
+		Name: "auth", Plural: "auths", Title: "Sign-in method",
+		Fields: []kindField{{"method", "password"}, {"issuer_url", ""}, {"client_id", ""}, {"allowed_domains", []any{}},
+			{"default_role", "learner"}},
+		Check: func(r store.Record) []gen.FieldError {
+			if m := fieldValue[string](r, "method"); (m == "oidc" || m == "saml") && strings.TrimSpace(fieldValue[string](r, "issuer_url")) == "" {
+				return fieldError("issuer_url", m+" needs the identity provider's issuer_url")
+			}
+			return nil
+		},
+	},
+	"setting": {
+		Name: "setting", Plural: "settings", Title: "Setting", Secrets: true,
+		Fields: []kindField{{"theme", map[string]any{}}, {"thresholds", map[string]any{}}},
+		Relations: []relation{
+			{Name: "agents", Key: "agent_ids", Facet: "agent", Source: familyKind("agent")},
+			{Name: "tools", Key: "tool_ids", Facet: "tool", Source: familyKind("tool")},
+		},
+		Check: func(r store.Record) []gen.FieldError {
+			t := fieldValue[struct {
+				Pass *float64 `json:"pass_score"`
+				Warn *float64 `json:"warn_score"`
+			}](r, "thresholds")
+			if t.Pass != nil && t.Warn != nil && *t.Warn > *t.Pass {
+				return fieldError("thresholds", "warn_score is above pass_score")
+			}
+			return nil
+		},
+	},
+}
+
+// fieldValue reads a stored field of a record (the zero value when it is absent or of
+// another shape: the request schema has checked what is stored).
+func fieldValue[T any](r store.Record, name string) T {
+	var v T
+	_ = json.Unmarshal(r.Fields[name], &v)
+	return v
+}
+
+func fieldError(field, message string) []gen.FieldError {
+	return []gen.FieldError{{Field: field, Message: message}}
 }
 
 // relations are all of a kind's relations: its own, then departments.
@@ -84,6 +214,7 @@ func (k *kind) readScope(s store.Scope) *store.Scope {
 type FamilyKind struct {
 	Name, Plural string
 	SharedReads  bool
+	Secrets      bool
 	Relations    []FamilyRelation // besides departments
 }
 
@@ -97,7 +228,7 @@ type FamilyRelation struct {
 func FamilyKinds() []FamilyKind {
 	var out []FamilyKind
 	for _, k := range kinds {
-		fk := FamilyKind{Name: k.Name, Plural: k.Plural, SharedReads: k.SharedReads}
+		fk := FamilyKind{Name: k.Name, Plural: k.Plural, SharedReads: k.SharedReads, Secrets: k.Secrets}
 		for _, r := range k.Relations {
 			fk.Relations = append(fk.Relations, FamilyRelation{Name: r.Name, Key: r.Key, Facet: r.Facet, Kind: r.Source.Kind})
 		}

@@ -62,7 +62,7 @@ func (l *Limits) defaults() {
 func New(s *store.Store, runner *jobs.Runner, ev *events.Log, presence Presence, version string, limits Limits) *Service {
 	limits.defaults()
 	svc := &Service{store: s, runner: runner, events: ev, presence: presence, version: version, started: time.Now(), limits: limits}
-	svc.FamilyOperations = gen.FamilyOperations{Family: family{svc}}
+	svc.FamilyOperations = gen.FamilyOperations{Family: family{s: svc}}
 	runner.Register(kindChatReply, chatReply{svc})
 	runner.Register(kindPersonaDraft, personaDraft{svc})
 	runner.Register(kindText, textAnswer{svc})

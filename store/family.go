@@ -19,6 +19,8 @@ type Record struct {
 	Description string
 	Fields      map[string]json.RawMessage
 	Links       map[string][]uuid.UUID // relation ("departments", "models", …) → targets
+	Secrets     map[string]string      // name → value, in plain text here and sealed in the database
+	PendingBy   *uuid.UUID             // a soft create staged it for this profile
 	CreatedBy   uuid.UUID
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -32,17 +34,19 @@ const DepartmentsRelation = "departments"
 func (r Record) Departments() []uuid.UUID { return r.Links[DepartmentsRelation] }
 
 type recordRow struct {
-	ID          uuid.UUID `db:"id"`
-	Kind        string    `db:"kind"`
-	Name        string    `db:"name"`
-	Description string    `db:"description"`
-	Fields      string    `db:"fields"`
-	CreatedBy   uuid.UUID `db:"created_by"`
-	CreatedAt   time.Time `db:"created_at"`
-	UpdatedAt   time.Time `db:"updated_at"`
+	ID          uuid.UUID  `db:"id"`
+	Kind        string     `db:"kind"`
+	Name        string     `db:"name"`
+	Description string     `db:"description"`
+	Fields      string     `db:"fields"`
+	Secrets     string     `db:"secrets"`
+	PendingBy   *uuid.UUID `db:"pending_by"`
+	CreatedBy   uuid.UUID  `db:"created_by"`
+	CreatedAt   time.Time  `db:"created_at"`
+	UpdatedAt   time.Time  `db:"updated_at"`
 }
 
-const recordColumns = `a.id, a.kind, a.name, a.description, a.fields, a.created_by, a.created_at, a.updated_at`
+const recordColumns = `a.id, a.kind, a.name, a.description, a.fields, a.secrets, a.pending_by, a.created_by, a.created_at, a.updated_at`
 
 // Source is where a relation's targets live: a table, the column that names them, and for
 // the family's own table the kind. Sources are fixed in code, never built from input.
@@ -51,6 +55,36 @@ type Source struct {
 	Label string // the column shown as a target's name
 	Kind  string // for "artifacts": the targets' kind
 	Soft  bool   // the table marks deleted rows with deleted_at
+	// Departments is the table linking the targets to departments, and its column naming
+	// the target ("profile_departments", "profile_id"): a caller below level 0 may only pick
+	// targets of their departments (and, when Shared, those of none).
+	Departments *Membership
+}
+
+// Membership is a table of (target, department_id) rows.
+type Membership struct {
+	Table, Key string
+	Shared     bool // a target in no department is shared with all
+}
+
+// scoped is the condition that keeps the targets (aliased t) that a caller with scope may
+// pick, for a source whose targets belong to departments.
+func (s Source) scoped(scope Scope) (string, []any) {
+	if scope.All {
+		return "1 = 1", nil
+	}
+	m := s.Departments
+	cond := `t.id IN (SELECT m.` + m.Key + ` FROM ` + m.Table + ` m WHERE m.department_id IN (?))`
+	if len(scope.DepartmentIDs) == 0 {
+		cond = "1 = 0"
+	}
+	if m.Shared {
+		cond = `(` + cond + ` OR NOT EXISTS (SELECT 1 FROM ` + m.Table + ` m WHERE m.` + m.Key + ` = t.id))`
+	}
+	if len(scope.DepartmentIDs) == 0 {
+		return cond, nil
+	}
+	return in(cond, scope.DepartmentIDs)
 }
 
 // live is the condition that keeps a source's rows (aliased t) that exist.
@@ -59,8 +93,8 @@ func (s Source) live() (string, []any) {
 	if s.Soft {
 		conds = append(conds, "t.deleted_at IS NULL")
 	}
-	if s.Kind != "" {
-		conds, args = append(conds, "t.kind = ?"), append(args, s.Kind)
+	if s.Kind != "" { // records of the family: not those a soft create staged
+		conds, args = append(conds, "t.kind = ?", "t.pending_by IS NULL"), append(args, s.Kind)
 	}
 	return strings.Join(conds, " AND "), args
 }
@@ -71,11 +105,43 @@ func (q Q) InsertRecord(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	if _, err := q.exec(ctx, `INSERT INTO artifacts (id, kind, name, description, fields, created_by, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Kind, r.Name, r.Description, string(fields), r.CreatedBy, r.CreatedAt, r.UpdatedAt); err != nil {
+	secrets, err := q.sealSecrets(r)
+	if err != nil {
+		return err
+	}
+	if _, err := q.exec(ctx, `INSERT INTO artifacts (id, kind, name, description, fields, secrets, pending_by, created_by, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Kind, r.Name, r.Description, string(fields), secrets, r.PendingBy,
+		r.CreatedBy, r.CreatedAt, r.UpdatedAt); err != nil {
 		return err
 	}
 	return q.addLinks(ctx, r.ID, r.Links)
+}
+
+// sealSecrets is a record's secrets as the database keeps them.
+func (q Q) sealSecrets(r Record) (string, error) {
+	sealed := make(map[string]string, len(r.Secrets))
+	for name, value := range r.Secrets {
+		sealed[name] = q.box.seal(value, recordSecretPlace(r.ID.String(), name))
+	}
+	raw, err := json.Marshal(sealed)
+	return string(raw), err
+}
+
+// openSecrets reads what sealSecrets wrote.
+func (q Q) openSecrets(id uuid.UUID, text string) (map[string]string, error) {
+	var sealed map[string]string
+	if err := json.Unmarshal([]byte(text), &sealed); err != nil {
+		return nil, fmt.Errorf("record %s: stored secrets: %w", id, err)
+	}
+	out := make(map[string]string, len(sealed))
+	for name, value := range sealed {
+		plain, err := q.box.open(value, recordSecretPlace(id.String(), name))
+		if err != nil {
+			return nil, err
+		}
+		out[name] = plain
+	}
+	return out, nil
 }
 
 func nonNil(m map[string]json.RawMessage) map[string]json.RawMessage {
@@ -116,8 +182,12 @@ func (q Q) UpdateRecord(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	n, err := q.exec(ctx, `UPDATE artifacts SET name = ?, description = ?, fields = ?, updated_at = ?
-		WHERE id = ? AND kind = ? AND deleted_at IS NULL`, r.Name, r.Description, string(fields), r.UpdatedAt, r.ID, r.Kind)
+	secrets, err := q.sealSecrets(r)
+	if err != nil {
+		return err
+	}
+	n, err := q.exec(ctx, `UPDATE artifacts SET name = ?, description = ?, fields = ?, secrets = ?, updated_at = ?
+		WHERE id = ? AND kind = ? AND deleted_at IS NULL`, r.Name, r.Description, string(fields), secrets, r.UpdatedAt, r.ID, r.Kind)
 	if err != nil {
 		return err
 	}
@@ -149,10 +219,14 @@ func (q Q) records(ctx context.Context, rows []recordRow) ([]Record, error) {
 	ids := make([]uuid.UUID, len(rows))
 	byID := make(map[uuid.UUID]*Record, len(rows))
 	for i, r := range rows {
-		out[i] = Record{ID: r.ID, Kind: r.Kind, Name: r.Name, Description: r.Description, CreatedBy: r.CreatedBy,
-			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Links: map[string][]uuid.UUID{}}
+		out[i] = Record{ID: r.ID, Kind: r.Kind, Name: r.Name, Description: r.Description, PendingBy: r.PendingBy,
+			CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Links: map[string][]uuid.UUID{}}
 		if err := json.Unmarshal([]byte(r.Fields), &out[i].Fields); err != nil {
 			return nil, fmt.Errorf("%s %s: stored fields: %w", r.Kind, r.ID, err)
+		}
+		var err error
+		if out[i].Secrets, err = q.openSecrets(r.ID, r.Secrets); err != nil {
+			return nil, err
 		}
 		ids[i] = r.ID
 		byID[r.ID] = &out[i]
@@ -182,13 +256,15 @@ type RecordFilter struct {
 	Links    map[string][]uuid.UUID
 	ID       *uuid.UUID  // keep only this record
 	Excluded []uuid.UUID // leave these out
+	// Viewer also keeps the records a soft create of this profile staged (uuid.Nil: none).
+	Viewer uuid.UUID
 }
 
 // where returns the condition on the records (aliased a) that f keeps; without is a
 // relation whose filter it leaves out (a facet counts its options so).
 func (f RecordFilter) where(without string) (string, []any) {
-	conds := []string{"a.kind = ?", "a.deleted_at IS NULL"}
-	args := []any{f.Kind}
+	conds := []string{"a.kind = ?", "a.deleted_at IS NULL", "(a.pending_by IS NULL OR a.pending_by = ?)"}
+	args := []any{f.Kind, f.Viewer}
 	add := func(c string, a ...any) {
 		conds = append(conds, c)
 		args = append(args, a...)
@@ -288,7 +364,7 @@ type OptionFilter struct {
 	Text  string      // case-insensitive match on the name
 	Among []uuid.UUID // only these (nil: any)
 	Not   []uuid.UUID // leave these out
-	Scope *Scope      // for the family's own kinds: only records in this scope (nil: any)
+	Scope *Scope      // only targets in this scope (nil: any), for the family's kinds and sources with Departments
 	Limit int
 }
 
@@ -313,10 +389,15 @@ func (q Q) Targets(ctx context.Context, src Source, f OptionFilter) ([]Named, er
 			args = append(args, a...)
 		}
 	}
-	if f.Scope != nil && src.Table == "artifacts" {
+	switch {
+	case f.Scope != nil && src.Table == "artifacts":
 		scoped := RecordFilter{Kind: src.Kind, Scope: f.Scope}
 		where, a := scoped.where("")
 		query += ` AND t.id IN (SELECT a.id FROM artifacts a WHERE ` + where + `)`
+		args = append(args, a...)
+	case f.Scope != nil && src.Departments != nil:
+		cond, a := src.scoped(*f.Scope)
+		query += ` AND ` + cond
 		args = append(args, a...)
 	}
 	query += ` ORDER BY t.` + src.Label + `, t.id`

@@ -20,7 +20,7 @@ type Provider struct {
 	Name      string     `db:"name"`
 	Kind      string     `db:"kind"`
 	BaseURL   string     `db:"base_url"`
-	APIKey    string     `db:"api_key"`
+	APIKey    string     `db:"api_key"` // in plain text here, sealed in the database
 	CreatedBy *uuid.UUID `db:"created_by"`
 	CreatedAt time.Time  `db:"created_at"`
 	UpdatedAt time.Time  `db:"updated_at"`
@@ -44,21 +44,33 @@ const providerColumns = `id, name, kind, base_url, api_key, created_by, created_
 // InsertProvider stores a provider.
 func (q Q) InsertProvider(ctx context.Context, p Provider) error {
 	_, err := q.exec(ctx, `INSERT INTO providers (id, name, kind, base_url, api_key, created_by, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Kind, p.BaseURL, p.APIKey, p.CreatedBy, p.CreatedAt, p.UpdatedAt)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Kind, p.BaseURL, q.sealKey(p), p.CreatedBy, p.CreatedAt, p.UpdatedAt)
 	return err
 }
 
 // ProviderByID finds a provider that is not deleted.
 func (q Q) ProviderByID(ctx context.Context, id uuid.UUID) (Provider, error) {
 	var p Provider
-	err := q.get(ctx, &p, `SELECT `+providerColumns+` FROM providers WHERE id = ? AND deleted_at IS NULL`, id)
+	if err := q.get(ctx, &p, `SELECT `+providerColumns+` FROM providers WHERE id = ? AND deleted_at IS NULL`, id); err != nil || p.APIKey == "" {
+		return p, err
+	}
+	var err error
+	p.APIKey, err = q.box.open(p.APIKey, providerKeyPlace(p.ID.String()))
 	return p, err
+}
+
+// sealKey is the provider's API key as the database keeps it.
+func (q Q) sealKey(p Provider) string {
+	if p.APIKey == "" {
+		return ""
+	}
+	return q.box.seal(p.APIKey, providerKeyPlace(p.ID.String()))
 }
 
 // UpdateProvider writes a provider's fields.
 func (q Q) UpdateProvider(ctx context.Context, p Provider) error {
 	n, err := q.exec(ctx, `UPDATE providers SET name = ?, kind = ?, base_url = ?, api_key = ?, updated_at = ?
-		WHERE id = ? AND deleted_at IS NULL`, p.Name, p.Kind, p.BaseURL, p.APIKey, p.UpdatedAt, p.ID)
+		WHERE id = ? AND deleted_at IS NULL`, p.Name, p.Kind, p.BaseURL, q.sealKey(p), p.UpdatedAt, p.ID)
 	if err == nil && n == 0 {
 		return ErrNotFound
 	}
@@ -88,6 +100,11 @@ func (q Q) SearchProviders(ctx context.Context, text string, limit, offset int) 
 	}
 	var ps []Provider
 	total, err := q.page(ctx, &ps, providerColumns, "providers", where, "name, id", args, limit, offset)
+	for i := range ps {
+		if err == nil && ps[i].APIKey != "" {
+			ps[i].APIKey, err = q.box.open(ps[i].APIKey, providerKeyPlace(ps[i].ID.String()))
+		}
+	}
 	return ps, total, err
 }
 

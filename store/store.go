@@ -61,12 +61,17 @@ func init() {
 type Config struct {
 	DataDir     string // directory of the embedded SQLite database, created if missing
 	DatabaseURL string // postgres://… selects PostgreSQL
+	// SecretKey seals secrets at rest (GLOW_SECRET_KEY: 32 bytes as hex or base64). Empty:
+	// the key in DataDir's secret.key, created on first start. Nodes sharing a database
+	// must share the key.
+	SecretKey string
 }
 
 // Store is an open database with its migrations applied.
 type Store struct {
 	db      *sqlx.DB
 	dialect string
+	box     *sealer
 }
 
 // Pool is the database's connection pool, for its statistics.
@@ -107,6 +112,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect to %s: %w", s.dialect, err)
 	}
 	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	key, err := secretKey(cfg)
+	if err == nil {
+		s.box, err = newSealer(key)
+	}
+	if err == nil {
+		err = s.checkSecrets(ctx)
+	}
+	if err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -160,7 +176,7 @@ func (s *Store) Dialect() string { return s.dialect }
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Q runs queries outside a transaction.
-func (s *Store) Q() Q { return Q{x: s.db} }
+func (s *Store) Q() Q { return Q{x: s.db, box: s.box} }
 
 // Tx runs fn in a transaction, committed when fn returns nil and rolled back on every other
 // way out: an error, or a panic (which goes on up). The functions given to the
@@ -178,7 +194,7 @@ func (s *Store) Tx(ctx context.Context, fn func(q Q) error) error {
 			t.end(false)
 		}
 	}()
-	if err := fn(Q{x: tx, tx: t}); err != nil {
+	if err := fn(Q{x: tx, tx: t, box: s.box}); err != nil {
 		return err
 	}
 	ended = true // a failed commit has ended the transaction too
@@ -203,8 +219,9 @@ func (t *txn) end(committed bool) {
 
 // Q holds the repository methods. It runs on the database or inside a transaction.
 type Q struct {
-	x  sqlx.ExtContext
-	tx *txn // nil outside a transaction
+	x   sqlx.ExtContext
+	tx  *txn    // nil outside a transaction
+	box *sealer // seals and opens secrets
 }
 
 // InTx says whether q runs inside a transaction.

@@ -133,6 +133,68 @@ func familyScenarios() []scenario {
 				status: map[bool]int{true: 200, false: 403}[k.SharedReads]},
 			scenario{name: "support has no runs", op: x + ".generations", as: "outsider", body: `{}`, status: 200},
 
+			scenario{name: "stage a create", op: x + ".create", as: "editor",
+				body:   fmt.Sprintf(`{%q:[{"name":"Staged %s"}],"soft":true,"idempotency_key":"stage-%s"}`, xs, x, x),
+				status: 200, capture: map[string]string{fx("Staged"): "results.0." + x + "_id"},
+				check: func(t *testing.T, b map[string]any) {
+					if b["pending"] != true || pathValue(b, "results.0.success") != true {
+						t.Errorf("staged create: %v", b)
+					}
+				}},
+			scenario{name: "the stager sees it pending", op: x + ".get", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("Staged")), status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if pathValue(b, x+".pending") != true {
+						t.Errorf("a staged record must say so: %v", b)
+					}
+				}},
+			scenario{name: "nobody else sees it", op: x + ".get", as: "admin", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("Staged")), status: 404},
+			scenario{name: "discard it", op: x + ".create", as: "editor", body: fmt.Sprintf(`{"idempotency_key":"stage-%s","accept":false}`, x), status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if b["pending"] != false || pathValue(b, "results.0.message") != "discarded" {
+						t.Errorf("discarded create: %v", b)
+					}
+				}},
+			scenario{name: "decided already", op: x + ".create", as: "editor", body: fmt.Sprintf(`{"idempotency_key":"stage-%s","accept":true}`, x), status: 409},
+			scenario{name: "discarded is gone", op: x + ".get", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("Staged")), status: 404},
+			scenario{name: "stage an update", op: x + ".update", as: "editor",
+				body:   fmt.Sprintf(`{%q:[{"id":"{{%s}}","description":"staged"}],"soft":true,"idempotency_key":"stage-up-%s"}`, xs, fx("A"), x),
+				status: 200, check: successes(true)},
+			scenario{name: "not carried out yet", op: x + ".search", as: "editor", body: `{"search":"staged"}`, status: 200,
+				check: func(t *testing.T, b map[string]any) {
+					if b["total_count"] != float64(0) {
+						t.Errorf("a staged update changed the record: %v", b)
+					}
+				}},
+			scenario{name: "accepting with another operation", op: x + ".delete", as: "editor", body: fmt.Sprintf(`{"idempotency_key":"stage-up-%s","accept":true}`, x), status: 409},
+			scenario{name: "carry it out", op: x + ".update", as: "editor", body: fmt.Sprintf(`{"idempotency_key":"stage-up-%s","accept":true}`, x), status: 200, check: successes(true)},
+			scenario{name: "nothing staged", op: x + ".update", as: "editor", body: `{"idempotency_key":"never-staged","accept":true}`, status: 404},
+			scenario{name: "accept takes nothing else", op: x + ".update", as: "editor", body: fmt.Sprintf(`{"idempotency_key":"stage-up-%s","accept":true,"all":true}`, x), status: 422},
+			scenario{name: "soft needs a key", op: x + ".delete", as: "editor", body: fmt.Sprintf(`{"%s_ids":["{{%s}}"],"soft":true}`, x, fx("A")), status: 422},
+		)
+		if k.Secrets {
+			out = append(out,
+				scenario{name: "editor sets secrets", op: x + ".update", as: "editor",
+					body:   fmt.Sprintf(`{%q:[{"id":"{{%s}}","secrets":{"api_token":"s3cr3t-%s","gone":""}}]}`, xs, fx("A"), x),
+					status: 200, check: successes(true)},
+				scenario{name: "a secret's name with a space", op: x + ".update", as: "editor",
+					body: fmt.Sprintf(`{%q:[{"id":"{{%s}}","secrets":{"api token":"v"}}]}`, xs, fx("A")), status: 200, check: successes(false)},
+				scenario{name: "get shows the names only", op: x + ".get", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 200,
+					check: func(t *testing.T, b map[string]any) {
+						if mustJSON(pathValue(b, x+".secret_names")) != `["api_token"]` || strings.Contains(mustJSON(b), "s3cr3t") {
+							t.Errorf("get: %v", b)
+						}
+					}},
+				scenario{name: "editor may not decrypt", op: x + ".decrypt", as: "editor", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 403},
+				scenario{name: "admin decrypts", op: x + ".decrypt", as: "admin", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 200,
+					check: func(t *testing.T, b map[string]any) {
+						if pathValue(b, "secrets.api_token") != "s3cr3t-"+x || len(b["secrets"].(map[string]any)) != 1 {
+							t.Errorf("decrypt: %v", b)
+						}
+					}},
+				scenario{name: "decrypt what is gone", op: x + ".decrypt", as: "admin", body: fmt.Sprintf(`{"%s_id":"00000000-0000-4000-8000-000000000000"}`, x), status: 404},
+			)
+		}
+		out = append(out,
 			scenario{name: "delete the copy and another's", op: x + ".delete", as: "editor",
 				body:   fmt.Sprintf(`{"%s_ids":["{{%s}}","{{%s}}","00000000-0000-4000-8000-000000000000"]}`, x, fx("Copy"), fx("Support")),
 				status: 200, check: successes(true, false, false)},

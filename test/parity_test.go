@@ -561,6 +561,7 @@ func (s *side) waitRunning(t *testing.T, name string) {
 
 func newSide(t *testing.T, d testdb.Dialect, socketIO bool) *side {
 	env := testserver.Start(t, d, &server.Options{LocalTokenDelay: 5 * time.Millisecond})
+	grantEditors(t, env, "auth") // the seeded roles leave sign-in methods to admins
 	s := &side{env: env, names: map[string]string{}, tokens: map[string]string{
 		"admin":    env.Admin,
 		"editor":   env.Token(t, "editor", "editor", "sales"),

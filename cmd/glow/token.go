@@ -62,7 +62,7 @@ func openStore(fs *flag.FlagSet, args []string) (*store.Store, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return store.Open(ctx, store.Config{DataDir: opts.DataDir, DatabaseURL: opts.DatabaseURL})
+	return store.Open(ctx, opts.StoreConfig())
 }
 
 func tokenCreate(args []string, stdout, stderr io.Writer) error {

@@ -314,6 +314,11 @@ func idempotencyKey(op *gen.Operation, parsed any) string {
 		return ""
 	}
 	m, _ := parsed.(map[string]any)
+	if _, accepting := m["accept"]; accepting {
+		// The key names a call staged with soft: true, which this call carries out or
+		// discards (handlers/soft.go); its receipt is the staged call's.
+		return ""
+	}
 	key, _ := m["idempotency_key"].(string)
 	return key
 }

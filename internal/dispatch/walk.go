@@ -62,10 +62,12 @@ func checkUnique(reg huma.Registry, s *huma.Schema, path *huma.PathBuffer, v any
 
 // redaction says what of a value events must not show: a secret (writeOnly, or format
 // password) is replaced by "[redacted]"; binary content (format byte) by a reference
-// {file_id, size, sha256}; within objects and arrays, the properties and items say.
+// {file_id, size, sha256}; within objects and arrays, the properties and items say, and
+// for a map (additionalProperties) its values.
 type redaction struct {
 	secret, binary bool
 	props          map[string]*redaction
+	values         *redaction // the properties props does not name
 	items          *redaction
 }
 
@@ -84,15 +86,20 @@ func redactionOf(reg huma.Registry, s *huma.Schema, seen map[*huma.Schema]bool) 
 	seen[s] = true
 	defer delete(seen, s)
 	r := &redaction{items: redactionOf(reg, s.Items, seen)}
+	if values, ok := s.AdditionalProperties.(*huma.Schema); ok {
+		r.values = redactionOf(reg, values, seen)
+	}
 	for name, prop := range s.Properties {
-		if pr := redactionOf(reg, prop, seen); pr != nil {
+		if pr := redactionOf(reg, prop, seen); pr != nil || r.values != nil {
+			// With values redacted, every declared property is listed, so that it is
+			// not taken for one of the map's values.
 			if r.props == nil {
 				r.props = map[string]*redaction{}
 			}
 			r.props[name] = pr
 		}
 	}
-	if r.items == nil && r.props == nil {
+	if r.items == nil && r.props == nil && r.values == nil {
 		return nil
 	}
 	return r
@@ -105,12 +112,15 @@ const Redacted = "[redacted]"
 func (r *redaction) apply(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
-		if r.props == nil {
+		if r.props == nil && r.values == nil {
 			return v
 		}
 		out := make(map[string]any, len(v))
 		for k, item := range v {
-			pr := r.props[k]
+			pr, named := r.props[k]
+			if !named {
+				pr = r.values
+			}
 			switch {
 			case pr == nil:
 				out[k] = item

@@ -8,14 +8,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/glowhq/glow/store"
 )
 
 // Options configures a server. Every field has a flag and a GLOW_* environment variable;
 // a flag given on the command line wins over the variable.
 type Options struct {
-	Addr            string
-	DataDir         string
-	DatabaseURL     string
+	Addr        string
+	DataDir     string
+	DatabaseURL string
+	// SecretKey seals secrets at rest; it comes from GLOW_SECRET_KEY alone (no flag, so
+	// that it never shows in a process list). Empty: the data directory's key file.
+	SecretKey       string
 	LogLevel        string
 	MaxBodyBytes    int64
 	CallTimeout     time.Duration
@@ -93,6 +98,12 @@ func (o *Options) StoreFlags(fs *flag.FlagSet) {
 	def := Defaults()
 	fs.StringVar(&o.DataDir, "data-dir", env("GLOW_DATA_DIR", def.DataDir), "directory of the embedded SQLite database (GLOW_DATA_DIR)")
 	fs.StringVar(&o.DatabaseURL, "database-url", env("GLOW_DATABASE_URL", ""), "postgres://… to use PostgreSQL instead of SQLite (GLOW_DATABASE_URL)")
+	o.SecretKey = os.Getenv("GLOW_SECRET_KEY")
+}
+
+// StoreConfig is the database the options select.
+func (o Options) StoreConfig() store.Config {
+	return store.Config{DataDir: o.DataDir, DatabaseURL: o.DatabaseURL, SecretKey: o.SecretKey}
 }
 
 // ServeFlags registers every flag of glow serve. Invalid values in the environment are

@@ -63,7 +63,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Config{DataDir: opts.DataDir, DatabaseURL: opts.DatabaseURL})
+	st, err := store.Open(ctx, opts.StoreConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -86,5 +86,5 @@ func postgresConfig(t testing.TB) store.Config {
 		t.Fatalf("GLOW_TEST_POSTGRES_URL: %v", err)
 	}
 	u.Path = "/" + name
-	return store.Config{DatabaseURL: u.String()}
+	return store.Config{DatabaseURL: u.String(), DataDir: t.TempDir()} // the data directory keeps the secret key
 }

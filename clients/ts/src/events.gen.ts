@@ -52,6 +52,118 @@ export interface ClientToServerEvents {
   "attempt.start": (request: Schemas["AttemptStartRequest"], ack: (answer: Ack<Schemas["AttemptStartResponse"]>) => void) => void;
   /** Wait for runs to end: POST /attempt/watch. */
   "attempt.watch": (request: Schemas["AttemptWatchRequest"], ack: (answer: Ack<Schemas["AttemptWatchResponse"]>) => void) => void;
+  /** Create auths in bulk: POST /auth/create. */
+  "auth.create": (request: Schemas["AuthCreateRequest"], ack: (answer: Ack<Schemas["AuthCreateResponse"]>) => void) => void;
+  /** Delete auths in bulk: POST /auth/delete. */
+  "auth.delete": (request: Schemas["AuthDeleteRequest"], ack: (answer: Ack<Schemas["AuthDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /auth/draft. */
+  "auth.draft": (request: Schemas["AuthDraftRequest"], ack: (answer: Ack<Schemas["AuthDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /auth/drafts. */
+  "auth.drafts": (request: Schemas["AuthDraftsRequest"], ack: (answer: Ack<Schemas["AuthDraftsResponse"]>) => void) => void;
+  /** Copy a auth: POST /auth/duplicate. */
+  "auth.duplicate": (request: Schemas["AuthDuplicateRequest"], ack: (answer: Ack<Schemas["AuthDuplicateResponse"]>) => void) => void;
+  /** Export auths to CSV: POST /auth/export. */
+  "auth.export": (request: Schemas["AuthExportRequest"], ack: (answer: Ack<Schemas["AuthExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /auth/generate. */
+  "auth.generate": (request: Schemas["AuthGenerateRequest"], ack: (answer: Ack<Schemas["AuthGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /auth/generations. */
+  "auth.generations": (request: Schemas["AuthGenerationsRequest"], ack: (answer: Ack<Schemas["AuthGenerationsResponse"]>) => void) => void;
+  /** Get one auth: POST /auth/get. */
+  "auth.get": (request: Schemas["AuthGetRequest"], ack: (answer: Ack<Schemas["AuthGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /auth/group. */
+  "auth.group": (request: Schemas["AuthGroupRequest"], ack: (answer: Ack<Schemas["AuthGroupResponse"]>) => void) => void;
+  /** Report a problem with auths: POST /auth/problem. */
+  "auth.problem": (request: Schemas["AuthProblemRequest"], ack: (answer: Ack<Schemas["AuthProblemResponse"]>) => void) => void;
+  /** Recompute what auths derive: POST /auth/refresh. */
+  "auth.refresh": (request: Schemas["AuthRefreshRequest"], ack: (answer: Ack<Schemas["AuthRefreshResponse"]>) => void) => void;
+  /** Search auths: POST /auth/search. */
+  "auth.search": (request: Schemas["AuthSearchRequest"], ack: (answer: Ack<Schemas["AuthSearchResponse"]>) => void) => void;
+  /** Update auths in bulk: POST /auth/update. */
+  "auth.update": (request: Schemas["AuthUpdateRequest"], ack: (answer: Ack<Schemas["AuthUpdateResponse"]>) => void) => void;
+  /** Create cohorts in bulk: POST /cohort/create. */
+  "cohort.create": (request: Schemas["CohortCreateRequest"], ack: (answer: Ack<Schemas["CohortCreateResponse"]>) => void) => void;
+  /** Delete cohorts in bulk: POST /cohort/delete. */
+  "cohort.delete": (request: Schemas["CohortDeleteRequest"], ack: (answer: Ack<Schemas["CohortDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /cohort/draft. */
+  "cohort.draft": (request: Schemas["CohortDraftRequest"], ack: (answer: Ack<Schemas["CohortDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /cohort/drafts. */
+  "cohort.drafts": (request: Schemas["CohortDraftsRequest"], ack: (answer: Ack<Schemas["CohortDraftsResponse"]>) => void) => void;
+  /** Copy a cohort: POST /cohort/duplicate. */
+  "cohort.duplicate": (request: Schemas["CohortDuplicateRequest"], ack: (answer: Ack<Schemas["CohortDuplicateResponse"]>) => void) => void;
+  /** Export cohorts to CSV: POST /cohort/export. */
+  "cohort.export": (request: Schemas["CohortExportRequest"], ack: (answer: Ack<Schemas["CohortExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /cohort/generate. */
+  "cohort.generate": (request: Schemas["CohortGenerateRequest"], ack: (answer: Ack<Schemas["CohortGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /cohort/generations. */
+  "cohort.generations": (request: Schemas["CohortGenerationsRequest"], ack: (answer: Ack<Schemas["CohortGenerationsResponse"]>) => void) => void;
+  /** Get one cohort: POST /cohort/get. */
+  "cohort.get": (request: Schemas["CohortGetRequest"], ack: (answer: Ack<Schemas["CohortGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /cohort/group. */
+  "cohort.group": (request: Schemas["CohortGroupRequest"], ack: (answer: Ack<Schemas["CohortGroupResponse"]>) => void) => void;
+  /** Report a problem with cohorts: POST /cohort/problem. */
+  "cohort.problem": (request: Schemas["CohortProblemRequest"], ack: (answer: Ack<Schemas["CohortProblemResponse"]>) => void) => void;
+  /** Recompute what cohorts derive: POST /cohort/refresh. */
+  "cohort.refresh": (request: Schemas["CohortRefreshRequest"], ack: (answer: Ack<Schemas["CohortRefreshResponse"]>) => void) => void;
+  /** Search cohorts: POST /cohort/search. */
+  "cohort.search": (request: Schemas["CohortSearchRequest"], ack: (answer: Ack<Schemas["CohortSearchResponse"]>) => void) => void;
+  /** Update cohorts in bulk: POST /cohort/update. */
+  "cohort.update": (request: Schemas["CohortUpdateRequest"], ack: (answer: Ack<Schemas["CohortUpdateResponse"]>) => void) => void;
+  /** Create evals in bulk: POST /eval/create. */
+  "eval.create": (request: Schemas["EvalCreateRequest"], ack: (answer: Ack<Schemas["EvalCreateResponse"]>) => void) => void;
+  /** Delete evals in bulk: POST /eval/delete. */
+  "eval.delete": (request: Schemas["EvalDeleteRequest"], ack: (answer: Ack<Schemas["EvalDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /eval/draft. */
+  "eval.draft": (request: Schemas["EvalDraftRequest"], ack: (answer: Ack<Schemas["EvalDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /eval/drafts. */
+  "eval.drafts": (request: Schemas["EvalDraftsRequest"], ack: (answer: Ack<Schemas["EvalDraftsResponse"]>) => void) => void;
+  /** Copy a eval: POST /eval/duplicate. */
+  "eval.duplicate": (request: Schemas["EvalDuplicateRequest"], ack: (answer: Ack<Schemas["EvalDuplicateResponse"]>) => void) => void;
+  /** Export evals to CSV: POST /eval/export. */
+  "eval.export": (request: Schemas["EvalExportRequest"], ack: (answer: Ack<Schemas["EvalExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /eval/generate. */
+  "eval.generate": (request: Schemas["EvalGenerateRequest"], ack: (answer: Ack<Schemas["EvalGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /eval/generations. */
+  "eval.generations": (request: Schemas["EvalGenerationsRequest"], ack: (answer: Ack<Schemas["EvalGenerationsResponse"]>) => void) => void;
+  /** Get one eval: POST /eval/get. */
+  "eval.get": (request: Schemas["EvalGetRequest"], ack: (answer: Ack<Schemas["EvalGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /eval/group. */
+  "eval.group": (request: Schemas["EvalGroupRequest"], ack: (answer: Ack<Schemas["EvalGroupResponse"]>) => void) => void;
+  /** Report a problem with evals: POST /eval/problem. */
+  "eval.problem": (request: Schemas["EvalProblemRequest"], ack: (answer: Ack<Schemas["EvalProblemResponse"]>) => void) => void;
+  /** Recompute what evals derive: POST /eval/refresh. */
+  "eval.refresh": (request: Schemas["EvalRefreshRequest"], ack: (answer: Ack<Schemas["EvalRefreshResponse"]>) => void) => void;
+  /** Search evals: POST /eval/search. */
+  "eval.search": (request: Schemas["EvalSearchRequest"], ack: (answer: Ack<Schemas["EvalSearchResponse"]>) => void) => void;
+  /** Update evals in bulk: POST /eval/update. */
+  "eval.update": (request: Schemas["EvalUpdateRequest"], ack: (answer: Ack<Schemas["EvalUpdateResponse"]>) => void) => void;
+  /** Create fields in bulk: POST /field/create. */
+  "field.create": (request: Schemas["FieldCreateRequest"], ack: (answer: Ack<Schemas["FieldCreateResponse"]>) => void) => void;
+  /** Delete fields in bulk: POST /field/delete. */
+  "field.delete": (request: Schemas["FieldDeleteRequest"], ack: (answer: Ack<Schemas["FieldDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /field/draft. */
+  "field.draft": (request: Schemas["FieldDraftRequest"], ack: (answer: Ack<Schemas["FieldDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /field/drafts. */
+  "field.drafts": (request: Schemas["FieldDraftsRequest"], ack: (answer: Ack<Schemas["FieldDraftsResponse"]>) => void) => void;
+  /** Copy a field: POST /field/duplicate. */
+  "field.duplicate": (request: Schemas["FieldDuplicateRequest"], ack: (answer: Ack<Schemas["FieldDuplicateResponse"]>) => void) => void;
+  /** Export fields to CSV: POST /field/export. */
+  "field.export": (request: Schemas["FieldExportRequest"], ack: (answer: Ack<Schemas["FieldExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /field/generate. */
+  "field.generate": (request: Schemas["FieldGenerateRequest"], ack: (answer: Ack<Schemas["FieldGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /field/generations. */
+  "field.generations": (request: Schemas["FieldGenerationsRequest"], ack: (answer: Ack<Schemas["FieldGenerationsResponse"]>) => void) => void;
+  /** Get one field: POST /field/get. */
+  "field.get": (request: Schemas["FieldGetRequest"], ack: (answer: Ack<Schemas["FieldGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /field/group. */
+  "field.group": (request: Schemas["FieldGroupRequest"], ack: (answer: Ack<Schemas["FieldGroupResponse"]>) => void) => void;
+  /** Report a problem with fields: POST /field/problem. */
+  "field.problem": (request: Schemas["FieldProblemRequest"], ack: (answer: Ack<Schemas["FieldProblemResponse"]>) => void) => void;
+  /** Recompute what fields derive: POST /field/refresh. */
+  "field.refresh": (request: Schemas["FieldRefreshRequest"], ack: (answer: Ack<Schemas["FieldRefreshResponse"]>) => void) => void;
+  /** Search fields: POST /field/search. */
+  "field.search": (request: Schemas["FieldSearchRequest"], ack: (answer: Ack<Schemas["FieldSearchResponse"]>) => void) => void;
+  /** Update fields in bulk: POST /field/update. */
+  "field.update": (request: Schemas["FieldUpdateRequest"], ack: (answer: Ack<Schemas["FieldUpdateResponse"]>) => void) => void;
   /** Add a model: POST /model/create. */
   "model.create": (request: Schemas["ModelCreateRequest"], ack: (answer: Ack<Schemas["ModelCreateResponse"]>) => void) => void;
   /** Remove a model: POST /model/delete. */
@@ -68,6 +180,34 @@ export interface ClientToServerEvents {
   "model.update": (request: Schemas["ModelUpdateRequest"], ack: (answer: Ack<Schemas["ModelUpdateResponse"]>) => void) => void;
   /** Wait for runs to end: POST /model/watch. */
   "model.watch": (request: Schemas["ModelWatchRequest"], ack: (answer: Ack<Schemas["ModelWatchResponse"]>) => void) => void;
+  /** Create parameters in bulk: POST /parameter/create. */
+  "parameter.create": (request: Schemas["ParameterCreateRequest"], ack: (answer: Ack<Schemas["ParameterCreateResponse"]>) => void) => void;
+  /** Delete parameters in bulk: POST /parameter/delete. */
+  "parameter.delete": (request: Schemas["ParameterDeleteRequest"], ack: (answer: Ack<Schemas["ParameterDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /parameter/draft. */
+  "parameter.draft": (request: Schemas["ParameterDraftRequest"], ack: (answer: Ack<Schemas["ParameterDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /parameter/drafts. */
+  "parameter.drafts": (request: Schemas["ParameterDraftsRequest"], ack: (answer: Ack<Schemas["ParameterDraftsResponse"]>) => void) => void;
+  /** Copy a parameter: POST /parameter/duplicate. */
+  "parameter.duplicate": (request: Schemas["ParameterDuplicateRequest"], ack: (answer: Ack<Schemas["ParameterDuplicateResponse"]>) => void) => void;
+  /** Export parameters to CSV: POST /parameter/export. */
+  "parameter.export": (request: Schemas["ParameterExportRequest"], ack: (answer: Ack<Schemas["ParameterExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /parameter/generate. */
+  "parameter.generate": (request: Schemas["ParameterGenerateRequest"], ack: (answer: Ack<Schemas["ParameterGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /parameter/generations. */
+  "parameter.generations": (request: Schemas["ParameterGenerationsRequest"], ack: (answer: Ack<Schemas["ParameterGenerationsResponse"]>) => void) => void;
+  /** Get one parameter: POST /parameter/get. */
+  "parameter.get": (request: Schemas["ParameterGetRequest"], ack: (answer: Ack<Schemas["ParameterGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /parameter/group. */
+  "parameter.group": (request: Schemas["ParameterGroupRequest"], ack: (answer: Ack<Schemas["ParameterGroupResponse"]>) => void) => void;
+  /** Report a problem with parameters: POST /parameter/problem. */
+  "parameter.problem": (request: Schemas["ParameterProblemRequest"], ack: (answer: Ack<Schemas["ParameterProblemResponse"]>) => void) => void;
+  /** Recompute what parameters derive: POST /parameter/refresh. */
+  "parameter.refresh": (request: Schemas["ParameterRefreshRequest"], ack: (answer: Ack<Schemas["ParameterRefreshResponse"]>) => void) => void;
+  /** Search parameters: POST /parameter/search. */
+  "parameter.search": (request: Schemas["ParameterSearchRequest"], ack: (answer: Ack<Schemas["ParameterSearchResponse"]>) => void) => void;
+  /** Update parameters in bulk: POST /parameter/update. */
+  "parameter.update": (request: Schemas["ParameterUpdateRequest"], ack: (answer: Ack<Schemas["ParameterUpdateResponse"]>) => void) => void;
   /** Create personas in bulk: POST /persona/create. */
   "persona.create": (request: Schemas["PersonaCreateRequest"], ack: (answer: Ack<Schemas["PersonaCreateResponse"]>) => void) => void;
   /** Delete personas in bulk: POST /persona/delete. */
@@ -122,6 +262,92 @@ export interface ClientToServerEvents {
   "provider.update": (request: Schemas["ProviderUpdateRequest"], ack: (answer: Ack<Schemas["ProviderUpdateResponse"]>) => void) => void;
   /** Wait for runs to end: POST /provider/watch. */
   "provider.watch": (request: Schemas["ProviderWatchRequest"], ack: (answer: Ack<Schemas["ProviderWatchResponse"]>) => void) => void;
+  /** Create rubrics in bulk: POST /rubric/create. */
+  "rubric.create": (request: Schemas["RubricCreateRequest"], ack: (answer: Ack<Schemas["RubricCreateResponse"]>) => void) => void;
+  /** Delete rubrics in bulk: POST /rubric/delete. */
+  "rubric.delete": (request: Schemas["RubricDeleteRequest"], ack: (answer: Ack<Schemas["RubricDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /rubric/draft. */
+  "rubric.draft": (request: Schemas["RubricDraftRequest"], ack: (answer: Ack<Schemas["RubricDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /rubric/drafts. */
+  "rubric.drafts": (request: Schemas["RubricDraftsRequest"], ack: (answer: Ack<Schemas["RubricDraftsResponse"]>) => void) => void;
+  /** Copy a rubric: POST /rubric/duplicate. */
+  "rubric.duplicate": (request: Schemas["RubricDuplicateRequest"], ack: (answer: Ack<Schemas["RubricDuplicateResponse"]>) => void) => void;
+  /** Export rubrics to CSV: POST /rubric/export. */
+  "rubric.export": (request: Schemas["RubricExportRequest"], ack: (answer: Ack<Schemas["RubricExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /rubric/generate. */
+  "rubric.generate": (request: Schemas["RubricGenerateRequest"], ack: (answer: Ack<Schemas["RubricGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /rubric/generations. */
+  "rubric.generations": (request: Schemas["RubricGenerationsRequest"], ack: (answer: Ack<Schemas["RubricGenerationsResponse"]>) => void) => void;
+  /** Get one rubric: POST /rubric/get. */
+  "rubric.get": (request: Schemas["RubricGetRequest"], ack: (answer: Ack<Schemas["RubricGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /rubric/group. */
+  "rubric.group": (request: Schemas["RubricGroupRequest"], ack: (answer: Ack<Schemas["RubricGroupResponse"]>) => void) => void;
+  /** Report a problem with rubrics: POST /rubric/problem. */
+  "rubric.problem": (request: Schemas["RubricProblemRequest"], ack: (answer: Ack<Schemas["RubricProblemResponse"]>) => void) => void;
+  /** Recompute what rubrics derive: POST /rubric/refresh. */
+  "rubric.refresh": (request: Schemas["RubricRefreshRequest"], ack: (answer: Ack<Schemas["RubricRefreshResponse"]>) => void) => void;
+  /** Search rubrics: POST /rubric/search. */
+  "rubric.search": (request: Schemas["RubricSearchRequest"], ack: (answer: Ack<Schemas["RubricSearchResponse"]>) => void) => void;
+  /** Update rubrics in bulk: POST /rubric/update. */
+  "rubric.update": (request: Schemas["RubricUpdateRequest"], ack: (answer: Ack<Schemas["RubricUpdateResponse"]>) => void) => void;
+  /** Create settings in bulk: POST /setting/create. */
+  "setting.create": (request: Schemas["SettingCreateRequest"], ack: (answer: Ack<Schemas["SettingCreateResponse"]>) => void) => void;
+  /** Read a setting's secrets: POST /setting/decrypt. */
+  "setting.decrypt": (request: Schemas["SettingDecryptRequest"], ack: (answer: Ack<Schemas["SettingDecryptResponse"]>) => void) => void;
+  /** Delete settings in bulk: POST /setting/delete. */
+  "setting.delete": (request: Schemas["SettingDeleteRequest"], ack: (answer: Ack<Schemas["SettingDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /setting/draft. */
+  "setting.draft": (request: Schemas["SettingDraftRequest"], ack: (answer: Ack<Schemas["SettingDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /setting/drafts. */
+  "setting.drafts": (request: Schemas["SettingDraftsRequest"], ack: (answer: Ack<Schemas["SettingDraftsResponse"]>) => void) => void;
+  /** Copy a setting: POST /setting/duplicate. */
+  "setting.duplicate": (request: Schemas["SettingDuplicateRequest"], ack: (answer: Ack<Schemas["SettingDuplicateResponse"]>) => void) => void;
+  /** Export settings to CSV: POST /setting/export. */
+  "setting.export": (request: Schemas["SettingExportRequest"], ack: (answer: Ack<Schemas["SettingExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /setting/generate. */
+  "setting.generate": (request: Schemas["SettingGenerateRequest"], ack: (answer: Ack<Schemas["SettingGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /setting/generations. */
+  "setting.generations": (request: Schemas["SettingGenerationsRequest"], ack: (answer: Ack<Schemas["SettingGenerationsResponse"]>) => void) => void;
+  /** Get one setting: POST /setting/get. */
+  "setting.get": (request: Schemas["SettingGetRequest"], ack: (answer: Ack<Schemas["SettingGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /setting/group. */
+  "setting.group": (request: Schemas["SettingGroupRequest"], ack: (answer: Ack<Schemas["SettingGroupResponse"]>) => void) => void;
+  /** Report a problem with settings: POST /setting/problem. */
+  "setting.problem": (request: Schemas["SettingProblemRequest"], ack: (answer: Ack<Schemas["SettingProblemResponse"]>) => void) => void;
+  /** Recompute what settings derive: POST /setting/refresh. */
+  "setting.refresh": (request: Schemas["SettingRefreshRequest"], ack: (answer: Ack<Schemas["SettingRefreshResponse"]>) => void) => void;
+  /** Search settings: POST /setting/search. */
+  "setting.search": (request: Schemas["SettingSearchRequest"], ack: (answer: Ack<Schemas["SettingSearchResponse"]>) => void) => void;
+  /** Update settings in bulk: POST /setting/update. */
+  "setting.update": (request: Schemas["SettingUpdateRequest"], ack: (answer: Ack<Schemas["SettingUpdateResponse"]>) => void) => void;
+  /** Create simulations in bulk: POST /simulation/create. */
+  "simulation.create": (request: Schemas["SimulationCreateRequest"], ack: (answer: Ack<Schemas["SimulationCreateResponse"]>) => void) => void;
+  /** Delete simulations in bulk: POST /simulation/delete. */
+  "simulation.delete": (request: Schemas["SimulationDeleteRequest"], ack: (answer: Ack<Schemas["SimulationDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /simulation/draft. */
+  "simulation.draft": (request: Schemas["SimulationDraftRequest"], ack: (answer: Ack<Schemas["SimulationDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /simulation/drafts. */
+  "simulation.drafts": (request: Schemas["SimulationDraftsRequest"], ack: (answer: Ack<Schemas["SimulationDraftsResponse"]>) => void) => void;
+  /** Copy a simulation: POST /simulation/duplicate. */
+  "simulation.duplicate": (request: Schemas["SimulationDuplicateRequest"], ack: (answer: Ack<Schemas["SimulationDuplicateResponse"]>) => void) => void;
+  /** Export simulations to CSV: POST /simulation/export. */
+  "simulation.export": (request: Schemas["SimulationExportRequest"], ack: (answer: Ack<Schemas["SimulationExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /simulation/generate. */
+  "simulation.generate": (request: Schemas["SimulationGenerateRequest"], ack: (answer: Ack<Schemas["SimulationGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /simulation/generations. */
+  "simulation.generations": (request: Schemas["SimulationGenerationsRequest"], ack: (answer: Ack<Schemas["SimulationGenerationsResponse"]>) => void) => void;
+  /** Get one simulation: POST /simulation/get. */
+  "simulation.get": (request: Schemas["SimulationGetRequest"], ack: (answer: Ack<Schemas["SimulationGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /simulation/group. */
+  "simulation.group": (request: Schemas["SimulationGroupRequest"], ack: (answer: Ack<Schemas["SimulationGroupResponse"]>) => void) => void;
+  /** Report a problem with simulations: POST /simulation/problem. */
+  "simulation.problem": (request: Schemas["SimulationProblemRequest"], ack: (answer: Ack<Schemas["SimulationProblemResponse"]>) => void) => void;
+  /** Recompute what simulations derive: POST /simulation/refresh. */
+  "simulation.refresh": (request: Schemas["SimulationRefreshRequest"], ack: (answer: Ack<Schemas["SimulationRefreshResponse"]>) => void) => void;
+  /** Search simulations: POST /simulation/search. */
+  "simulation.search": (request: Schemas["SimulationSearchRequest"], ack: (answer: Ack<Schemas["SimulationSearchResponse"]>) => void) => void;
+  /** Update simulations in bulk: POST /simulation/update. */
+  "simulation.update": (request: Schemas["SimulationUpdateRequest"], ack: (answer: Ack<Schemas["SimulationUpdateResponse"]>) => void) => void;
   /** Presence overview: POST /system/activity. */
   "system.activity": (request: Schemas["SystemActivityRequest"], ack: (answer: Ack<Schemas["SystemActivityResponse"]>) => void) => void;
   /** Search presence: POST /system/activity/search. */
@@ -227,6 +453,118 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "attempt.watch.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
+  "auth.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "auth.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "cohort.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "eval.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "field.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
   "model.create.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "model.delete.started": (event: Schemas["CallStarted"]) => void;
@@ -242,6 +580,34 @@ export interface ServerToClientEvents {
   "model.update.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "model.watch.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "parameter.update.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "persona.create.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
@@ -296,6 +662,92 @@ export interface ServerToClientEvents {
   "provider.update.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "provider.watch.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "rubric.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.decrypt.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "setting.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "simulation.update.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "system.activity.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
@@ -397,6 +849,118 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "attempt.watch.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
+  "auth.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "auth.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "cohort.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "eval.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "field.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
   "model.create.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "model.delete.completed": (event: Schemas["CallCompleted"]) => void;
@@ -412,6 +976,34 @@ export interface ServerToClientEvents {
   "model.update.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "model.watch.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "parameter.update.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "persona.create.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
@@ -466,6 +1058,92 @@ export interface ServerToClientEvents {
   "provider.update.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "provider.watch.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "rubric.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.decrypt.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "setting.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "simulation.update.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "system.activity.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
@@ -567,6 +1245,118 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "attempt.watch.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
+  "auth.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "auth.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "cohort.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "eval.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "field.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
   "model.create.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "model.delete.failed": (event: Schemas["CallFailed"]) => void;
@@ -582,6 +1372,34 @@ export interface ServerToClientEvents {
   "model.update.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "model.watch.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "parameter.update.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "persona.create.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
@@ -636,6 +1454,92 @@ export interface ServerToClientEvents {
   "provider.update.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "provider.watch.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "rubric.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.decrypt.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "setting.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "simulation.update.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "system.activity.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
@@ -701,13 +1605,29 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "auth.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "cohort.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "eval.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "field.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "model.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "parameter.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "persona.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "profile.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "provider.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "rubric.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "setting.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "simulation.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -717,13 +1637,29 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "auth.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "cohort.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "eval.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "field.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "model.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "parameter.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "persona.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "profile.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "provider.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "rubric.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "setting.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "simulation.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -733,13 +1669,29 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "auth.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "cohort.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "eval.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "field.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "model.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "parameter.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "persona.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "profile.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "provider.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "rubric.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "setting.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "simulation.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -749,13 +1701,29 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "auth.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "cohort.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "eval.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "field.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "model.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "parameter.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "persona.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "profile.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "provider.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "rubric.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "setting.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "simulation.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -765,13 +1733,29 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "auth.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "cohort.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "eval.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "field.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "model.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "parameter.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "persona.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "profile.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "provider.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "rubric.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "setting.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "simulation.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -781,13 +1765,29 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "attempt.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "auth.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "cohort.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "eval.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "field.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "model.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "parameter.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "persona.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "profile.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "provider.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "rubric.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "setting.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "simulation.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "system.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */

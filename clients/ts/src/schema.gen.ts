@@ -1374,6 +1374,9 @@ export interface paths {
          * @description Creates up to 100 tools; each item succeeds or fails on its own, one result per item in
          *     input order. A caller below level 0 must name departments they belong to (their own are
          *     used when none are given); only level 0 may create a tool shared with every department.
+         *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
+         *     would do (a create stores its tools pending, seen only by the caller), and a later call
+         *     with that key and `accept` carries it out or discards it.
          */
         post: operations["tool.create"];
         delete?: never;
@@ -1416,7 +1419,10 @@ export interface paths {
         /**
          * Update tools in bulk
          * @description Patches up to 100 tools, each on its own, or with `all` every tool `filter` selects in
-         *     the caller's scope but `excluded_ids`, with one `patch`.
+         *     the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its tools pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
          */
         post: operations["tool.update"];
         delete?: never;
@@ -1437,7 +1443,10 @@ export interface paths {
         /**
          * Delete tools in bulk
          * @description Deletes up to 100 tools, each on its own, or with `all` every tool `filter` selects in
-         *     the caller's scope but `excluded_ids`.
+         *     the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call is
+         *     staged instead: its results say what it would do (a create stores its tools pending,
+         *     seen only by the caller), and a later call with that key and `accept` carries it out or
+         *     discards it.
          */
         post: operations["tool.delete"];
         delete?: never;
@@ -1668,6 +1677,9 @@ export interface paths {
          * @description Creates up to 100 agents; each item succeeds or fails on its own, one result per item in
          *     input order. A caller below level 0 must name departments they belong to (their own are
          *     used when none are given); only level 0 may create a agent shared with every department.
+         *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
+         *     would do (a create stores its agents pending, seen only by the caller), and a later call
+         *     with that key and `accept` carries it out or discards it.
          */
         post: operations["agent.create"];
         delete?: never;
@@ -1710,7 +1722,10 @@ export interface paths {
         /**
          * Update agents in bulk
          * @description Patches up to 100 agents, each on its own, or with `all` every agent `filter` selects in
-         *     the caller's scope but `excluded_ids`, with one `patch`.
+         *     the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its agents pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
          */
         post: operations["agent.update"];
         delete?: never;
@@ -1731,7 +1746,10 @@ export interface paths {
         /**
          * Delete agents in bulk
          * @description Deletes up to 100 agents, each on its own, or with `all` every agent `filter` selects in
-         *     the caller's scope but `excluded_ids`.
+         *     the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call is
+         *     staged instead: its results say what it would do (a create stores its agents pending,
+         *     seen only by the caller), and a later call with that key and `accept` carries it out or
+         *     discards it.
          */
         post: operations["agent.delete"];
         delete?: never;
@@ -1941,6 +1959,2444 @@ export interface paths {
          * @description The caller's agent runs, newest first.
          */
         post: operations["agent.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create fields in bulk
+         * @description Creates up to 100 fields; each item succeeds or fails on its own, one result per item in
+         *     input order. A caller below level 0 must name departments they belong to (their own are
+         *     used when none are given); only level 0 may create a field shared with every department.
+         *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
+         *     would do (a create stores its fields pending, seen only by the caller), and a later call
+         *     with that key and `accept` carries it out or discards it.
+         */
+        post: operations["field.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one field
+         * @description The field, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. A field outside the caller's departments answers 403.
+         */
+        post: operations["field.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update fields in bulk
+         * @description Patches up to 100 fields, each on its own, or with `all` every field `filter` selects in
+         *     the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its fields pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["field.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete fields in bulk
+         * @description Deletes up to 100 fields, each on its own, or with `all` every field `filter` selects in
+         *     the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call is
+         *     staged instead: its results say what it would do (a create stores its fields pending,
+         *     seen only by the caller), and a later call with that key and `accept` carries it out or
+         *     discards it.
+         */
+        post: operations["field.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search fields
+         * @description A page of the fields the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["field.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a field
+         * @description Copies a field the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["field.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["field.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of fields, newest first.
+         */
+        post: operations["field.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export fields to CSV
+         * @description Writes the fields in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["field.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for fields: the one used within the last 60 seconds, or a new
+         *     one; `group_id` picks one, `name` names it.
+         */
+        post: operations["field.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with fields
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["field.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what fields derive
+         * @description Drops the links of the fields in the caller's scope (or one) to records that are gone,
+         *     and says how many fields it checked.
+         */
+        post: operations["field.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a field (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["field.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/field/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's field runs, newest first.
+         */
+        post: operations["field.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create parameters in bulk
+         * @description Creates up to 100 parameters; each item succeeds or fails on its own, one result per
+         *     item in input order. A caller below level 0 must name departments they belong to (their
+         *     own are used when none are given); only level 0 may create a parameter shared with every
+         *     department. With `soft` and an `idempotency_key` the call is staged instead: its results
+         *     say what it would do (a create stores its parameters pending, seen only by the caller),
+         *     and a later call with that key and `accept` carries it out or discards it.
+         */
+        post: operations["parameter.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one parameter
+         * @description The parameter, what the caller may do with it, and for each relation the options the
+         *     editor may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that
+         *     saved draft. A parameter outside the caller's departments answers 403.
+         */
+        post: operations["parameter.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update parameters in bulk
+         * @description Patches up to 100 parameters, each on its own, or with `all` every parameter `filter`
+         *     selects in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its parameters pending, seen only by the caller), and a later call with that key
+         *     and `accept` carries it out or discards it.
+         */
+        post: operations["parameter.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete parameters in bulk
+         * @description Deletes up to 100 parameters, each on its own, or with `all` every parameter `filter`
+         *     selects in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key`
+         *     the call is staged instead: its results say what it would do (a create stores its
+         *     parameters pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["parameter.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search parameters
+         * @description A page of the parameters the caller can see, matching `search` (case-insensitive, name
+         *     and description) and the facet filters, newest change first. Each facet counts the
+         *     matches per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["parameter.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a parameter
+         * @description Copies a parameter the caller can see. The copy keeps the departments the caller belongs
+         *     to (all of them for level 0).
+         */
+        post: operations["parameter.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["parameter.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of parameters, newest first.
+         */
+        post: operations["parameter.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export parameters to CSV
+         * @description Writes the parameters in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["parameter.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for parameters: the one used within the last 60 seconds, or a
+         *     new one; `group_id` picks one, `name` names it.
+         */
+        post: operations["parameter.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with parameters
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["parameter.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what parameters derive
+         * @description Drops the links of the parameters in the caller's scope (or one) to records that are
+         *     gone, and says how many parameters it checked.
+         */
+        post: operations["parameter.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a parameter (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["parameter.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/parameter/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's parameter runs, newest first.
+         */
+        post: operations["parameter.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create rubrics in bulk
+         * @description Creates up to 100 rubrics; each item succeeds or fails on its own, one result per item
+         *     in input order. A caller below level 0 must name departments they belong to (their own
+         *     are used when none are given); only level 0 may create a rubric shared with every
+         *     department. With `soft` and an `idempotency_key` the call is staged instead: its results
+         *     say what it would do (a create stores its rubrics pending, seen only by the caller), and
+         *     a later call with that key and `accept` carries it out or discards it.
+         */
+        post: operations["rubric.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one rubric
+         * @description The rubric, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. A rubric outside the caller's departments answers 403.
+         */
+        post: operations["rubric.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update rubrics in bulk
+         * @description Patches up to 100 rubrics, each on its own, or with `all` every rubric `filter` selects
+         *     in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its rubrics pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["rubric.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete rubrics in bulk
+         * @description Deletes up to 100 rubrics, each on its own, or with `all` every rubric `filter` selects
+         *     in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call
+         *     is staged instead: its results say what it would do (a create stores its rubrics
+         *     pending, seen only by the caller), and a later call with that key and `accept` carries
+         *     it out or discards it.
+         */
+        post: operations["rubric.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search rubrics
+         * @description A page of the rubrics the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["rubric.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a rubric
+         * @description Copies a rubric the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["rubric.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["rubric.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of rubrics, newest first.
+         */
+        post: operations["rubric.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export rubrics to CSV
+         * @description Writes the rubrics in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["rubric.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for rubrics: the one used within the last 60 seconds, or a
+         *     new one; `group_id` picks one, `name` names it.
+         */
+        post: operations["rubric.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with rubrics
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["rubric.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what rubrics derive
+         * @description Drops the links of the rubrics in the caller's scope (or one) to records that are gone,
+         *     and says how many rubrics it checked.
+         */
+        post: operations["rubric.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a rubric (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["rubric.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rubric/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's rubric runs, newest first.
+         */
+        post: operations["rubric.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create evals in bulk
+         * @description Creates up to 100 evals; each item succeeds or fails on its own, one result per item in
+         *     input order. A caller below level 0 must name departments they belong to (their own are
+         *     used when none are given); only level 0 may create a eval shared with every department.
+         *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
+         *     would do (a create stores its evals pending, seen only by the caller), and a later call
+         *     with that key and `accept` carries it out or discards it.
+         */
+        post: operations["eval.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one eval
+         * @description The eval, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. A eval outside the caller's departments answers 403.
+         */
+        post: operations["eval.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update evals in bulk
+         * @description Patches up to 100 evals, each on its own, or with `all` every eval `filter` selects in
+         *     the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its evals pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["eval.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete evals in bulk
+         * @description Deletes up to 100 evals, each on its own, or with `all` every eval `filter` selects in
+         *     the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call is
+         *     staged instead: its results say what it would do (a create stores its evals pending,
+         *     seen only by the caller), and a later call with that key and `accept` carries it out or
+         *     discards it.
+         */
+        post: operations["eval.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search evals
+         * @description A page of the evals the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["eval.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a eval
+         * @description Copies a eval the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["eval.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["eval.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of evals, newest first.
+         */
+        post: operations["eval.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export evals to CSV
+         * @description Writes the evals in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["eval.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for evals: the one used within the last 60 seconds, or a new
+         *     one; `group_id` picks one, `name` names it.
+         */
+        post: operations["eval.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with evals
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["eval.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what evals derive
+         * @description Drops the links of the evals in the caller's scope (or one) to records that are gone,
+         *     and says how many evals it checked.
+         */
+        post: operations["eval.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a eval (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["eval.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eval/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's eval runs, newest first.
+         */
+        post: operations["eval.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create simulations in bulk
+         * @description Creates up to 100 simulations; each item succeeds or fails on its own, one result per
+         *     item in input order. A caller below level 0 must name departments they belong to (their
+         *     own are used when none are given); only level 0 may create a simulation shared with
+         *     every department. With `soft` and an `idempotency_key` the call is staged instead: its
+         *     results say what it would do (a create stores its simulations pending, seen only by the
+         *     caller), and a later call with that key and `accept` carries it out or discards it.
+         */
+        post: operations["simulation.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one simulation
+         * @description The simulation, what the caller may do with it, and for each relation the options the
+         *     editor may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that
+         *     saved draft. A simulation outside the caller's departments answers 403.
+         */
+        post: operations["simulation.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update simulations in bulk
+         * @description Patches up to 100 simulations, each on its own, or with `all` every simulation `filter`
+         *     selects in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its simulations pending, seen only by the caller), and a later call with that key
+         *     and `accept` carries it out or discards it.
+         */
+        post: operations["simulation.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete simulations in bulk
+         * @description Deletes up to 100 simulations, each on its own, or with `all` every simulation `filter`
+         *     selects in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key`
+         *     the call is staged instead: its results say what it would do (a create stores its
+         *     simulations pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["simulation.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search simulations
+         * @description A page of the simulations the caller can see, matching `search` (case-insensitive, name
+         *     and description) and the facet filters, newest change first. Each facet counts the
+         *     matches per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["simulation.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a simulation
+         * @description Copies a simulation the caller can see. The copy keeps the departments the caller
+         *     belongs to (all of them for level 0).
+         */
+        post: operations["simulation.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["simulation.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of simulations, newest first.
+         */
+        post: operations["simulation.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export simulations to CSV
+         * @description Writes the simulations in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["simulation.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for simulations: the one used within the last 60 seconds, or
+         *     a new one; `group_id` picks one, `name` names it.
+         */
+        post: operations["simulation.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with simulations
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["simulation.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what simulations derive
+         * @description Drops the links of the simulations in the caller's scope (or one) to records that are
+         *     gone, and says how many simulations it checked.
+         */
+        post: operations["simulation.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a simulation (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["simulation.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulation/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's simulation runs, newest first.
+         */
+        post: operations["simulation.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create cohorts in bulk
+         * @description Creates up to 100 cohorts; each item succeeds or fails on its own, one result per item
+         *     in input order. A caller below level 0 must name departments they belong to (their own
+         *     are used when none are given); only level 0 may create a cohort shared with every
+         *     department. With `soft` and an `idempotency_key` the call is staged instead: its results
+         *     say what it would do (a create stores its cohorts pending, seen only by the caller), and
+         *     a later call with that key and `accept` carries it out or discards it.
+         */
+        post: operations["cohort.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one cohort
+         * @description The cohort, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. A cohort outside the caller's departments answers 403.
+         */
+        post: operations["cohort.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update cohorts in bulk
+         * @description Patches up to 100 cohorts, each on its own, or with `all` every cohort `filter` selects
+         *     in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its cohorts pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["cohort.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete cohorts in bulk
+         * @description Deletes up to 100 cohorts, each on its own, or with `all` every cohort `filter` selects
+         *     in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call
+         *     is staged instead: its results say what it would do (a create stores its cohorts
+         *     pending, seen only by the caller), and a later call with that key and `accept` carries
+         *     it out or discards it.
+         */
+        post: operations["cohort.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search cohorts
+         * @description A page of the cohorts the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["cohort.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a cohort
+         * @description Copies a cohort the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["cohort.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["cohort.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of cohorts, newest first.
+         */
+        post: operations["cohort.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export cohorts to CSV
+         * @description Writes the cohorts in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["cohort.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for cohorts: the one used within the last 60 seconds, or a
+         *     new one; `group_id` picks one, `name` names it.
+         */
+        post: operations["cohort.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with cohorts
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["cohort.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what cohorts derive
+         * @description Drops the links of the cohorts in the caller's scope (or one) to records that are gone,
+         *     and says how many cohorts it checked.
+         */
+        post: operations["cohort.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a cohort (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["cohort.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/cohort/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's cohort runs, newest first.
+         */
+        post: operations["cohort.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create auths in bulk
+         * @description Creates up to 100 auths; each item succeeds or fails on its own, one result per item in
+         *     input order. A caller below level 0 must name departments they belong to (their own are
+         *     used when none are given); only level 0 may create a auth shared with every department.
+         *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
+         *     would do (a create stores its auths pending, seen only by the caller), and a later call
+         *     with that key and `accept` carries it out or discards it.
+         */
+        post: operations["auth.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one auth
+         * @description The auth, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. A auth outside the caller's departments answers 403.
+         */
+        post: operations["auth.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update auths in bulk
+         * @description Patches up to 100 auths, each on its own, or with `all` every auth `filter` selects in
+         *     the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its auths pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["auth.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete auths in bulk
+         * @description Deletes up to 100 auths, each on its own, or with `all` every auth `filter` selects in
+         *     the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call is
+         *     staged instead: its results say what it would do (a create stores its auths pending,
+         *     seen only by the caller), and a later call with that key and `accept` carries it out or
+         *     discards it.
+         */
+        post: operations["auth.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search auths
+         * @description A page of the auths the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["auth.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a auth
+         * @description Copies a auth the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["auth.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["auth.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of auths, newest first.
+         */
+        post: operations["auth.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export auths to CSV
+         * @description Writes the auths in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["auth.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for auths: the one used within the last 60 seconds, or a new
+         *     one; `group_id` picks one, `name` names it.
+         */
+        post: operations["auth.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with auths
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["auth.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what auths derive
+         * @description Drops the links of the auths in the caller's scope (or one) to records that are gone,
+         *     and says how many auths it checked.
+         */
+        post: operations["auth.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a auth (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["auth.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's auth runs, newest first.
+         */
+        post: operations["auth.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create settings in bulk
+         * @description Creates up to 100 settings; each item succeeds or fails on its own, one result per item
+         *     in input order. A caller below level 0 must name departments they belong to (their own
+         *     are used when none are given); only level 0 may create a setting shared with every
+         *     department. With `soft` and an `idempotency_key` the call is staged instead: its results
+         *     say what it would do (a create stores its settings pending, seen only by the caller),
+         *     and a later call with that key and `accept` carries it out or discards it.
+         */
+        post: operations["setting.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one setting
+         * @description The setting, what the caller may do with it, and for each relation the options the
+         *     editor may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that
+         *     saved draft. A setting outside the caller's departments answers 403.
+         */
+        post: operations["setting.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update settings in bulk
+         * @description Patches up to 100 settings, each on its own, or with `all` every setting `filter`
+         *     selects in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its settings pending, seen only by the caller), and a later call with that key
+         *     and `accept` carries it out or discards it.
+         */
+        post: operations["setting.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete settings in bulk
+         * @description Deletes up to 100 settings, each on its own, or with `all` every setting `filter`
+         *     selects in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key`
+         *     the call is staged instead: its results say what it would do (a create stores its
+         *     settings pending, seen only by the caller), and a later call with that key and `accept`
+         *     carries it out or discards it.
+         */
+        post: operations["setting.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search settings
+         * @description A page of the settings the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["setting.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a setting
+         * @description Copies a setting the caller can see. The copy keeps the departments the caller belongs
+         *     to (all of them for level 0).
+         */
+        post: operations["setting.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["setting.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of settings, newest first.
+         */
+        post: operations["setting.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export settings to CSV
+         * @description Writes the settings in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["setting.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for settings: the one used within the last 60 seconds, or a
+         *     new one; `group_id` picks one, `name` names it.
+         */
+        post: operations["setting.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with settings
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["setting.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what settings derive
+         * @description Drops the links of the settings in the caller's scope (or one) to records that are gone,
+         *     and says how many settings it checked.
+         */
+        post: operations["setting.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a text run on the instructions, about a setting (`subject_id`) when given. Its
+         *     events follow on the run's topic.
+         */
+        post: operations["setting.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's setting runs, newest first.
+         */
+        post: operations["setting.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setting/decrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read a setting's secrets
+         * @description The values of the setting's secrets, which no other operation or event shows. Needs the
+         *     (setting, decrypt) permission, which the seeded roles give to admins only, and the
+         *     setting's departments.
+         */
+        post: operations["setting.decrypt"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3037,6 +5493,63 @@ export interface components {
             dropped_links?: number;
             idempotency_key?: string;
         };
+        /**
+         * @description Secrets by name (letters, digits, `_`, `-`, `.`; at most 100 characters). They are
+         *     stored encrypted (AES-256-GCM) and never shown but by `decrypt`. On update, the names
+         *     given replace their values and an empty value removes a secret; the others are kept.
+         */
+        SecretValues: {
+            [key: string]: string;
+        };
+        RubricLevel: {
+            name: string;
+            description?: string;
+            /** @description The share of the standard's points this level earns. */
+            score?: number;
+        };
+        RubricStandard: {
+            /** @description The standards of one group are reported together. */
+            group?: string;
+            name: string;
+            description?: string;
+            points?: number;
+            /** @description The five levels of the standard, lowest first. */
+            levels: components["schemas"]["RubricLevel"][];
+        };
+        SimulationChat: {
+            title: string;
+            instructions?: string;
+            /** @description 0 means no limit. */
+            time_limit_seconds?: number;
+            features?: components["schemas"]["SimulationFeatures"];
+        };
+        /** @description What the learner's chat offers. */
+        SimulationFeatures: {
+            audio?: boolean;
+            text?: boolean;
+            hints?: boolean;
+            copy_paste?: boolean;
+            images?: boolean;
+            objectives?: boolean;
+            analyses?: boolean;
+            strengths?: boolean;
+            improvements?: boolean;
+            questions?: boolean;
+        };
+        SettingTheme: {
+            /** @enum {string} */
+            mode?: "light" | "dark" | "system";
+            primary_color?: string;
+            logo_url?: string;
+        };
+        SettingThresholds: {
+            /** @description The score that passes an attempt, in percent. */
+            pass_score?: number;
+            /** @description Below it an attempt is flagged for review, in percent. */
+            warn_score?: number;
+            /** @description Attempts a learner may make per simulation; 0 means no limit. */
+            max_attempts?: number;
+        };
         Tool: {
             /** Format: uuid */
             id: string;
@@ -3050,6 +5563,8 @@ export interface components {
             };
             /** @description Empty means shared with every department. */
             department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
             /** Format: uuid */
             created_by: string;
             /** Format: date-time */
@@ -3063,6 +5578,8 @@ export interface components {
             name: string;
             description: string;
             department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
             /** Format: date-time */
             updated_at: string;
             can_edit: boolean;
@@ -3135,12 +5652,19 @@ export interface components {
             /** @description Only tools linked to one of these. */
             filter_department_ids?: string[];
         };
+        /** @description Either `tools`, or `accept` with the `idempotency_key` of a staged create. */
         ToolCreateRequest: {
-            tools: components["schemas"]["ToolInput"][];
+            tools?: components["schemas"]["ToolInput"][];
             idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
         };
         ToolCreateResponse: {
             results: components["schemas"]["ToolResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
             idempotency_key?: string;
         };
         ToolGetRequest: {
@@ -3161,7 +5685,7 @@ export interface components {
             /** @description The departments the tool has (selected), then others that may be chosen. */
             departments: components["schemas"]["RelationOption"][];
         };
-        /** @description Either `tools`, each with its own patch, or `all` with one `patch`. */
+        /** @description Either `tools`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
         ToolUpdateRequest: {
             tools?: components["schemas"]["ToolPatch"][];
             /** @description Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
@@ -3170,12 +5694,18 @@ export interface components {
             excluded_ids?: string[];
             patch?: components["schemas"]["ToolFormState"];
             idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
         };
         ToolUpdateResponse: {
             results: components["schemas"]["ToolResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
             idempotency_key?: string;
         };
-        /** @description Either `tool_ids` or `all`. */
+        /** @description Either `tool_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
         ToolDeleteRequest: {
             tool_ids?: string[];
             /** @description Every tool `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
@@ -3183,9 +5713,15 @@ export interface components {
             filter?: components["schemas"]["ToolFilter"];
             excluded_ids?: string[];
             idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
         };
         ToolDeleteResponse: {
             results: components["schemas"]["ToolResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
             idempotency_key?: string;
         };
         ToolSearchRequest: {
@@ -3318,6 +5854,8 @@ export interface components {
             tool_ids: string[];
             /** @description Empty means shared with every department. */
             department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
             /** Format: uuid */
             created_by: string;
             /** Format: date-time */
@@ -3333,6 +5871,8 @@ export interface components {
             model_ids: string[];
             tool_ids: string[];
             department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
             /** Format: date-time */
             updated_at: string;
             can_edit: boolean;
@@ -3424,12 +5964,19 @@ export interface components {
             /** @description Only agents linked to one of these. */
             filter_department_ids?: string[];
         };
+        /** @description Either `agents`, or `accept` with the `idempotency_key` of a staged create. */
         AgentCreateRequest: {
-            agents: components["schemas"]["AgentInput"][];
+            agents?: components["schemas"]["AgentInput"][];
             idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
         };
         AgentCreateResponse: {
             results: components["schemas"]["AgentResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
             idempotency_key?: string;
         };
         AgentGetRequest: {
@@ -3456,7 +6003,7 @@ export interface components {
             /** @description The departments the agent has (selected), then others that may be chosen. */
             departments: components["schemas"]["RelationOption"][];
         };
-        /** @description Either `agents`, each with its own patch, or `all` with one `patch`. */
+        /** @description Either `agents`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
         AgentUpdateRequest: {
             agents?: components["schemas"]["AgentPatch"][];
             /** @description Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
@@ -3465,12 +6012,18 @@ export interface components {
             excluded_ids?: string[];
             patch?: components["schemas"]["AgentFormState"];
             idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
         };
         AgentUpdateResponse: {
             results: components["schemas"]["AgentResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
             idempotency_key?: string;
         };
-        /** @description Either `agent_ids` or `all`. */
+        /** @description Either `agent_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
         AgentDeleteRequest: {
             agent_ids?: string[];
             /** @description Every agent `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
@@ -3478,9 +6031,15 @@ export interface components {
             filter?: components["schemas"]["AgentFilter"];
             excluded_ids?: string[];
             idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
         };
         AgentDeleteResponse: {
             results: components["schemas"]["AgentResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
             idempotency_key?: string;
         };
         AgentSearchRequest: {
@@ -3603,6 +6162,2466 @@ export interface components {
         AgentGenerateResponse: components["schemas"]["GenerateResponse"];
         AgentGenerationsRequest: components["schemas"]["GenerationsRequest"];
         AgentGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Field: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /**
+             * @description What the field holds (default text).
+             * @enum {string}
+             */
+            type: "text" | "number" | "choice" | "boolean";
+            /** @description The choices of a `choice` field. */
+            options: string[];
+            /** @description A scenario must give it a value. */
+            required: boolean;
+            /** @description The value a scenario starts with; for a `choice` field, one of `options`. */
+            default_value: string;
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        FieldRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        FieldInput: {
+            name: string;
+            description?: string;
+            /**
+             * @description What the field holds (default text).
+             * @enum {string}
+             */
+            type?: "text" | "number" | "choice" | "boolean";
+            /** @description The choices of a `choice` field. */
+            options?: string[];
+            /** @description A scenario must give it a value. */
+            required?: boolean;
+            /** @description The value a scenario starts with; for a `choice` field, one of `options`. */
+            default_value?: string;
+            department_ids?: string[];
+        };
+        FieldPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /**
+             * @description What the field holds (default text).
+             * @enum {string}
+             */
+            type?: "text" | "number" | "choice" | "boolean";
+            /** @description The choices of a `choice` field. */
+            options?: string[];
+            /** @description A scenario must give it a value. */
+            required?: boolean;
+            /** @description The value a scenario starts with; for a `choice` field, one of `options`. */
+            default_value?: string;
+            department_ids?: string[];
+        };
+        FieldFormState: {
+            name?: string;
+            description?: string;
+            /**
+             * @description What the field holds (default text).
+             * @enum {string}
+             */
+            type?: "text" | "number" | "choice" | "boolean";
+            /** @description The choices of a `choice` field. */
+            options?: string[];
+            /** @description A scenario must give it a value. */
+            required?: boolean;
+            /** @description The value a scenario starts with; for a `choice` field, one of `options`. */
+            default_value?: string;
+            department_ids?: string[];
+        };
+        FieldDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new field.
+             */
+            field_id?: string;
+            name: string;
+            form_state: components["schemas"]["FieldFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        FieldResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            field_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which fields a search, or an update or delete of `all`, takes. */
+        FieldFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only fields linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `fields`, or `accept` with the `idempotency_key` of a staged create. */
+        FieldCreateRequest: {
+            fields?: components["schemas"]["FieldInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        FieldCreateResponse: {
+            results: components["schemas"]["FieldResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        FieldGetRequest: {
+            /** Format: uuid */
+            field_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the field.
+             */
+            draft_id?: string;
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        FieldGetResponse: {
+            field: components["schemas"]["Field"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["FieldDraft"];
+            /** @description The departments the field has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `fields`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        FieldUpdateRequest: {
+            fields?: components["schemas"]["FieldPatch"][];
+            /** @description Every field `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["FieldFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["FieldFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        FieldUpdateResponse: {
+            results: components["schemas"]["FieldResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `field_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        FieldDeleteRequest: {
+            field_ids?: string[];
+            /** @description Every field `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["FieldFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        FieldDeleteResponse: {
+            results: components["schemas"]["FieldResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        FieldSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only fields linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        FieldSearchResponse: {
+            fields: components["schemas"]["FieldRow"][];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        FieldDuplicateRequest: {
+            /** Format: uuid */
+            field_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        FieldDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new field.
+             */
+            field_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        FieldDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The field being edited; omit when drafting a new one.
+             */
+            field_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["FieldFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        FieldDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["FieldDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        FieldDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this field.
+             */
+            field_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        FieldDraftsResponse: {
+            entries: components["schemas"]["FieldDraft"][];
+            total_count: number;
+        };
+        FieldExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this field.
+             */
+            field_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        FieldExportResponse: components["schemas"]["ExportResponse"];
+        FieldGroupRequest: components["schemas"]["GroupRequest"];
+        FieldGroupResponse: components["schemas"]["GroupResponse"];
+        FieldProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The field the report is about.
+             */
+            field_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        FieldProblemResponse: components["schemas"]["ProblemReportResponse"];
+        FieldRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this field.
+             */
+            field_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        FieldRefreshResponse: components["schemas"]["RefreshResponse"];
+        FieldGenerateRequest: components["schemas"]["GenerateRequest"];
+        FieldGenerateResponse: components["schemas"]["GenerateResponse"];
+        FieldGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        FieldGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Parameter: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description The values a scenario may take along this dimension. */
+            values: string[];
+            /** @description One of `values`, or empty. */
+            default_value: string;
+            /** @description The fields a scenario asks for when the parameter applies. */
+            field_ids: string[];
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ParameterRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            field_ids: string[];
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        ParameterInput: {
+            name: string;
+            description?: string;
+            /** @description The values a scenario may take along this dimension. */
+            values?: string[];
+            /** @description One of `values`, or empty. */
+            default_value?: string;
+            field_ids?: string[];
+            department_ids?: string[];
+        };
+        ParameterPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description The values a scenario may take along this dimension. */
+            values?: string[];
+            /** @description One of `values`, or empty. */
+            default_value?: string;
+            field_ids?: string[];
+            department_ids?: string[];
+        };
+        ParameterFormState: {
+            name?: string;
+            description?: string;
+            /** @description The values a scenario may take along this dimension. */
+            values?: string[];
+            /** @description One of `values`, or empty. */
+            default_value?: string;
+            field_ids?: string[];
+            department_ids?: string[];
+        };
+        ParameterDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new parameter.
+             */
+            parameter_id?: string;
+            name: string;
+            form_state: components["schemas"]["ParameterFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        ParameterResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            parameter_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which parameters a search, or an update or delete of `all`, takes. */
+        ParameterFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only parameters linked to one of these. */
+            filter_field_ids?: string[];
+            /** @description Only parameters linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `parameters`, or `accept` with the `idempotency_key` of a staged create. */
+        ParameterCreateRequest: {
+            parameters?: components["schemas"]["ParameterInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ParameterCreateResponse: {
+            results: components["schemas"]["ParameterResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        ParameterGetRequest: {
+            /** Format: uuid */
+            parameter_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the parameter.
+             */
+            draft_id?: string;
+            fields?: components["schemas"]["SectionFilter"];
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        ParameterGetResponse: {
+            parameter: components["schemas"]["Parameter"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["ParameterDraft"];
+            /** @description The fields the parameter has (selected), then others that may be chosen. */
+            fields: components["schemas"]["RelationOption"][];
+            /** @description The departments the parameter has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `parameters`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        ParameterUpdateRequest: {
+            parameters?: components["schemas"]["ParameterPatch"][];
+            /** @description Every parameter `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ParameterFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["ParameterFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ParameterUpdateResponse: {
+            results: components["schemas"]["ParameterResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `parameter_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        ParameterDeleteRequest: {
+            parameter_ids?: string[];
+            /** @description Every parameter `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ParameterFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ParameterDeleteResponse: {
+            results: components["schemas"]["ParameterResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        ParameterSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only parameters linked to one of these. */
+            filter_field_ids?: string[];
+            /** @description Only parameters linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the field facet's options by name. */
+            field_search?: string;
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ParameterSearchResponse: {
+            parameters: components["schemas"]["ParameterRow"][];
+            field_filter: components["schemas"]["FacetFilter"];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        ParameterDuplicateRequest: {
+            /** Format: uuid */
+            parameter_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ParameterDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new parameter.
+             */
+            parameter_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        ParameterDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The parameter being edited; omit when drafting a new one.
+             */
+            parameter_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["ParameterFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ParameterDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["ParameterDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        ParameterDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this parameter.
+             */
+            parameter_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ParameterDraftsResponse: {
+            entries: components["schemas"]["ParameterDraft"][];
+            total_count: number;
+        };
+        ParameterExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this parameter.
+             */
+            parameter_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ParameterExportResponse: components["schemas"]["ExportResponse"];
+        ParameterGroupRequest: components["schemas"]["GroupRequest"];
+        ParameterGroupResponse: components["schemas"]["GroupResponse"];
+        ParameterProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The parameter the report is about.
+             */
+            parameter_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ParameterProblemResponse: components["schemas"]["ProblemReportResponse"];
+        ParameterRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this parameter.
+             */
+            parameter_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ParameterRefreshResponse: components["schemas"]["RefreshResponse"];
+        ParameterGenerateRequest: components["schemas"]["GenerateRequest"];
+        ParameterGenerateResponse: components["schemas"]["GenerateResponse"];
+        ParameterGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        ParameterGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Rubric: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description What is graded, in order. */
+            standards: components["schemas"]["RubricStandard"][];
+            /** @description The most points an attempt can score (default 100). */
+            total_points: number;
+            /** @description The points that pass; at most `total_points` (default 70). */
+            pass_points: number;
+            /** @description Simulations may grade with it (default true). */
+            simulation_rubric: boolean;
+            /** @description Video answers may be graded with it (default false). */
+            video_rubric: boolean;
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        RubricRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        RubricInput: {
+            name: string;
+            description?: string;
+            /** @description What is graded, in order. */
+            standards?: components["schemas"]["RubricStandard"][];
+            /** @description The most points an attempt can score (default 100). */
+            total_points?: number;
+            /** @description The points that pass; at most `total_points` (default 70). */
+            pass_points?: number;
+            /** @description Simulations may grade with it (default true). */
+            simulation_rubric?: boolean;
+            /** @description Video answers may be graded with it (default false). */
+            video_rubric?: boolean;
+            department_ids?: string[];
+        };
+        RubricPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description What is graded, in order. */
+            standards?: components["schemas"]["RubricStandard"][];
+            /** @description The most points an attempt can score (default 100). */
+            total_points?: number;
+            /** @description The points that pass; at most `total_points` (default 70). */
+            pass_points?: number;
+            /** @description Simulations may grade with it (default true). */
+            simulation_rubric?: boolean;
+            /** @description Video answers may be graded with it (default false). */
+            video_rubric?: boolean;
+            department_ids?: string[];
+        };
+        RubricFormState: {
+            name?: string;
+            description?: string;
+            /** @description What is graded, in order. */
+            standards?: components["schemas"]["RubricStandard"][];
+            /** @description The most points an attempt can score (default 100). */
+            total_points?: number;
+            /** @description The points that pass; at most `total_points` (default 70). */
+            pass_points?: number;
+            /** @description Simulations may grade with it (default true). */
+            simulation_rubric?: boolean;
+            /** @description Video answers may be graded with it (default false). */
+            video_rubric?: boolean;
+            department_ids?: string[];
+        };
+        RubricDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new rubric.
+             */
+            rubric_id?: string;
+            name: string;
+            form_state: components["schemas"]["RubricFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        RubricResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            rubric_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which rubrics a search, or an update or delete of `all`, takes. */
+        RubricFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only rubrics linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `rubrics`, or `accept` with the `idempotency_key` of a staged create. */
+        RubricCreateRequest: {
+            rubrics?: components["schemas"]["RubricInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        RubricCreateResponse: {
+            results: components["schemas"]["RubricResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        RubricGetRequest: {
+            /** Format: uuid */
+            rubric_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the rubric.
+             */
+            draft_id?: string;
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        RubricGetResponse: {
+            rubric: components["schemas"]["Rubric"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["RubricDraft"];
+            /** @description The departments the rubric has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `rubrics`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        RubricUpdateRequest: {
+            rubrics?: components["schemas"]["RubricPatch"][];
+            /** @description Every rubric `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["RubricFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["RubricFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        RubricUpdateResponse: {
+            results: components["schemas"]["RubricResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `rubric_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        RubricDeleteRequest: {
+            rubric_ids?: string[];
+            /** @description Every rubric `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["RubricFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        RubricDeleteResponse: {
+            results: components["schemas"]["RubricResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        RubricSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only rubrics linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        RubricSearchResponse: {
+            rubrics: components["schemas"]["RubricRow"][];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        RubricDuplicateRequest: {
+            /** Format: uuid */
+            rubric_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        RubricDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new rubric.
+             */
+            rubric_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        RubricDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The rubric being edited; omit when drafting a new one.
+             */
+            rubric_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["RubricFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        RubricDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["RubricDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        RubricDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this rubric.
+             */
+            rubric_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        RubricDraftsResponse: {
+            entries: components["schemas"]["RubricDraft"][];
+            total_count: number;
+        };
+        RubricExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this rubric.
+             */
+            rubric_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        RubricExportResponse: components["schemas"]["ExportResponse"];
+        RubricGroupRequest: components["schemas"]["GroupRequest"];
+        RubricGroupResponse: components["schemas"]["GroupResponse"];
+        RubricProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The rubric the report is about.
+             */
+            rubric_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        RubricProblemResponse: components["schemas"]["ProblemReportResponse"];
+        RubricRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this rubric.
+             */
+            rubric_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        RubricRefreshResponse: components["schemas"]["RefreshResponse"];
+        RubricGenerateRequest: components["schemas"]["GenerateRequest"];
+        RubricGenerateResponse: components["schemas"]["GenerateResponse"];
+        RubricGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        RubricGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Eval: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description What the graders are told besides the rubric. */
+            instructions: string;
+            /** @description How many times each attempt is graded; the scores are averaged (default 1). */
+            repetitions: number;
+            /** @description The share of the rubric's points that passes (default 0.7). */
+            pass_threshold: number;
+            /** @description The rubrics the eval grades with. */
+            rubric_ids: string[];
+            /** @description The agents that grade. */
+            agent_ids: string[];
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        EvalRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            rubric_ids: string[];
+            agent_ids: string[];
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        EvalInput: {
+            name: string;
+            description?: string;
+            /** @description What the graders are told besides the rubric. */
+            instructions?: string;
+            /** @description How many times each attempt is graded; the scores are averaged (default 1). */
+            repetitions?: number;
+            /** @description The share of the rubric's points that passes (default 0.7). */
+            pass_threshold?: number;
+            rubric_ids?: string[];
+            agent_ids?: string[];
+            department_ids?: string[];
+        };
+        EvalPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description What the graders are told besides the rubric. */
+            instructions?: string;
+            /** @description How many times each attempt is graded; the scores are averaged (default 1). */
+            repetitions?: number;
+            /** @description The share of the rubric's points that passes (default 0.7). */
+            pass_threshold?: number;
+            rubric_ids?: string[];
+            agent_ids?: string[];
+            department_ids?: string[];
+        };
+        EvalFormState: {
+            name?: string;
+            description?: string;
+            /** @description What the graders are told besides the rubric. */
+            instructions?: string;
+            /** @description How many times each attempt is graded; the scores are averaged (default 1). */
+            repetitions?: number;
+            /** @description The share of the rubric's points that passes (default 0.7). */
+            pass_threshold?: number;
+            rubric_ids?: string[];
+            agent_ids?: string[];
+            department_ids?: string[];
+        };
+        EvalDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new eval.
+             */
+            eval_id?: string;
+            name: string;
+            form_state: components["schemas"]["EvalFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        EvalResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            eval_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which evals a search, or an update or delete of `all`, takes. */
+        EvalFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only evals linked to one of these. */
+            filter_rubric_ids?: string[];
+            /** @description Only evals linked to one of these. */
+            filter_agent_ids?: string[];
+            /** @description Only evals linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `evals`, or `accept` with the `idempotency_key` of a staged create. */
+        EvalCreateRequest: {
+            evals?: components["schemas"]["EvalInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        EvalCreateResponse: {
+            results: components["schemas"]["EvalResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        EvalGetRequest: {
+            /** Format: uuid */
+            eval_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the eval.
+             */
+            draft_id?: string;
+            rubrics?: components["schemas"]["SectionFilter"];
+            agents?: components["schemas"]["SectionFilter"];
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        EvalGetResponse: {
+            eval: components["schemas"]["Eval"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["EvalDraft"];
+            /** @description The rubrics the eval has (selected), then others that may be chosen. */
+            rubrics: components["schemas"]["RelationOption"][];
+            /** @description The agents the eval has (selected), then others that may be chosen. */
+            agents: components["schemas"]["RelationOption"][];
+            /** @description The departments the eval has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `evals`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        EvalUpdateRequest: {
+            evals?: components["schemas"]["EvalPatch"][];
+            /** @description Every eval `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["EvalFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["EvalFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        EvalUpdateResponse: {
+            results: components["schemas"]["EvalResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `eval_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        EvalDeleteRequest: {
+            eval_ids?: string[];
+            /** @description Every eval `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["EvalFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        EvalDeleteResponse: {
+            results: components["schemas"]["EvalResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        EvalSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only evals linked to one of these. */
+            filter_rubric_ids?: string[];
+            /** @description Only evals linked to one of these. */
+            filter_agent_ids?: string[];
+            /** @description Only evals linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the rubric facet's options by name. */
+            rubric_search?: string;
+            /** @description Narrows the agent facet's options by name. */
+            agent_search?: string;
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        EvalSearchResponse: {
+            evals: components["schemas"]["EvalRow"][];
+            rubric_filter: components["schemas"]["FacetFilter"];
+            agent_filter: components["schemas"]["FacetFilter"];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        EvalDuplicateRequest: {
+            /** Format: uuid */
+            eval_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        EvalDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new eval.
+             */
+            eval_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        EvalDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The eval being edited; omit when drafting a new one.
+             */
+            eval_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["EvalFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        EvalDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["EvalDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        EvalDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this eval.
+             */
+            eval_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        EvalDraftsResponse: {
+            entries: components["schemas"]["EvalDraft"][];
+            total_count: number;
+        };
+        EvalExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this eval.
+             */
+            eval_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        EvalExportResponse: components["schemas"]["ExportResponse"];
+        EvalGroupRequest: components["schemas"]["GroupRequest"];
+        EvalGroupResponse: components["schemas"]["GroupResponse"];
+        EvalProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The eval the report is about.
+             */
+            eval_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        EvalProblemResponse: components["schemas"]["ProblemReportResponse"];
+        EvalRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this eval.
+             */
+            eval_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        EvalRefreshResponse: components["schemas"]["RefreshResponse"];
+        EvalGenerateRequest: components["schemas"]["GenerateRequest"];
+        EvalGenerateResponse: components["schemas"]["GenerateResponse"];
+        EvalGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        EvalGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Simulation: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description The chats a learner goes through, in order. */
+            chats: components["schemas"]["SimulationChat"][];
+            /** @description The chats start over when the last one ends (default false). */
+            infinite_mode: boolean;
+            /** @description The personas the learner talks to. */
+            persona_ids: string[];
+            /** @description The rubrics attempts are graded with. */
+            rubric_ids: string[];
+            /** @description The evals run on finished attempts. */
+            eval_ids: string[];
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        SimulationRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            persona_ids: string[];
+            rubric_ids: string[];
+            eval_ids: string[];
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        SimulationInput: {
+            name: string;
+            description?: string;
+            /** @description The chats a learner goes through, in order. */
+            chats?: components["schemas"]["SimulationChat"][];
+            /** @description The chats start over when the last one ends (default false). */
+            infinite_mode?: boolean;
+            persona_ids?: string[];
+            rubric_ids?: string[];
+            eval_ids?: string[];
+            department_ids?: string[];
+        };
+        SimulationPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description The chats a learner goes through, in order. */
+            chats?: components["schemas"]["SimulationChat"][];
+            /** @description The chats start over when the last one ends (default false). */
+            infinite_mode?: boolean;
+            persona_ids?: string[];
+            rubric_ids?: string[];
+            eval_ids?: string[];
+            department_ids?: string[];
+        };
+        SimulationFormState: {
+            name?: string;
+            description?: string;
+            /** @description The chats a learner goes through, in order. */
+            chats?: components["schemas"]["SimulationChat"][];
+            /** @description The chats start over when the last one ends (default false). */
+            infinite_mode?: boolean;
+            persona_ids?: string[];
+            rubric_ids?: string[];
+            eval_ids?: string[];
+            department_ids?: string[];
+        };
+        SimulationDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new simulation.
+             */
+            simulation_id?: string;
+            name: string;
+            form_state: components["schemas"]["SimulationFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        SimulationResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            simulation_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which simulations a search, or an update or delete of `all`, takes. */
+        SimulationFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only simulations linked to one of these. */
+            filter_persona_ids?: string[];
+            /** @description Only simulations linked to one of these. */
+            filter_rubric_ids?: string[];
+            /** @description Only simulations linked to one of these. */
+            filter_eval_ids?: string[];
+            /** @description Only simulations linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `simulations`, or `accept` with the `idempotency_key` of a staged create. */
+        SimulationCreateRequest: {
+            simulations?: components["schemas"]["SimulationInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        SimulationCreateResponse: {
+            results: components["schemas"]["SimulationResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        SimulationGetRequest: {
+            /** Format: uuid */
+            simulation_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the simulation.
+             */
+            draft_id?: string;
+            personas?: components["schemas"]["SectionFilter"];
+            rubrics?: components["schemas"]["SectionFilter"];
+            evals?: components["schemas"]["SectionFilter"];
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        SimulationGetResponse: {
+            simulation: components["schemas"]["Simulation"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["SimulationDraft"];
+            /** @description The personas the simulation has (selected), then others that may be chosen. */
+            personas: components["schemas"]["RelationOption"][];
+            /** @description The rubrics the simulation has (selected), then others that may be chosen. */
+            rubrics: components["schemas"]["RelationOption"][];
+            /** @description The evals the simulation has (selected), then others that may be chosen. */
+            evals: components["schemas"]["RelationOption"][];
+            /** @description The departments the simulation has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `simulations`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        SimulationUpdateRequest: {
+            simulations?: components["schemas"]["SimulationPatch"][];
+            /** @description Every simulation `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["SimulationFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["SimulationFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        SimulationUpdateResponse: {
+            results: components["schemas"]["SimulationResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `simulation_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        SimulationDeleteRequest: {
+            simulation_ids?: string[];
+            /** @description Every simulation `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["SimulationFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        SimulationDeleteResponse: {
+            results: components["schemas"]["SimulationResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        SimulationSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only simulations linked to one of these. */
+            filter_persona_ids?: string[];
+            /** @description Only simulations linked to one of these. */
+            filter_rubric_ids?: string[];
+            /** @description Only simulations linked to one of these. */
+            filter_eval_ids?: string[];
+            /** @description Only simulations linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the persona facet's options by name. */
+            persona_search?: string;
+            /** @description Narrows the rubric facet's options by name. */
+            rubric_search?: string;
+            /** @description Narrows the eval facet's options by name. */
+            eval_search?: string;
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        SimulationSearchResponse: {
+            simulations: components["schemas"]["SimulationRow"][];
+            persona_filter: components["schemas"]["FacetFilter"];
+            rubric_filter: components["schemas"]["FacetFilter"];
+            eval_filter: components["schemas"]["FacetFilter"];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        SimulationDuplicateRequest: {
+            /** Format: uuid */
+            simulation_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SimulationDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new simulation.
+             */
+            simulation_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        SimulationDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The simulation being edited; omit when drafting a new one.
+             */
+            simulation_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["SimulationFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SimulationDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["SimulationDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        SimulationDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this simulation.
+             */
+            simulation_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        SimulationDraftsResponse: {
+            entries: components["schemas"]["SimulationDraft"][];
+            total_count: number;
+        };
+        SimulationExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this simulation.
+             */
+            simulation_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SimulationExportResponse: components["schemas"]["ExportResponse"];
+        SimulationGroupRequest: components["schemas"]["GroupRequest"];
+        SimulationGroupResponse: components["schemas"]["GroupResponse"];
+        SimulationProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The simulation the report is about.
+             */
+            simulation_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SimulationProblemResponse: components["schemas"]["ProblemReportResponse"];
+        SimulationRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this simulation.
+             */
+            simulation_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SimulationRefreshResponse: components["schemas"]["RefreshResponse"];
+        SimulationGenerateRequest: components["schemas"]["GenerateRequest"];
+        SimulationGenerateResponse: components["schemas"]["GenerateResponse"];
+        SimulationGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        SimulationGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Cohort: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description The most members it may have; 0 means no limit. */
+            capacity: number;
+            /** @description The members, profiles of the caller's departments. */
+            profile_ids: string[];
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        CohortRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            profile_ids: string[];
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        CohortInput: {
+            name: string;
+            description?: string;
+            /** @description The most members it may have; 0 means no limit. */
+            capacity?: number;
+            profile_ids?: string[];
+            department_ids?: string[];
+        };
+        CohortPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description The most members it may have; 0 means no limit. */
+            capacity?: number;
+            profile_ids?: string[];
+            department_ids?: string[];
+        };
+        CohortFormState: {
+            name?: string;
+            description?: string;
+            /** @description The most members it may have; 0 means no limit. */
+            capacity?: number;
+            profile_ids?: string[];
+            department_ids?: string[];
+        };
+        CohortDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new cohort.
+             */
+            cohort_id?: string;
+            name: string;
+            form_state: components["schemas"]["CohortFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        CohortResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            cohort_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which cohorts a search, or an update or delete of `all`, takes. */
+        CohortFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only cohorts linked to one of these. */
+            filter_profile_ids?: string[];
+            /** @description Only cohorts linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `cohorts`, or `accept` with the `idempotency_key` of a staged create. */
+        CohortCreateRequest: {
+            cohorts?: components["schemas"]["CohortInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        CohortCreateResponse: {
+            results: components["schemas"]["CohortResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        CohortGetRequest: {
+            /** Format: uuid */
+            cohort_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the cohort.
+             */
+            draft_id?: string;
+            profiles?: components["schemas"]["SectionFilter"];
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        CohortGetResponse: {
+            cohort: components["schemas"]["Cohort"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["CohortDraft"];
+            /** @description The profiles the cohort has (selected), then others that may be chosen. */
+            profiles: components["schemas"]["RelationOption"][];
+            /** @description The departments the cohort has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `cohorts`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        CohortUpdateRequest: {
+            cohorts?: components["schemas"]["CohortPatch"][];
+            /** @description Every cohort `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["CohortFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["CohortFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        CohortUpdateResponse: {
+            results: components["schemas"]["CohortResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `cohort_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        CohortDeleteRequest: {
+            cohort_ids?: string[];
+            /** @description Every cohort `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["CohortFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        CohortDeleteResponse: {
+            results: components["schemas"]["CohortResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        CohortSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only cohorts linked to one of these. */
+            filter_profile_ids?: string[];
+            /** @description Only cohorts linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the profile facet's options by name. */
+            profile_search?: string;
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        CohortSearchResponse: {
+            cohorts: components["schemas"]["CohortRow"][];
+            profile_filter: components["schemas"]["FacetFilter"];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        CohortDuplicateRequest: {
+            /** Format: uuid */
+            cohort_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        CohortDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new cohort.
+             */
+            cohort_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        CohortDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The cohort being edited; omit when drafting a new one.
+             */
+            cohort_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["CohortFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        CohortDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["CohortDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        CohortDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this cohort.
+             */
+            cohort_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        CohortDraftsResponse: {
+            entries: components["schemas"]["CohortDraft"][];
+            total_count: number;
+        };
+        CohortExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this cohort.
+             */
+            cohort_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        CohortExportResponse: components["schemas"]["ExportResponse"];
+        CohortGroupRequest: components["schemas"]["GroupRequest"];
+        CohortGroupResponse: components["schemas"]["GroupResponse"];
+        CohortProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The cohort the report is about.
+             */
+            cohort_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        CohortProblemResponse: components["schemas"]["ProblemReportResponse"];
+        CohortRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this cohort.
+             */
+            cohort_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        CohortRefreshResponse: components["schemas"]["RefreshResponse"];
+        CohortGenerateRequest: components["schemas"]["GenerateRequest"];
+        CohortGenerateResponse: components["schemas"]["GenerateResponse"];
+        CohortGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        CohortGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Auth: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /**
+             * @description How people sign in (default oidc).
+             * @enum {string}
+             */
+            method: "password" | "oidc" | "saml" | "magic_link";
+            /** @description The identity provider; required for `oidc` and `saml`. */
+            issuer_url: string;
+            /** @description glow's client id at the identity provider. */
+            client_id: string;
+            /** @description Only e-mail addresses of these domains may sign in; empty allows all. */
+            allowed_domains: string[];
+            /**
+             * @description The role of a profile created at its first sign-in (default learner).
+             * @enum {string}
+             */
+            default_role: "learner" | "editor";
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        AuthRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        AuthInput: {
+            name: string;
+            description?: string;
+            /**
+             * @description How people sign in (default oidc).
+             * @enum {string}
+             */
+            method?: "password" | "oidc" | "saml" | "magic_link";
+            /** @description The identity provider; required for `oidc` and `saml`. */
+            issuer_url?: string;
+            /** @description glow's client id at the identity provider. */
+            client_id?: string;
+            /** @description Only e-mail addresses of these domains may sign in; empty allows all. */
+            allowed_domains?: string[];
+            /**
+             * @description The role of a profile created at its first sign-in (default learner).
+             * @enum {string}
+             */
+            default_role?: "learner" | "editor";
+            department_ids?: string[];
+        };
+        AuthPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /**
+             * @description How people sign in (default oidc).
+             * @enum {string}
+             */
+            method?: "password" | "oidc" | "saml" | "magic_link";
+            /** @description The identity provider; required for `oidc` and `saml`. */
+            issuer_url?: string;
+            /** @description glow's client id at the identity provider. */
+            client_id?: string;
+            /** @description Only e-mail addresses of these domains may sign in; empty allows all. */
+            allowed_domains?: string[];
+            /**
+             * @description The role of a profile created at its first sign-in (default learner).
+             * @enum {string}
+             */
+            default_role?: "learner" | "editor";
+            department_ids?: string[];
+        };
+        AuthFormState: {
+            name?: string;
+            description?: string;
+            /**
+             * @description How people sign in (default oidc).
+             * @enum {string}
+             */
+            method?: "password" | "oidc" | "saml" | "magic_link";
+            /** @description The identity provider; required for `oidc` and `saml`. */
+            issuer_url?: string;
+            /** @description glow's client id at the identity provider. */
+            client_id?: string;
+            /** @description Only e-mail addresses of these domains may sign in; empty allows all. */
+            allowed_domains?: string[];
+            /**
+             * @description The role of a profile created at its first sign-in (default learner).
+             * @enum {string}
+             */
+            default_role?: "learner" | "editor";
+            department_ids?: string[];
+        };
+        AuthDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new auth.
+             */
+            auth_id?: string;
+            name: string;
+            form_state: components["schemas"]["AuthFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        AuthResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            auth_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which auths a search, or an update or delete of `all`, takes. */
+        AuthFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only auths linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `auths`, or `accept` with the `idempotency_key` of a staged create. */
+        AuthCreateRequest: {
+            auths?: components["schemas"]["AuthInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        AuthCreateResponse: {
+            results: components["schemas"]["AuthResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        AuthGetRequest: {
+            /** Format: uuid */
+            auth_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the auth.
+             */
+            draft_id?: string;
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        AuthGetResponse: {
+            auth: components["schemas"]["Auth"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["AuthDraft"];
+            /** @description The departments the auth has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `auths`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        AuthUpdateRequest: {
+            auths?: components["schemas"]["AuthPatch"][];
+            /** @description Every auth `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["AuthFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["AuthFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        AuthUpdateResponse: {
+            results: components["schemas"]["AuthResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `auth_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        AuthDeleteRequest: {
+            auth_ids?: string[];
+            /** @description Every auth `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["AuthFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        AuthDeleteResponse: {
+            results: components["schemas"]["AuthResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        AuthSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only auths linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        AuthSearchResponse: {
+            auths: components["schemas"]["AuthRow"][];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        AuthDuplicateRequest: {
+            /** Format: uuid */
+            auth_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AuthDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new auth.
+             */
+            auth_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        AuthDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The auth being edited; omit when drafting a new one.
+             */
+            auth_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["AuthFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AuthDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["AuthDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        AuthDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this auth.
+             */
+            auth_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        AuthDraftsResponse: {
+            entries: components["schemas"]["AuthDraft"][];
+            total_count: number;
+        };
+        AuthExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this auth.
+             */
+            auth_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AuthExportResponse: components["schemas"]["ExportResponse"];
+        AuthGroupRequest: components["schemas"]["GroupRequest"];
+        AuthGroupResponse: components["schemas"]["GroupResponse"];
+        AuthProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The auth the report is about.
+             */
+            auth_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AuthProblemResponse: components["schemas"]["ProblemReportResponse"];
+        AuthRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this auth.
+             */
+            auth_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        AuthRefreshResponse: components["schemas"]["RefreshResponse"];
+        AuthGenerateRequest: components["schemas"]["GenerateRequest"];
+        AuthGenerateResponse: components["schemas"]["GenerateResponse"];
+        AuthGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        AuthGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Setting: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            theme: components["schemas"]["SettingTheme"];
+            thresholds: components["schemas"]["SettingThresholds"];
+            /** @description The agents the department generates with, first preferred. */
+            agent_ids: string[];
+            /** @description The tools its agents may call. */
+            tool_ids: string[];
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description The names of its secrets; `setting.decrypt` returns their values. */
+            secret_names: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        SettingRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            agent_ids: string[];
+            tool_ids: string[];
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        SettingInput: {
+            name: string;
+            description?: string;
+            theme?: components["schemas"]["SettingTheme"];
+            thresholds?: components["schemas"]["SettingThresholds"];
+            agent_ids?: string[];
+            tool_ids?: string[];
+            department_ids?: string[];
+            secrets?: components["schemas"]["SecretValues"];
+        };
+        SettingPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            theme?: components["schemas"]["SettingTheme"];
+            thresholds?: components["schemas"]["SettingThresholds"];
+            agent_ids?: string[];
+            tool_ids?: string[];
+            department_ids?: string[];
+            secrets?: components["schemas"]["SecretValues"];
+        };
+        SettingFormState: {
+            name?: string;
+            description?: string;
+            theme?: components["schemas"]["SettingTheme"];
+            thresholds?: components["schemas"]["SettingThresholds"];
+            agent_ids?: string[];
+            tool_ids?: string[];
+            department_ids?: string[];
+        };
+        SettingDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new setting.
+             */
+            setting_id?: string;
+            name: string;
+            form_state: components["schemas"]["SettingFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        SettingResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            setting_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which settings a search, or an update or delete of `all`, takes. */
+        SettingFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only settings linked to one of these. */
+            filter_agent_ids?: string[];
+            /** @description Only settings linked to one of these. */
+            filter_tool_ids?: string[];
+            /** @description Only settings linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `settings`, or `accept` with the `idempotency_key` of a staged create. */
+        SettingCreateRequest: {
+            settings?: components["schemas"]["SettingInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        SettingCreateResponse: {
+            results: components["schemas"]["SettingResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        SettingGetRequest: {
+            /** Format: uuid */
+            setting_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the setting.
+             */
+            draft_id?: string;
+            agents?: components["schemas"]["SectionFilter"];
+            tools?: components["schemas"]["SectionFilter"];
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        SettingGetResponse: {
+            setting: components["schemas"]["Setting"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["SettingDraft"];
+            /** @description The agents the setting has (selected), then others that may be chosen. */
+            agents: components["schemas"]["RelationOption"][];
+            /** @description The tools the setting has (selected), then others that may be chosen. */
+            tools: components["schemas"]["RelationOption"][];
+            /** @description The departments the setting has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `settings`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        SettingUpdateRequest: {
+            settings?: components["schemas"]["SettingPatch"][];
+            /** @description Every setting `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["SettingFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["SettingFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        SettingUpdateResponse: {
+            results: components["schemas"]["SettingResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `setting_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        SettingDeleteRequest: {
+            setting_ids?: string[];
+            /** @description Every setting `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["SettingFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        SettingDeleteResponse: {
+            results: components["schemas"]["SettingResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        SettingSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only settings linked to one of these. */
+            filter_agent_ids?: string[];
+            /** @description Only settings linked to one of these. */
+            filter_tool_ids?: string[];
+            /** @description Only settings linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the agent facet's options by name. */
+            agent_search?: string;
+            /** @description Narrows the tool facet's options by name. */
+            tool_search?: string;
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        SettingSearchResponse: {
+            settings: components["schemas"]["SettingRow"][];
+            agent_filter: components["schemas"]["FacetFilter"];
+            tool_filter: components["schemas"]["FacetFilter"];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        SettingDuplicateRequest: {
+            /** Format: uuid */
+            setting_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SettingDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new setting.
+             */
+            setting_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        SettingDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The setting being edited; omit when drafting a new one.
+             */
+            setting_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["SettingFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SettingDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["SettingDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        SettingDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this setting.
+             */
+            setting_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        SettingDraftsResponse: {
+            entries: components["schemas"]["SettingDraft"][];
+            total_count: number;
+        };
+        SettingExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this setting.
+             */
+            setting_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SettingExportResponse: components["schemas"]["ExportResponse"];
+        SettingGroupRequest: components["schemas"]["GroupRequest"];
+        SettingGroupResponse: components["schemas"]["GroupResponse"];
+        SettingProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The setting the report is about.
+             */
+            setting_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SettingProblemResponse: components["schemas"]["ProblemReportResponse"];
+        SettingRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this setting.
+             */
+            setting_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SettingRefreshResponse: components["schemas"]["RefreshResponse"];
+        SettingDecryptRequest: {
+            /** Format: uuid */
+            setting_id: string;
+        };
+        SettingDecryptResponse: {
+            /** Format: uuid */
+            setting_id: string;
+            /** @description The secrets by name; the call's events show the values redacted. */
+            secrets: {
+                [key: string]: string;
+            };
+        };
+        SettingGenerateRequest: components["schemas"]["GenerateRequest"];
+        SettingGenerateResponse: components["schemas"]["GenerateResponse"];
+        SettingGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        SettingGenerationsResponse: components["schemas"]["GenerationsResponse"];
     };
     responses: {
         /** @description The body is not JSON (or is missing). */
@@ -6340,6 +11359,3315 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "field.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FieldGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FieldGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "parameter.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParameterGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParameterGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "rubric.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RubricGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RubricGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "eval.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EvalGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvalGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "simulation.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "cohort.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohortGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohortGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "auth.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "setting.decrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingDecryptRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingDecryptResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
         };
     };
