@@ -2,8 +2,7 @@ package test
 
 // The standard family (agent, tool, …; x-glow-family in openapi.yaml): its parity rows and
 // its tenancy matrix are derived from the kinds the server describes (handlers.FamilyKinds),
-// so a new kind is covered by adding it; a round trip checks the relations, facets, options
-// and the export of agents and tools.
+// so a new kind is covered by adding it, and so is the round trip every kind makes.
 
 import (
 	"context"
@@ -441,4 +440,195 @@ func TestFamilyRoundTrip(t *testing.T) {
 	if fmt.Sprint(pathValue(got, "agent.tool_ids")) != fmt.Sprint([]any{lookup}) {
 		t.Errorf("after refresh: %v", got["agent"])
 	}
+}
+
+// TestFamilyRoundTripEveryKind walks each kind of the family through what an editor does
+// with it, derived from its descriptor: a record linked to two targets of every relation
+// (records of the target kind, personas, profiles, the local model, the editor's
+// department), get with each relation's options (the selected ones first, in order),
+// search with each facet, a draft and the drafts, a copy, the CSV export downloaded, an
+// update of all that a filter selects but one, a soft create accepted and one rejected, and
+// a delete. Kinds the seeded editor may not change (sign-in methods) are walked by admin.
+func TestFamilyRoundTripEveryKind(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			env := testserver.Start(t, d, nil)
+			editor := env.Token(t, "walk-editor", "editor", "sales")
+			env.Token(t, "walk-member", "learner", "sales")
+			resolver := auth.NewResolver(env.Server.Store, time.Minute)
+			editorID, err := resolver.Resolve(context.Background(), editor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			profileID := func(name string) string {
+				p, err := env.Server.Store.Q().ProfileByName(context.Background(), name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p.ID.String()
+			}
+			for _, k := range handlers.FamilyKinds() {
+				t.Run(k.Name, func(t *testing.T) {
+					token := editor
+					if !editorID.Can(k.Name, "create") {
+						token = env.Admin
+					}
+					post := func(path, body string) map[string]any {
+						t.Helper()
+						res := env.Post(t, token, path, body)
+						if res.Status != http.StatusOK {
+							t.Fatalf("%s: %d %s", path, res.Status, res.Body)
+						}
+						return res.JSON(t)
+					}
+					created := func(b map[string]any, idKey string) []string {
+						t.Helper()
+						var out []string
+						for i, r := range b["results"].([]any) {
+							if r.(map[string]any)["success"] != true {
+								t.Fatalf("item %d not created: %v", i, b)
+							}
+							out = append(out, r.(map[string]any)[idKey].(string))
+						}
+						return out
+					}
+					// Two targets of every relation, with their names.
+					type target struct{ ids, names []string }
+					targets := map[string]target{}
+					for _, rel := range k.Relations {
+						names := []string{"First " + rel.Name, "Second " + rel.Name}
+						var ids []string
+						switch {
+						case rel.Kind != "":
+							ids = created(post("/"+rel.Kind+"/create", fmt.Sprintf(`{"%ss":[{"name":%q},{"name":%q}]}`, rel.Kind, names[0], names[1])), rel.Kind+"_id")
+						case rel.Name == "personas":
+							ids = created(post("/persona/create", fmt.Sprintf(`{"personas":[{"name":%q},{"name":%q}]}`, names[0], names[1])), "persona_id")
+						case rel.Name == "profiles":
+							ids, names = []string{profileID("walk-editor"), profileID("walk-member")}, []string{"walk-editor", "walk-member"}
+						case rel.Name == "models":
+							ids, names = []string{"00000000-0000-7000-8000-000000000002"}, []string{"Glow local (offline)"}
+						default:
+							t.Fatalf("no targets for the relation %s: teach this test where they live", rel.Name)
+						}
+						targets[rel.Key] = target{ids, names}
+					}
+					sales := env.Department(t, "sales").String()
+					links := map[string]any{"department_ids": []string{sales}}
+					other := map[string]any{"department_ids": []string{sales}} // the second record: the last target of each
+					for key, tg := range targets {
+						links[key], other[key] = tg.ids, tg.ids[len(tg.ids)-1:]
+					}
+					item := func(name string, rels map[string]any) string {
+						m := map[string]any{"name": name}
+						for k, v := range rels {
+							m[k] = v
+						}
+						return mustJSON(m)
+					}
+					x, xs := k.Name, k.Plural
+					ids := created(post("/"+x+"/create", fmt.Sprintf(`{%q:[%s,%s]}`, xs, item("Walk "+x, links), item("Walk other "+x, other))), x+"_id")
+					record, second := ids[0], ids[1]
+
+					got := post("/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, record))
+					for _, rel := range k.Relations {
+						tg := targets[rel.Key]
+						if fmt.Sprint(pathValue(got, x+"."+rel.Key)) != fmt.Sprint(anySlice(tg.ids)) {
+							t.Errorf("%s: %v, want %v", rel.Key, pathValue(got, x+"."+rel.Key), tg.ids)
+						}
+						for i, name := range tg.names {
+							if pathValue(got, fmt.Sprintf("%s.%d.name", rel.Name, i)) != name || pathValue(got, fmt.Sprintf("%s.%d.selected", rel.Name, i)) != true {
+								t.Errorf("option %d of %s: %v, want %s selected", i, rel.Name, got[rel.Name], name)
+							}
+						}
+					}
+					if pathValue(got, "departments.0.name") != "sales" {
+						t.Errorf("departments: %v", got["departments"])
+					}
+
+					for _, rel := range append(k.Relations, handlers.FamilyRelation{Name: "departments", Key: "department_ids", Facet: "department"}) {
+						first, last := sales, sales
+						if tg, ok := targets[rel.Key]; ok {
+							first, last = tg.ids[0], tg.ids[len(tg.ids)-1]
+						}
+						search := post("/"+x+"/search", fmt.Sprintf(`{"search":"WALK","filter_%s_ids":[%q]}`, rel.Facet, first))
+						want := 1.0
+						if first == last {
+							want = 2
+						}
+						if search["total_count"] != want {
+							t.Errorf("search by %s: %v matches, want %v", rel.Facet, search["total_count"], want)
+						}
+						for _, o := range pathValue(search, rel.Facet+"_filter.options").([]any) {
+							if o := o.(map[string]any); o["id"] == last && o["count"] != 2.0 {
+								t.Errorf("facet %s counts %v for %s, want 2 (without its own filter)", rel.Facet, o["count"], o["name"])
+							}
+						}
+					}
+
+					draft := post("/"+x+"/draft", fmt.Sprintf(`{"%s_id":%q,"form_state":{"name":"Walk %s, edited"}}`, x, record, x))
+					drafts := post("/"+x+"/drafts", fmt.Sprintf(`{"%s_id":%q}`, x, record))
+					if drafts["total_count"] != 1.0 || pathValue(drafts, "entries.0.id") != pathValue(draft, "draft.id") {
+						t.Errorf("drafts: %v", drafts)
+					}
+					dup := post("/"+x+"/duplicate", fmt.Sprintf(`{"%s_id":%q}`, x, record))
+					copyID := dup[x+"_id"].(string)
+					copied := post("/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, copyID))
+					for _, rel := range k.Relations {
+						if fmt.Sprint(pathValue(copied, x+"."+rel.Key)) != fmt.Sprint(pathValue(got, x+"."+rel.Key)) {
+							t.Errorf("the copy's %s: %v", rel.Key, pathValue(copied, x+"."+rel.Key))
+						}
+					}
+
+					export := post("/"+x+"/export", fmt.Sprintf(`{"%s_id":%q}`, x, record))
+					file := post("/system/file/download", fmt.Sprintf(`{"file_id":%q}`, export["file_id"]))
+					content, err := base64.StdEncoding.DecodeString(file["content"].(string))
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows, err := csv.NewReader(strings.NewReader(string(content))).ReadAll()
+					if err != nil || len(rows) != 2 {
+						t.Fatalf("csv: %v %q", err, content)
+					}
+					for _, rel := range k.Relations {
+						if cell := rows[1][slices.Index(rows[0], rel.Name)]; cell != strings.Join(targets[rel.Key].names, "; ") {
+							t.Errorf("csv %s: %q", rel.Name, cell)
+						}
+					}
+
+					bulk := post("/"+x+"/update", fmt.Sprintf(`{"all":true,"filter":{"search":"walk"},"excluded_ids":[%q],"patch":{"description":"bulk"}}`, record))
+					successes(true, true)(t, bulk) // the second record and the copy
+					if b := post("/"+x+"/search", `{"search":"bulk"}`); b["total_count"] != 2.0 || strings.Contains(mustJSON(b), record) {
+						t.Errorf("after the bulk update: %v", b)
+					}
+
+					for _, accept := range []bool{true, false} {
+						key := fmt.Sprintf("walk-%s-%v", x, accept)
+						staged := post("/"+x+"/create", fmt.Sprintf(`{%q:[{"name":"Staged %s"}],"soft":true,"idempotency_key":%q}`, xs, x, key))
+						stagedID := created(staged, x+"_id")[0]
+						if b := env.Post(t, env.Admin, "/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, stagedID)); b.Status != http.StatusNotFound && token != env.Admin {
+							t.Errorf("a staged record seen by another: %d", b.Status)
+						}
+						post("/"+x+"/create", fmt.Sprintf(`{"idempotency_key":%q,"accept":%v}`, key, accept))
+						want := map[bool]int{true: http.StatusOK, false: http.StatusNotFound}[accept]
+						if b := env.Post(t, env.Admin, "/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, stagedID)); b.Status != want {
+							t.Errorf("after accept %v: %d, want %d", accept, b.Status, want)
+						}
+					}
+
+					successes(true, true)(t, post("/"+x+"/delete", fmt.Sprintf(`{"%s_ids":[%q,%q]}`, x, record, second)))
+					if b := env.Post(t, token, "/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, record)); b.Status != http.StatusNotFound {
+						t.Errorf("after delete: %d", b.Status)
+					}
+				})
+			}
+		})
+	}
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
