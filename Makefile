@@ -40,6 +40,7 @@ bench: bench/node/node_modules/.installed
 		-transports http,socketio,socketio-shared,chat-fanout -duration 7s \
 		-anchors node-echo,node-contract,go-echo -anchor-clients 100 -anchor-watchers 1000 -idle-sockets 5000 -cycles 16000 -memory-calls 1000000 \
 		-out docs/BENCHMARKS.md
+	$(GO) run ./tools/searchbench -rows 100000 -calls 100 -out docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/dispatch/
 
 ## node-deps: install the Node test clients (socket.io-client, playwright-core), the TypeScript client's tools and the bench's Node anchors (socket.io)

@@ -466,17 +466,21 @@ func (f family) search(ctx context.Context, id *auth.Identity, k *kind, req body
 		rows[i] = k.row(id, r)
 	}
 	out := map[string]any{k.Plural: rows, "total_count": total, "page_size": pageSize, "page_offset": offset}
+	var facets []store.Facet
 	for _, rel := range k.relations() {
-		var options []uuid.UUID // nil: every target
+		fc := store.Facet{Relation: rel.Name, Source: rel.Source, NameText: strings.TrimSpace(req.str(rel.Facet + "_search"))}
 		if rel.Name == store.DepartmentsRelation && id.Level != 0 && !k.SharedReads {
-			options = ids(id.DepartmentIDs)
+			fc.Options = ids(id.DepartmentIDs) // below level 0, only one's own departments are listed
 		}
-		facet, err := q.RecordFacet(ctx, filter, rel.Name, rel.Source, options, strings.TrimSpace(req.str(rel.Facet+"_search")))
-		if err != nil {
-			return nil, err
-		}
-		opts := make([]gen.FacetOption, len(facet))
-		for i, o := range facet {
+		facets = append(facets, fc)
+	}
+	counted, err := q.RecordFacets(ctx, filter, facets)
+	if err != nil {
+		return nil, err
+	}
+	for _, rel := range k.relations() {
+		opts := make([]gen.FacetOption, len(counted[rel.Name]))
+		for i, o := range counted[rel.Name] {
 			opts[i] = gen.FacetOption{Id: o.ID, Name: o.Name, Count: o.Count}
 		}
 		out[rel.Facet+"_filter"] = gen.FacetFilter{Options: opts, SelectedIds: ids(filter.Links[rel.Name])}

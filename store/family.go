@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,12 +110,28 @@ func (q Q) InsertRecord(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	if _, err := q.exec(ctx, `INSERT INTO artifacts (id, kind, name, description, fields, secrets, pending_by, created_by, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Kind, r.Name, r.Description, string(fields), secrets, r.PendingBy,
-		r.CreatedBy, r.CreatedAt, r.UpdatedAt); err != nil {
+	if _, err := q.exec(ctx, `INSERT INTO artifacts (id, kind, name, description, fields, secrets, scope, pending_by, created_by, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Kind, r.Name, r.Description, string(fields), secrets, scopeText(r.Departments()),
+		r.PendingBy, r.CreatedBy, r.CreatedAt, r.UpdatedAt); err != nil {
 		return err
 	}
 	return q.addLinks(ctx, r.ID, r.Links)
+}
+
+// scopeText is a record's departments as its scope column keeps them, beside their links:
+// "|<id>|<id>|", or "" for a shared record. Searches test the scope on the row itself (a
+// LIKE per department), which costs a small part of a lookup in the links per row.
+func scopeText(departments []uuid.UUID) string {
+	if len(departments) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, d := range departments {
+		b.WriteString("|")
+		b.WriteString(d.String())
+	}
+	b.WriteString("|")
+	return b.String()
 }
 
 // sealSecrets is a record's secrets as the database keeps them.
@@ -186,8 +203,9 @@ func (q Q) UpdateRecord(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	n, err := q.exec(ctx, `UPDATE artifacts SET name = ?, description = ?, fields = ?, secrets = ?, updated_at = ?
-		WHERE id = ? AND kind = ? AND deleted_at IS NULL`, r.Name, r.Description, string(fields), secrets, r.UpdatedAt, r.ID, r.Kind)
+	n, err := q.exec(ctx, `UPDATE artifacts SET name = ?, description = ?, fields = ?, secrets = ?, scope = ?, updated_at = ?
+		WHERE id = ? AND kind = ? AND deleted_at IS NULL`, r.Name, r.Description, string(fields), secrets, scopeText(r.Departments()),
+		r.UpdatedAt, r.ID, r.Kind)
 	if err != nil {
 		return err
 	}
@@ -270,14 +288,12 @@ func (f RecordFilter) where(without string) (string, []any) {
 		args = append(args, a...)
 	}
 	if f.Scope != nil && !f.Scope.All {
-		shared := `NOT EXISTS (SELECT 1 FROM artifact_links sd WHERE sd.artifact_id = a.id AND sd.relation = 'departments')`
-		if len(f.Scope.DepartmentIDs) == 0 {
-			add(shared)
-		} else {
-			c, a := in(`(`+shared+` OR EXISTS (SELECT 1 FROM artifact_links sd
-				WHERE sd.artifact_id = a.id AND sd.relation = 'departments' AND sd.target_id IN (?)))`, f.Scope.DepartmentIDs)
-			add(c, a...)
+		conds := []string{"a.scope = ''"} // shared
+		var args []any
+		for _, d := range f.Scope.DepartmentIDs {
+			conds, args = append(conds, "a.scope LIKE ?"), append(args, "%|"+d.String()+"|%")
 		}
+		add("("+strings.Join(conds, " OR ")+")", args...)
 	}
 	if f.Text != "" {
 		pattern := likePattern(f.Text)
@@ -324,33 +340,77 @@ func (q Q) ListRecords(ctx context.Context, f RecordFilter) ([]Record, error) {
 	return q.records(ctx, rows)
 }
 
-// RecordFacet counts the records matching f (without its own filter on relation) per
-// target of relation. options limits the targets listed (nil lists all); nameText narrows
-// them by name.
-func (q Q) RecordFacet(ctx context.Context, f RecordFilter, relation string, src Source, options []uuid.UUID, nameText string) ([]FacetCount, error) {
-	where, args := f.where(relation)
-	live, liveArgs := src.live()
-	query := `SELECT t.id, t.` + src.Label + ` AS name, COUNT(*) AS count FROM artifact_links l
-		JOIN ` + src.Table + ` t ON t.id = l.target_id
-		JOIN artifacts a ON a.id = l.artifact_id
-		WHERE l.relation = ? AND ` + live + ` AND ` + where
-	args = append(append([]any{relation}, liveArgs...), args...)
-	if options != nil {
-		if len(options) == 0 {
-			return nil, nil
+// Facet asks for the counts of one relation's targets among the matching records.
+type Facet struct {
+	Relation string
+	Source   Source
+	Options  []uuid.UUID // list only these targets (nil: all)
+	NameText string      // list only the targets whose name matches
+}
+
+// RecordFacets counts the records matching f per target of each facet's relation, the
+// filter on that relation left out: the targets with their names, by name. The facets
+// whose relation f does not filter share one pass over the matching records, which reads
+// their links through the links' primary key (artifact_id, relation, target_id).
+func (q Q) RecordFacets(ctx context.Context, f RecordFilter, facets []Facet) (map[string][]FacetCount, error) {
+	counts := map[string]map[uuid.UUID]int{}
+	var unfiltered []string
+	for _, fc := range facets {
+		counts[fc.Relation] = map[uuid.UUID]int{}
+		if len(f.Links[fc.Relation]) == 0 {
+			unfiltered = append(unfiltered, fc.Relation)
+		} else if err := q.countLinks(ctx, f, fc.Relation, []string{fc.Relation}, counts); err != nil {
+			return nil, err
 		}
-		c, a := in(` AND t.id IN (?)`, options)
-		query += c
-		args = append(args, a...)
 	}
-	if nameText != "" {
-		query += ` AND lower(t.` + src.Label + `) LIKE ? ESCAPE '\'`
-		args = append(args, likePattern(nameText))
+	if len(unfiltered) > 0 {
+		if err := q.countLinks(ctx, f, "", unfiltered, counts); err != nil {
+			return nil, err
+		}
 	}
-	query += ` GROUP BY t.id, t.` + src.Label + ` ORDER BY t.` + src.Label + `, t.id`
-	var fc []FacetCount
-	err := q.sel(ctx, &fc, query, args...)
-	return fc, err
+	out := make(map[string][]FacetCount, len(facets))
+	for _, fc := range facets {
+		among := make([]uuid.UUID, 0, len(counts[fc.Relation]))
+		for t := range counts[fc.Relation] {
+			if fc.Options == nil || slices.Contains(fc.Options, t) {
+				among = append(among, t)
+			}
+		}
+		named, err := q.Targets(ctx, fc.Source, OptionFilter{Text: fc.NameText, Among: among})
+		if err != nil {
+			return nil, err
+		}
+		list := make([]FacetCount, len(named))
+		for i, n := range named {
+			list[i] = FacetCount{ID: n.ID, Name: n.Name, Count: counts[fc.Relation][n.ID]}
+		}
+		out[fc.Relation] = list
+	}
+	return out, nil
+}
+
+// countLinks adds to counts, per relation and target, the records matching f (without its
+// filter on the relation without) that link to it.
+func (q Q) countLinks(ctx context.Context, f RecordFilter, without string, relations []string, counts map[string]map[uuid.UUID]int) error {
+	where, args := f.where(without)
+	relIn, relArgs := in(`l.relation IN (?)`, relations)
+	// CROSS JOIN keeps SQLite's loop on the records outside: driven from the links instead, it
+	// would visit every link of the relations and then look their records up.
+	query := `SELECT l.relation, l.target_id, COUNT(*) AS count FROM artifacts a
+		CROSS JOIN artifact_links l WHERE l.artifact_id = a.id AND ` + relIn + `
+		AND ` + where + ` GROUP BY l.relation, l.target_id`
+	var rows []struct {
+		Relation string    `db:"relation"`
+		TargetID uuid.UUID `db:"target_id"`
+		Count    int       `db:"count"`
+	}
+	if err := q.sel(ctx, &rows, query, append(relArgs, args...)...); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		counts[r.Relation][r.TargetID] = r.Count
+	}
+	return nil
 }
 
 // Named is a target of a relation with its name.
@@ -419,6 +479,15 @@ func (q Q) PruneLinks(ctx context.Context, f RecordFilter, relation string, src 
 		AND artifact_id IN (SELECT a.id FROM artifacts a WHERE `+where+`)
 		AND NOT EXISTS (SELECT 1 FROM `+src.Table+` t WHERE t.id = artifact_links.target_id AND `+live+`)`,
 		append(append([]any{relation}, args...), liveArgs...)...)
+	if err != nil || n == 0 || relation != DepartmentsRelation {
+		return int(n), err
+	}
+	rs, err := q.ListRecords(ctx, f) // their scope column follows their department links
+	for _, r := range rs {
+		if err == nil {
+			_, err = q.exec(ctx, `UPDATE artifacts SET scope = ? WHERE id = ?`, scopeText(r.Departments()), r.ID)
+		}
+	}
 	return int(n), err
 }
 
