@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -254,7 +253,8 @@ func (f family) set(ctx context.Context, q store.Q, id *auth.Identity, k *kind, 
 		r.Links[store.DepartmentsRelation] = deps
 	}
 	if k.Secrets && item.has("secrets") {
-		errs = append(errs, setSecrets(r, item.value("secrets"))...)
+		secrets, _ := item.value("secrets").(gen.SecretValues)
+		errs = append(errs, setSecrets(r, secrets)...)
 	}
 	if errs == nil && k.Check != nil {
 		errs = k.Check(*r)
@@ -267,14 +267,12 @@ var secretName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 
 // setSecrets applies the secrets an item gives: a value replaces the secret of its name,
 // an empty one removes it.
-func setSecrets(r *store.Record, given any) []gen.FieldError {
-	values := reflect.ValueOf(given)
+func setSecrets(r *store.Record, given gen.SecretValues) []gen.FieldError {
 	if r.Secrets == nil {
 		r.Secrets = map[string]string{}
 	}
 	var errs []gen.FieldError
-	for _, key := range values.MapKeys() {
-		name, value := key.String(), values.MapIndex(key).String()
+	for name, value := range given {
 		switch {
 		case !secretName.MatchString(name):
 			errs = append(errs, gen.FieldError{Field: "secrets", Message: fmt.Sprintf("%q is not a secret's name: use 1 to 100 letters, digits, _, - or .", name)})

@@ -27,11 +27,8 @@ var errDryRun = errors.New("staged: rolled back")
 
 // stage serves a call with soft: true.
 func (f family) stage(ctx context.Context, id *auth.Identity, k *kind, op *gen.Operation, in any, req body) (map[string]any, error) {
-	key := req.strp("idempotency_key")
-	switch {
-	case op.Name != "create" && op.Name != "update" && op.Name != "delete":
-		return nil, problem.Invalid("validation failed", problem.Detail{Location: "body.soft", Message: "only create, update and delete may be staged"})
-	case key == nil:
+	key := req.strp("idempotency_key") // soft is in the requests of create, update and delete only
+	if key == nil {
 		return nil, problem.Invalid("validation failed", problem.Detail{Location: "body.idempotency_key", Message: "a soft call needs an idempotency_key: it names the staged call"})
 	}
 	staging := family{s: f.s, dry: true}

@@ -102,16 +102,12 @@ func (s Source) live() (string, []any) {
 
 // InsertRecord stores a new record with its links.
 func (q Q) InsertRecord(ctx context.Context, r Record) error {
-	fields, err := json.Marshal(nonNil(r.Fields))
-	if err != nil {
-		return err
-	}
-	secrets, err := q.sealSecrets(r)
+	fields, secrets, err := q.stored(r)
 	if err != nil {
 		return err
 	}
 	if _, err := q.exec(ctx, `INSERT INTO artifacts (id, kind, name, description, fields, secrets, scope, pending_by, created_by, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Kind, r.Name, r.Description, string(fields), secrets, scopeText(r.Departments()),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Kind, r.Name, r.Description, fields, secrets, scopeText(r.Departments()),
 		r.PendingBy, r.CreatedBy, r.CreatedAt, r.UpdatedAt); err != nil {
 		return err
 	}
@@ -134,14 +130,18 @@ func scopeText(departments []uuid.UUID) string {
 	return b.String()
 }
 
-// sealSecrets is a record's secrets as the database keeps them.
-func (q Q) sealSecrets(r Record) (string, error) {
+// stored is a record's fields and its secrets (sealed) as the database keeps them.
+func (q Q) stored(r Record) (fields, secrets string, err error) {
+	rawFields, err := json.Marshal(nonNil(r.Fields))
+	if err != nil {
+		return "", "", err
+	}
 	sealed := make(map[string]string, len(r.Secrets))
 	for name, value := range r.Secrets {
 		sealed[name] = q.box.seal(value, recordSecretPlace(r.ID.String(), name))
 	}
-	raw, err := json.Marshal(sealed)
-	return string(raw), err
+	rawSecrets, err := json.Marshal(sealed)
+	return string(rawFields), string(rawSecrets), err
 }
 
 // openSecrets reads what sealSecrets wrote.
@@ -195,16 +195,12 @@ func (q Q) RecordByID(ctx context.Context, kind string, id uuid.UUID) (Record, e
 
 // UpdateRecord writes a record's columns and fields and replaces its links.
 func (q Q) UpdateRecord(ctx context.Context, r Record) error {
-	fields, err := json.Marshal(nonNil(r.Fields))
-	if err != nil {
-		return err
-	}
-	secrets, err := q.sealSecrets(r)
+	fields, secrets, err := q.stored(r)
 	if err != nil {
 		return err
 	}
 	n, err := q.exec(ctx, `UPDATE artifacts SET name = ?, description = ?, fields = ?, secrets = ?, scope = ?, updated_at = ?
-		WHERE id = ? AND kind = ? AND deleted_at IS NULL`, r.Name, r.Description, string(fields), secrets, scopeText(r.Departments()),
+		WHERE id = ? AND kind = ? AND deleted_at IS NULL`, r.Name, r.Description, fields, secrets, scopeText(r.Departments()),
 		r.UpdatedAt, r.ID, r.Kind)
 	if err != nil {
 		return err
