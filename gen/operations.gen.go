@@ -19,7 +19,7 @@ type Handlers interface {
 	AgentDraft(ctx context.Context, in *AgentDraftRequest) (*AgentDraftResponse, error)
 	// AgentDrafts serves POST /agent/drafts and the socket.io event agent.drafts: List the caller's drafts.
 	AgentDrafts(ctx context.Context, in *AgentDraftsRequest) (*AgentDraftsResponse, error)
-	// AgentDuplicate serves POST /agent/duplicate and the socket.io event agent.duplicate: Copy a agent.
+	// AgentDuplicate serves POST /agent/duplicate and the socket.io event agent.duplicate: Copy an agent.
 	AgentDuplicate(ctx context.Context, in *AgentDuplicateRequest) (*AgentDuplicateResponse, error)
 	// AgentExport serves POST /agent/export and the socket.io event agent.export: Export agents to CSV.
 	AgentExport(ctx context.Context, in *AgentExportRequest) (*AgentExportResponse, error)
@@ -59,7 +59,7 @@ type Handlers interface {
 	AuthDraft(ctx context.Context, in *AuthDraftRequest) (*AuthDraftResponse, error)
 	// AuthDrafts serves POST /auth/drafts and the socket.io event auth.drafts: List the caller's drafts.
 	AuthDrafts(ctx context.Context, in *AuthDraftsRequest) (*AuthDraftsResponse, error)
-	// AuthDuplicate serves POST /auth/duplicate and the socket.io event auth.duplicate: Copy a auth.
+	// AuthDuplicate serves POST /auth/duplicate and the socket.io event auth.duplicate: Copy an auth.
 	AuthDuplicate(ctx context.Context, in *AuthDuplicateRequest) (*AuthDuplicateResponse, error)
 	// AuthExport serves POST /auth/export and the socket.io event auth.export: Export auths to CSV.
 	AuthExport(ctx context.Context, in *AuthExportRequest) (*AuthExportResponse, error)
@@ -115,7 +115,7 @@ type Handlers interface {
 	EvalDraft(ctx context.Context, in *EvalDraftRequest) (*EvalDraftResponse, error)
 	// EvalDrafts serves POST /eval/drafts and the socket.io event eval.drafts: List the caller's drafts.
 	EvalDrafts(ctx context.Context, in *EvalDraftsRequest) (*EvalDraftsResponse, error)
-	// EvalDuplicate serves POST /eval/duplicate and the socket.io event eval.duplicate: Copy a eval.
+	// EvalDuplicate serves POST /eval/duplicate and the socket.io event eval.duplicate: Copy an eval.
 	EvalDuplicate(ctx context.Context, in *EvalDuplicateRequest) (*EvalDuplicateResponse, error)
 	// EvalExport serves POST /eval/export and the socket.io event eval.export: Export evals to CSV.
 	EvalExport(ctx context.Context, in *EvalExportRequest) (*EvalExportResponse, error)
@@ -247,6 +247,8 @@ type Handlers interface {
 	ProfileWatch(ctx context.Context, in *ProfileWatchRequest) (*ProfileWatchResponse, error)
 	// ProviderCreate serves POST /provider/create and the socket.io event provider.create: Add a provider.
 	ProviderCreate(ctx context.Context, in *ProviderCreateRequest) (*ProviderCreateResponse, error)
+	// ProviderDecrypt serves POST /provider/decrypt and the socket.io event provider.decrypt: Read a provider's API key.
+	ProviderDecrypt(ctx context.Context, in *ProviderDecryptRequest) (*ProviderDecryptResponse, error)
 	// ProviderDelete serves POST /provider/delete and the socket.io event provider.delete: Remove a provider.
 	ProviderDelete(ctx context.Context, in *ProviderDeleteRequest) (*ProviderDeleteResponse, error)
 	// ProviderGenerate serves POST /provider/generate and the socket.io event provider.generate: Start a generation run.
@@ -349,6 +351,8 @@ type Handlers interface {
 	SimulationUpdate(ctx context.Context, in *SimulationUpdateRequest) (*SimulationUpdateResponse, error)
 	// SystemActivity serves POST /system/activity and the socket.io event system.activity: Presence overview.
 	SystemActivity(ctx context.Context, in *SystemActivityRequest) (*SystemActivityResponse, error)
+	// SystemActivityResolve serves POST /system/activity/resolve and the socket.io event system.activity_resolve: Resolve a reported problem.
+	SystemActivityResolve(ctx context.Context, in *SystemActivityResolveRequest) (*SystemActivityResolveResponse, error)
 	// SystemActivitySearch serves POST /system/activity/search and the socket.io event system.activity_search: Search presence.
 	SystemActivitySearch(ctx context.Context, in *SystemActivitySearchRequest) (*SystemActivitySearchResponse, error)
 	// SystemFileDownload serves POST /system/file/download and the socket.io event system.file_download: Download a stored file.
@@ -528,7 +532,7 @@ var Operations = []Operation{
 		Name:           "duplicate",
 		Method:         "POST",
 		Path:           "/agent/duplicate",
-		Summary:        "Copy a agent",
+		Summary:        "Copy an agent",
 		RequestSchema:  "AgentDuplicateRequest",
 		ResponseSchema: "AgentDuplicateResponse",
 		Public:         false,
@@ -968,7 +972,7 @@ var Operations = []Operation{
 		Name:           "duplicate",
 		Method:         "POST",
 		Path:           "/auth/duplicate",
-		Summary:        "Copy a auth",
+		Summary:        "Copy an auth",
 		RequestSchema:  "AuthDuplicateRequest",
 		ResponseSchema: "AuthDuplicateResponse",
 		Public:         false,
@@ -1584,7 +1588,7 @@ var Operations = []Operation{
 		Name:           "duplicate",
 		Method:         "POST",
 		Path:           "/eval/duplicate",
-		Summary:        "Copy a eval",
+		Summary:        "Copy an eval",
 		RequestSchema:  "EvalDuplicateRequest",
 		ResponseSchema: "EvalDuplicateResponse",
 		Public:         false,
@@ -3031,6 +3035,28 @@ var Operations = []Operation{
 		},
 	},
 	{
+		ID:             "provider.decrypt",
+		Artifact:       "provider",
+		Name:           "decrypt",
+		Method:         "POST",
+		Path:           "/provider/decrypt",
+		Summary:        "Read a provider's API key",
+		RequestSchema:  "ProviderDecryptRequest",
+		ResponseSchema: "ProviderDecryptResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "",
+		NewRequest:     func() any { return new(ProviderDecryptRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderDecrypt(ctx, in.(*ProviderDecryptRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
 		ID:             "provider.delete",
 		Artifact:       "provider",
 		Name:           "delete",
@@ -4146,6 +4172,28 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(SystemActivityRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.SystemActivity(ctx, in.(*SystemActivityRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "system.activity_resolve",
+		Artifact:       "system",
+		Name:           "activity_resolve",
+		Method:         "POST",
+		Path:           "/system/activity/resolve",
+		Summary:        "Resolve a reported problem",
+		RequestSchema:  "SystemActivityResolveRequest",
+		ResponseSchema: "SystemActivityResolveResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "",
+		NewRequest:     func() any { return new(SystemActivityResolveRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.SystemActivityResolve(ctx, in.(*SystemActivityResolveRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}

@@ -451,6 +451,7 @@ func (e ProviderKind) Valid() bool {
 const (
 	RunKindChatReply    RunKind = "chat_reply"
 	RunKindPersonaDraft RunKind = "persona_draft"
+	RunKindRecordDraft  RunKind = "record_draft"
 	RunKindText         RunKind = "text"
 )
 
@@ -460,6 +461,8 @@ func (e RunKind) Valid() bool {
 	case RunKindChatReply:
 		return true
 	case RunKindPersonaDraft:
+		return true
+	case RunKindRecordDraft:
 		return true
 	case RunKindText:
 		return true
@@ -807,27 +810,27 @@ type AgentFilter struct {
 
 // AgentFormState defines model for AgentFormState.
 type AgentFormState struct {
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
 
 	// Instructions The system prompt.
-	Instructions *string              `json:"instructions,omitempty"`
-	ModelIds     []openapi_types.UUID `json:"model_ids,omitempty"`
-	Name         *string              `json:"name,omitempty"`
+	Instructions *string               `json:"instructions,omitempty"`
+	ModelIds     *[]openapi_types.UUID `json:"model_ids,omitempty"`
+	Name         *string               `json:"name,omitempty"`
 
 	// ReasoningLevel How much the model may reason before answering (default medium).
 	ReasoningLevel *AgentFormStateReasoningLevel `json:"reasoning_level,omitempty"`
 
 	// Temperature Sampling temperature (default 0.7).
-	Temperature *float32             `json:"temperature,omitempty"`
-	ToolIds     []openapi_types.UUID `json:"tool_ids,omitempty"`
+	Temperature *float32              `json:"temperature,omitempty"`
+	ToolIds     *[]openapi_types.UUID `json:"tool_ids,omitempty"`
 }
 
 // AgentFormStateReasoningLevel How much the model may reason before answering (default medium).
 type AgentFormStateReasoningLevel string
 
 // AgentGenerateRequest defines model for AgentGenerateRequest.
-type AgentGenerateRequest = GenerateRequest
+type AgentGenerateRequest = RecordGenerateRequest
 
 // AgentGenerateResponse defines model for AgentGenerateResponse.
 type AgentGenerateResponse = GenerateResponse
@@ -1342,14 +1345,14 @@ type AuthFilter struct {
 // AuthFormState defines model for AuthFormState.
 type AuthFormState struct {
 	// AllowedDomains Only e-mail addresses of these domains may sign in; empty allows all.
-	AllowedDomains []string `json:"allowed_domains,omitempty"`
+	AllowedDomains *[]string `json:"allowed_domains,omitempty"`
 
 	// ClientId glow's client id at the identity provider.
 	ClientId *string `json:"client_id,omitempty"`
 
 	// DefaultRole The role of a profile created at its first sign-in (default learner).
 	DefaultRole   *AuthFormStateDefaultRole `json:"default_role,omitempty"`
-	DepartmentIds []openapi_types.UUID      `json:"department_ids,omitempty"`
+	DepartmentIds *[]openapi_types.UUID     `json:"department_ids,omitempty"`
 	Description   *string                   `json:"description,omitempty"`
 
 	// IssuerUrl The identity provider; required for `oidc` and `saml`.
@@ -1367,7 +1370,7 @@ type AuthFormStateDefaultRole string
 type AuthFormStateMethod string
 
 // AuthGenerateRequest defines model for AuthGenerateRequest.
-type AuthGenerateRequest = GenerateRequest
+type AuthGenerateRequest = RecordGenerateRequest
 
 // AuthGenerateResponse defines model for AuthGenerateResponse.
 type AuthGenerateResponse = GenerateResponse
@@ -1843,15 +1846,15 @@ type CohortFilter struct {
 // CohortFormState defines model for CohortFormState.
 type CohortFormState struct {
 	// Capacity The most members it may have; 0 means no limit.
-	Capacity      *int                 `json:"capacity,omitempty"`
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
-	Name          *string              `json:"name,omitempty"`
-	ProfileIds    []openapi_types.UUID `json:"profile_ids,omitempty"`
+	Capacity      *int                  `json:"capacity,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	Name          *string               `json:"name,omitempty"`
+	ProfileIds    *[]openapi_types.UUID `json:"profile_ids,omitempty"`
 }
 
 // CohortGenerateRequest defines model for CohortGenerateRequest.
-type CohortGenerateRequest = GenerateRequest
+type CohortGenerateRequest = RecordGenerateRequest
 
 // CohortGenerateResponse defines model for CohortGenerateResponse.
 type CohortGenerateResponse = GenerateResponse
@@ -2243,9 +2246,9 @@ type EvalFilter struct {
 
 // EvalFormState defines model for EvalFormState.
 type EvalFormState struct {
-	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
+	AgentIds      *[]openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
 
 	// Instructions What the graders are told besides the rubric.
 	Instructions *string `json:"instructions,omitempty"`
@@ -2255,12 +2258,12 @@ type EvalFormState struct {
 	PassThreshold *float32 `json:"pass_threshold,omitempty"`
 
 	// Repetitions How many times each attempt is graded; the scores are averaged (default 1).
-	Repetitions *int                 `json:"repetitions,omitempty"`
-	RubricIds   []openapi_types.UUID `json:"rubric_ids,omitempty"`
+	Repetitions *int                  `json:"repetitions,omitempty"`
+	RubricIds   *[]openapi_types.UUID `json:"rubric_ids,omitempty"`
 }
 
 // EvalGenerateRequest defines model for EvalGenerateRequest.
-type EvalGenerateRequest = GenerateRequest
+type EvalGenerateRequest = RecordGenerateRequest
 
 // EvalGenerateResponse defines model for EvalGenerateResponse.
 type EvalGenerateResponse = GenerateResponse
@@ -2697,13 +2700,13 @@ type FieldFilter struct {
 // FieldFormState defines model for FieldFormState.
 type FieldFormState struct {
 	// DefaultValue The value a scenario starts with; for a `choice` field, one of `options`.
-	DefaultValue  *string              `json:"default_value,omitempty"`
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
-	Name          *string              `json:"name,omitempty"`
+	DefaultValue  *string               `json:"default_value,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	Name          *string               `json:"name,omitempty"`
 
 	// Options The choices of a `choice` field.
-	Options []string `json:"options,omitempty"`
+	Options *[]string `json:"options,omitempty"`
 
 	// Required A scenario must give it a value.
 	Required *bool `json:"required,omitempty"`
@@ -2716,7 +2719,7 @@ type FieldFormState struct {
 type FieldFormStateType string
 
 // FieldGenerateRequest defines model for FieldGenerateRequest.
-type FieldGenerateRequest = GenerateRequest
+type FieldGenerateRequest = RecordGenerateRequest
 
 // FieldGenerateResponse defines model for FieldGenerateResponse.
 type FieldGenerateResponse = GenerateResponse
@@ -2964,8 +2967,12 @@ type GenerateResponse struct {
 
 // GenerateStarted `<artifact>.generate.started`: a run began (or resumed after a restart).
 type GenerateStarted struct {
-	Artifact string  `json:"artifact"`
-	Kind     RunKind `json:"kind"`
+	Artifact string `json:"artifact"`
+
+	// Kind What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
+	// persona, `record_draft` a record of the standard family (or a change of one), `text` an
+	// answer to instructions.
+	Kind RunKind `json:"kind"`
 
 	// Resumed True when the run continues after a server restart; deltas go on after the last one sent.
 	Resumed   *bool               `json:"resumed,omitempty"`
@@ -3369,18 +3376,18 @@ type ParameterFilter struct {
 // ParameterFormState defines model for ParameterFormState.
 type ParameterFormState struct {
 	// DefaultValue One of `values`, or empty.
-	DefaultValue  *string              `json:"default_value,omitempty"`
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
-	FieldIds      []openapi_types.UUID `json:"field_ids,omitempty"`
-	Name          *string              `json:"name,omitempty"`
+	DefaultValue  *string               `json:"default_value,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	FieldIds      *[]openapi_types.UUID `json:"field_ids,omitempty"`
+	Name          *string               `json:"name,omitempty"`
 
 	// Values The values a scenario may take along this dimension.
-	Values []string `json:"values,omitempty"`
+	Values *[]string `json:"values,omitempty"`
 }
 
 // ParameterGenerateRequest defines model for ParameterGenerateRequest.
-type ParameterGenerateRequest = GenerateRequest
+type ParameterGenerateRequest = RecordGenerateRequest
 
 // ParameterGenerateResponse defines model for ParameterGenerateResponse.
 type ParameterGenerateResponse = GenerateResponse
@@ -3723,10 +3730,10 @@ type PersonaExportResponse = ExportResponse
 
 // PersonaFormState defines model for PersonaFormState.
 type PersonaFormState struct {
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
-	Instructions  *string              `json:"instructions,omitempty"`
-	Name          *string              `json:"name,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	Instructions  *string               `json:"instructions,omitempty"`
+	Name          *string               `json:"name,omitempty"`
 }
 
 // PersonaGenerateRequest defines model for PersonaGenerateRequest.
@@ -4029,6 +4036,19 @@ type ProviderCreateResponse struct {
 	Provider       Provider `json:"provider"`
 }
 
+// ProviderDecryptRequest defines model for ProviderDecryptRequest.
+type ProviderDecryptRequest struct {
+	ProviderId openapi_types.UUID `json:"provider_id"`
+}
+
+// ProviderDecryptResponse defines model for ProviderDecryptResponse.
+type ProviderDecryptResponse struct {
+	// ApiKey The key, when the provider has one.
+	ApiKey     *string            `json:"api_key,omitempty"`
+	HasApiKey  bool               `json:"has_api_key"`
+	ProviderId openapi_types.UUID `json:"provider_id"`
+}
+
 // ProviderDeleteRequest defines model for ProviderDeleteRequest.
 type ProviderDeleteRequest struct {
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
@@ -4112,6 +4132,28 @@ type ProviderWatchRequest = WatchRequest
 // ProviderWatchResponse defines model for ProviderWatchResponse.
 type ProviderWatchResponse = WatchResponse
 
+// RecordGenerateRequest defines model for RecordGenerateRequest.
+type RecordGenerateRequest struct {
+	// Dangerous Apply the model's record at once (needs the create or update permission, and the
+	// record's departments). `false` stages it as a soft call for review instead.
+	Dangerous *bool `json:"dangerous,omitempty"`
+
+	// GroupId The caller's working group to file the run under.
+	GroupId *openapi_types.UUID `json:"group_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Instructions   []string        `json:"instructions"`
+
+	// ModelId The model to use; the default model when absent.
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
+
+	// SubjectId The record to change; absent, the model drafts a new one.
+	SubjectId *openapi_types.UUID `json:"subject_id,omitempty"`
+}
+
 // RefreshResponse defines model for RefreshResponse.
 type RefreshResponse struct {
 	// DroppedLinks Links to records that are gone, dropped (when `links` were refreshed).
@@ -4148,6 +4190,28 @@ type ReplayDone struct {
 
 	// Truncated Events after `since` had expired (retention); the replay has a gap.
 	Truncated bool `json:"truncated"`
+}
+
+// ReportedProblem defines model for ReportedProblem.
+type ReportedProblem struct {
+	// Artifact The artifact the report is about.
+	Artifact  string             `json:"artifact"`
+	CreatedAt time.Time          `json:"created_at"`
+	Message   string             `json:"message"`
+	ProblemId openapi_types.UUID `json:"problem_id"`
+
+	// ProfileId Who reported it.
+	ProfileId   openapi_types.UUID `json:"profile_id"`
+	ProfileName string             `json:"profile_name"`
+	Resolved    bool               `json:"resolved"`
+	ResolvedAt  *time.Time         `json:"resolved_at,omitempty"`
+
+	// ResolvedBy The profile that resolved it.
+	ResolvedBy *openapi_types.UUID `json:"resolved_by,omitempty"`
+
+	// SubjectId The record it is about, when it names one.
+	SubjectId *openapi_types.UUID `json:"subject_id,omitempty"`
+	Type      ProblemType         `json:"type"`
 }
 
 // Role defines model for Role.
@@ -4346,9 +4410,9 @@ type RubricFilter struct {
 
 // RubricFormState defines model for RubricFormState.
 type RubricFormState struct {
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
-	Name          *string              `json:"name,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	Name          *string               `json:"name,omitempty"`
 
 	// PassPoints The points that pass; at most `total_points` (default 70).
 	PassPoints *float32 `json:"pass_points,omitempty"`
@@ -4357,7 +4421,7 @@ type RubricFormState struct {
 	SimulationRubric *bool `json:"simulation_rubric,omitempty"`
 
 	// Standards What is graded, in order.
-	Standards []RubricStandard `json:"standards,omitempty"`
+	Standards *[]RubricStandard `json:"standards,omitempty"`
 
 	// TotalPoints The most points an attempt can score (default 100).
 	TotalPoints *float32 `json:"total_points,omitempty"`
@@ -4367,7 +4431,7 @@ type RubricFormState struct {
 }
 
 // RubricGenerateRequest defines model for RubricGenerateRequest.
-type RubricGenerateRequest = GenerateRequest
+type RubricGenerateRequest = RecordGenerateRequest
 
 // RubricGenerateResponse defines model for RubricGenerateResponse.
 type RubricGenerateResponse = GenerateResponse
@@ -4597,8 +4661,12 @@ type Run struct {
 	FinishedAt *time.Time          `json:"finished_at,omitempty"`
 	GroupId    *openapi_types.UUID `json:"group_id,omitempty"`
 	Id         openapi_types.UUID  `json:"id"`
-	Kind       RunKind             `json:"kind"`
-	ModelId    *openapi_types.UUID `json:"model_id,omitempty"`
+
+	// Kind What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
+	// persona, `record_draft` a record of the standard family (or a change of one), `text` an
+	// answer to instructions.
+	Kind    RunKind             `json:"kind"`
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
 
 	// Output The text generated so far.
 	Output string `json:"output"`
@@ -4625,7 +4693,9 @@ type Run struct {
 	Usage Usage  `json:"usage"`
 }
 
-// RunKind defines model for RunKind.
+// RunKind What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
+// persona, `record_draft` a record of the standard family (or a change of one), `text` an
+// answer to instructions.
 type RunKind string
 
 // RunRequest defines model for RunRequest.
@@ -4862,17 +4932,17 @@ type SettingFilter struct {
 
 // SettingFormState defines model for SettingFormState.
 type SettingFormState struct {
-	AgentIds      []openapi_types.UUID `json:"agent_ids,omitempty"`
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
-	Name          *string              `json:"name,omitempty"`
-	Theme         *SettingTheme        `json:"theme,omitempty"`
-	Thresholds    *SettingThresholds   `json:"thresholds,omitempty"`
-	ToolIds       []openapi_types.UUID `json:"tool_ids,omitempty"`
+	AgentIds      *[]openapi_types.UUID `json:"agent_ids,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	Name          *string               `json:"name,omitempty"`
+	Theme         *SettingTheme         `json:"theme,omitempty"`
+	Thresholds    *SettingThresholds    `json:"thresholds,omitempty"`
+	ToolIds       *[]openapi_types.UUID `json:"tool_ids,omitempty"`
 }
 
 // SettingGenerateRequest defines model for SettingGenerateRequest.
-type SettingGenerateRequest = GenerateRequest
+type SettingGenerateRequest = RecordGenerateRequest
 
 // SettingGenerateResponse defines model for SettingGenerateResponse.
 type SettingGenerateResponse = GenerateResponse
@@ -5328,20 +5398,20 @@ type SimulationFilter struct {
 // SimulationFormState defines model for SimulationFormState.
 type SimulationFormState struct {
 	// Chats The chats a learner goes through, in order.
-	Chats         []SimulationChat     `json:"chats,omitempty"`
-	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
-	Description   *string              `json:"description,omitempty"`
-	EvalIds       []openapi_types.UUID `json:"eval_ids,omitempty"`
+	Chats         *[]SimulationChat     `json:"chats,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+	EvalIds       *[]openapi_types.UUID `json:"eval_ids,omitempty"`
 
 	// InfiniteMode The chats start over when the last one ends (default false).
-	InfiniteMode *bool                `json:"infinite_mode,omitempty"`
-	Name         *string              `json:"name,omitempty"`
-	PersonaIds   []openapi_types.UUID `json:"persona_ids,omitempty"`
-	RubricIds    []openapi_types.UUID `json:"rubric_ids,omitempty"`
+	InfiniteMode *bool                 `json:"infinite_mode,omitempty"`
+	Name         *string               `json:"name,omitempty"`
+	PersonaIds   *[]openapi_types.UUID `json:"persona_ids,omitempty"`
+	RubricIds    *[]openapi_types.UUID `json:"rubric_ids,omitempty"`
 }
 
 // SimulationGenerateRequest defines model for SimulationGenerateRequest.
-type SimulationGenerateRequest = GenerateRequest
+type SimulationGenerateRequest = RecordGenerateRequest
 
 // SimulationGenerateResponse defines model for SimulationGenerateResponse.
 type SimulationGenerateResponse = GenerateResponse
@@ -5578,12 +5648,44 @@ type StreamingReply struct {
 }
 
 // SystemActivityRequest defines model for SystemActivityRequest.
-type SystemActivityRequest = map[string]interface{}
+type SystemActivityRequest struct {
+	// ProblemsArtifact Only problems about this artifact (e.g. `agent`).
+	ProblemsArtifact   *string `json:"problems_artifact,omitempty"`
+	ProblemsPageOffset *int    `json:"problems_page_offset,omitempty"`
+	ProblemsPageSize   *int    `json:"problems_page_size,omitempty"`
+
+	// ProblemsResolved List resolved problems instead of open ones.
+	ProblemsResolved *bool `json:"problems_resolved,omitempty"`
+}
+
+// SystemActivityResolveRequest defines model for SystemActivityResolveRequest.
+type SystemActivityResolveRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey    `json:"idempotency_key,omitempty"`
+	ProblemId      openapi_types.UUID `json:"problem_id"`
+
+	// Resolved `false` opens a resolved problem again.
+	Resolved *bool `json:"resolved,omitempty"`
+}
+
+// SystemActivityResolveResponse defines model for SystemActivityResolveResponse.
+type SystemActivityResolveResponse struct {
+	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
+	Problem        ReportedProblem `json:"problem"`
+}
 
 // SystemActivityResponse defines model for SystemActivityResponse.
 type SystemActivityResponse struct {
 	// ActiveProfilesCount Profiles in scope with a socket open now.
 	ActiveProfilesCount int `json:"active_profiles_count"`
+
+	// Problems A page of the problems in scope, newest first.
+	Problems []ReportedProblem `json:"problems"`
+
+	// ProblemsCount The problems in scope that match, open or resolved as asked.
+	ProblemsCount int `json:"problems_count"`
 
 	// Recent The latest presence changes in scope, newest first (at most 20).
 	Recent []Presence `json:"recent"`
@@ -5935,17 +6037,17 @@ type ToolFilter struct {
 // ToolFormState defines model for ToolFormState.
 type ToolFormState struct {
 	// ArgumentSchema The JSON Schema of the tool's arguments.
-	ArgumentSchema map[string]interface{} `json:"argument_schema,omitempty"`
-	DepartmentIds  []openapi_types.UUID   `json:"department_ids,omitempty"`
-	Description    *string                `json:"description,omitempty"`
-	Name           *string                `json:"name,omitempty"`
+	ArgumentSchema *map[string]interface{} `json:"argument_schema,omitempty"`
+	DepartmentIds  *[]openapi_types.UUID   `json:"department_ids,omitempty"`
+	Description    *string                 `json:"description,omitempty"`
+	Name           *string                 `json:"name,omitempty"`
 
 	// Permissions The operations the tool may run, as (artifact, operation) pairs.
-	Permissions []ToolPermission `json:"permissions,omitempty"`
+	Permissions *[]ToolPermission `json:"permissions,omitempty"`
 }
 
 // ToolGenerateRequest defines model for ToolGenerateRequest.
-type ToolGenerateRequest = GenerateRequest
+type ToolGenerateRequest = RecordGenerateRequest
 
 // ToolGenerateResponse defines model for ToolGenerateResponse.
 type ToolGenerateResponse = GenerateResponse
@@ -6596,6 +6698,9 @@ type ProfileWatchJSONRequestBody = ProfileWatchRequest
 // ProviderCreateJSONRequestBody defines body for ProviderCreate for application/json ContentType.
 type ProviderCreateJSONRequestBody = ProviderCreateRequest
 
+// ProviderDecryptJSONRequestBody defines body for ProviderDecrypt for application/json ContentType.
+type ProviderDecryptJSONRequestBody = ProviderDecryptRequest
+
 // ProviderDeleteJSONRequestBody defines body for ProviderDelete for application/json ContentType.
 type ProviderDeleteJSONRequestBody = ProviderDeleteRequest
 
@@ -6748,6 +6853,9 @@ type SimulationUpdateJSONRequestBody = SimulationUpdateRequest
 
 // SystemActivityJSONRequestBody defines body for SystemActivity for application/json ContentType.
 type SystemActivityJSONRequestBody = SystemActivityRequest
+
+// SystemActivityResolveJSONRequestBody defines body for SystemActivityResolve for application/json ContentType.
+type SystemActivityResolveJSONRequestBody = SystemActivityResolveRequest
 
 // SystemActivitySearchJSONRequestBody defines body for SystemActivitySearch for application/json ContentType.
 type SystemActivitySearchJSONRequestBody = SystemActivitySearchRequest

@@ -42,7 +42,7 @@ func (f family) Serve(ctx context.Context, op *gen.Operation, in, out any) error
 	}
 	switch op.Name { // the operations whose requests every kind shares
 	case "generate":
-		res, err := f.s.textRun(ctx, k.Name, in.(*gen.GenerateRequest))
+		res, err := f.generate(ctx, k, in.(*gen.RecordGenerateRequest))
 		if err == nil {
 			*out.(*gen.GenerateResponse) = *res
 		}
@@ -333,31 +333,33 @@ func (f family) create(ctx context.Context, id *auth.Identity, k *kind, req body
 	items := req.items(k.Plural)
 	results := make([]map[string]any, len(items))
 	for i, item := range items {
-		err := f.s.store.Tx(ctx, func(q store.Q) error {
-			now := store.Now()
-			r := store.Record{ID: store.NewID(), Kind: k.Name, CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
-			if f.dry {
-				r.PendingBy = &id.ProfileID // staged: seen by the caller alone until accepted
-			}
-			errs, err := f.set(ctx, q, id, k, &r, item, true)
-			if err != nil {
-				return err
-			}
-			if errs != nil {
-				results[i] = result(i, k, nil, false, "not created", errs...)
-				return nil
-			}
-			if err := q.InsertRecord(ctx, r); err != nil {
-				return err
-			}
-			results[i] = result(i, k, &r.ID, true, "created")
-			return nil
+		err := f.s.store.Tx(ctx, func(q store.Q) (err error) {
+			results[i], err = f.createOne(ctx, q, id, k, i, item)
+			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	return map[string]any{"results": results}, nil
+}
+
+// createOne creates the i-th item of a create with q (pending, when staged) and answers
+// its result.
+func (f family) createOne(ctx context.Context, q store.Q, id *auth.Identity, k *kind, i int, item body) (map[string]any, error) {
+	now := store.Now()
+	r := store.Record{ID: store.NewID(), Kind: k.Name, CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
+	if f.dry {
+		r.PendingBy = &id.ProfileID // staged: seen by the caller alone until accepted
+	}
+	errs, err := f.set(ctx, q, id, k, &r, item, true)
+	if err != nil {
+		return nil, err
+	}
+	if errs != nil {
+		return result(i, k, nil, false, "not created", errs...), nil
+	}
+	return result(i, k, &r.ID, true, "created"), q.InsertRecord(ctx, r)
 }
 
 func (f family) get(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
@@ -539,13 +541,21 @@ func (f family) update(ctx context.Context, id *auth.Identity, k *kind, req body
 		if listed != nil {
 			patch = items[i]
 		}
-		errs, err := f.set(ctx, q, id, k, &r, patch, false)
-		if err != nil || errs != nil {
-			return result(i, k, &r.ID, false, "not updated", errs...), err
-		}
-		r.UpdatedAt = store.Now()
-		return result(i, k, &r.ID, true, "updated"), q.UpdateRecord(ctx, r)
+		return f.patch(ctx, q, id, k, i, r, patch, true)
 	})
+}
+
+// patch applies the i-th patch of an update to r, and stores the result when save.
+func (f family) patch(ctx context.Context, q store.Q, id *auth.Identity, k *kind, i int, r store.Record, patch body, save bool) (map[string]any, error) {
+	errs, err := f.set(ctx, q, id, k, &r, patch, false)
+	if err != nil || errs != nil {
+		return result(i, k, &r.ID, false, "not updated", errs...), err
+	}
+	if !save {
+		return result(i, k, &r.ID, true, "updated"), nil
+	}
+	r.UpdatedAt = store.Now()
+	return result(i, k, &r.ID, true, "updated"), q.UpdateRecord(ctx, r)
 }
 
 func (f family) delete(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
@@ -565,22 +575,8 @@ func (f family) eachRecord(ctx context.Context, id *auth.Identity, k *kind, targ
 	fn func(q store.Q, i int, r store.Record) (map[string]any, error)) (map[string]any, error) {
 	results := make([]map[string]any, len(targets))
 	for i, recordID := range targets {
-		err := f.s.store.Tx(ctx, func(q store.Q) error {
-			r, err := q.RecordByID(ctx, k.Name, recordID)
-			switch {
-			case errors.Is(err, store.ErrNotFound), err == nil && r.PendingBy != nil && *r.PendingBy != id.ProfileID:
-				results[i] = result(i, k, &recordID, false, k.Name+" not found")
-				return nil
-			case err != nil:
-				return err
-			case !canManage(id, r.Departments()):
-				results[i] = result(i, k, &recordID, false, "you may not "+verb+" this "+k.Name)
-				return nil
-			case r.PendingBy != nil:
-				results[i] = result(i, k, &recordID, false, "a soft create staged this "+k.Name+": accept or reject it first")
-				return nil
-			}
-			results[i], err = fn(q, i, r)
+		err := f.s.store.Tx(ctx, func(q store.Q) (err error) {
+			results[i], err = f.changeOne(ctx, q, id, k, i, recordID, verb, fn)
 			if err == nil && f.dry {
 				return errDryRun // a staged call only says what it would do
 			}
@@ -591,6 +587,24 @@ func (f family) eachRecord(ctx context.Context, id *auth.Identity, k *kind, targ
 		}
 	}
 	return map[string]any{"results": results}, nil
+}
+
+// changeOne loads the i-th target with q and, when the caller may change it, answers what
+// fn does with it.
+func (f family) changeOne(ctx context.Context, q store.Q, id *auth.Identity, k *kind, i int, recordID uuid.UUID, verb string,
+	fn func(q store.Q, i int, r store.Record) (map[string]any, error)) (map[string]any, error) {
+	r, err := q.RecordByID(ctx, k.Name, recordID)
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && r.PendingBy != nil && *r.PendingBy != id.ProfileID:
+		return result(i, k, &recordID, false, k.Name+" not found"), nil
+	case err != nil:
+		return nil, err
+	case !canManage(id, r.Departments()):
+		return result(i, k, &recordID, false, "you may not "+verb+" this "+k.Name), nil
+	case r.PendingBy != nil:
+		return result(i, k, &recordID, false, "a soft create staged this "+k.Name+": accept or reject it first"), nil
+	}
+	return fn(q, i, r)
 }
 
 func (f family) duplicate(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {

@@ -229,17 +229,6 @@ func (s *Service) describe(ctx context.Context, id *auth.Identity, artifact stri
 		}
 		return [][2]string{{"Model", m.Label}, {"Name at the provider", m.Name}}, nil
 	}
-	if k, ok := kinds[artifact]; ok {
-		r, err := family{s: s}.visible(ctx, q, id, k, subjectID)
-		if err != nil {
-			return nil, err
-		}
-		lines := [][2]string{{k.Title, r.Name}, {"Description", r.Description}}
-		for _, fd := range k.Fields {
-			lines = append(lines, [2]string{fd.Name, fieldText(r.Fields[fd.Name])})
-		}
-		return lines, nil
-	}
 	return nil, problem.Invalid("validation failed", problem.Detail{Location: "body.subject_id",
 		Message: fmt.Sprintf("%s runs take no subject", artifact), Value: subjectID.String()})
 }

@@ -367,7 +367,7 @@ func (s *Service) PersonaDraft(ctx context.Context, in *gen.PersonaDraftRequest)
 			return nil, err
 		}
 	}
-	if deps := in.FormState.DepartmentIds; len(deps) > 0 {
+	if deps := deref(in.FormState.DepartmentIds); len(deps) > 0 {
 		found, err := q.DepartmentsByIDs(ctx, deps)
 		if err != nil {
 			return nil, err

@@ -33,8 +33,12 @@ func (s *Service) ProviderCreate(ctx context.Context, in *gen.ProviderCreateRequ
 	if err := checkBaseURL(string(in.Kind), base); err != nil {
 		return nil, err
 	}
+	name, err := notBlank("name", in.Name)
+	if err != nil {
+		return nil, err
+	}
 	now := store.Now()
-	p := store.Provider{ID: store.NewID(), Name: strings.TrimSpace(in.Name), Kind: string(in.Kind), BaseURL: base,
+	p := store.Provider{ID: store.NewID(), Name: name, Kind: string(in.Kind), BaseURL: base,
 		APIKey: deref(in.ApiKey), CreatedBy: &id.ProfileID, CreatedAt: now, UpdatedAt: now}
 	if err := s.store.Q().InsertProvider(ctx, p); err != nil {
 		return nil, err
@@ -69,7 +73,9 @@ func (s *Service) ProviderUpdate(ctx context.Context, in *gen.ProviderUpdateRequ
 			return notFound(err, "provider", in.ProviderId)
 		}
 		if in.Name != nil {
-			p.Name = strings.TrimSpace(*in.Name)
+			if p.Name, err = notBlank("name", *in.Name); err != nil {
+				return err
+			}
 		}
 		if in.BaseUrl != nil {
 			p.BaseURL = strings.TrimSpace(*in.BaseUrl)
@@ -87,6 +93,19 @@ func (s *Service) ProviderUpdate(ctx context.Context, in *gen.ProviderUpdateRequ
 		return nil, err
 	}
 	return &gen.ProviderUpdateResponse{Provider: providerOut(p), IdempotencyKey: in.IdempotencyKey}, nil
+}
+
+// ProviderDecrypt returns a provider's API key to a caller holding (provider, decrypt).
+func (s *Service) ProviderDecrypt(ctx context.Context, in *gen.ProviderDecryptRequest) (*gen.ProviderDecryptResponse, error) {
+	p, err := s.store.Q().ProviderByID(ctx, in.ProviderId)
+	if err != nil {
+		return nil, notFound(err, "provider", in.ProviderId)
+	}
+	out := &gen.ProviderDecryptResponse{ProviderId: p.ID, HasApiKey: p.APIKey != ""}
+	if out.HasApiKey {
+		out.ApiKey = &p.APIKey
+	}
+	return out, nil
 }
 
 // ProviderDelete archives a provider and its models. The provider of the default model
@@ -127,13 +146,19 @@ func (s *Service) ModelCreate(ctx context.Context, in *gen.ModelCreateRequest) (
 	if err != nil {
 		return nil, err
 	}
-	now := store.Now()
-	m := store.Model{ID: store.NewID(), ProviderID: in.ProviderId, Name: strings.TrimSpace(in.Name),
-		Label: strings.TrimSpace(deref(in.Label)), IsDefault: deref(in.IsDefault), TokenDelayMS: in.TokenDelayMs,
-		CreatedBy: &id.ProfileID, CreatedAt: now, UpdatedAt: now}
-	if m.Label == "" {
-		m.Label = m.Name
+	name, err := notBlank("name", in.Name)
+	if err != nil {
+		return nil, err
 	}
+	label := name
+	if in.Label != nil {
+		if label, err = notBlank("label", *in.Label); err != nil {
+			return nil, err
+		}
+	}
+	now := store.Now()
+	m := store.Model{ID: store.NewID(), ProviderID: in.ProviderId, Name: name, Label: label, IsDefault: deref(in.IsDefault),
+		TokenDelayMS: in.TokenDelayMs, CreatedBy: &id.ProfileID, CreatedAt: now, UpdatedAt: now}
 	err = s.store.Tx(ctx, func(q store.Q) error {
 		if _, err := q.ProviderByID(ctx, in.ProviderId); err != nil {
 			return notFound(err, "provider", in.ProviderId)
@@ -172,10 +197,14 @@ func (s *Service) ModelUpdate(ctx context.Context, in *gen.ModelUpdateRequest) (
 			return problem.Conflict("model %s is the default; make another model the default instead", m.ID)
 		}
 		if in.Name != nil {
-			m.Name = strings.TrimSpace(*in.Name)
+			if m.Name, err = notBlank("name", *in.Name); err != nil {
+				return err
+			}
 		}
 		if in.Label != nil {
-			m.Label = strings.TrimSpace(*in.Label)
+			if m.Label, err = notBlank("label", *in.Label); err != nil {
+				return err
+			}
 		}
 		if in.IsDefault != nil {
 			m.IsDefault = *in.IsDefault
@@ -232,4 +261,12 @@ func providerOut(p store.Provider) gen.Provider {
 func modelOut(m store.Model) gen.Model {
 	return gen.Model{Id: m.ID, ProviderId: m.ProviderID, Name: m.Name, Label: m.Label, IsDefault: m.IsDefault,
 		TokenDelayMs: m.TokenDelayMS, CreatedAt: utc(m.CreatedAt), UpdatedAt: utc(m.UpdatedAt)}
+}
+
+// notBlank trims a name; one of only spaces is refused.
+func notBlank(field, value string) (string, error) {
+	if v := strings.TrimSpace(value); v != "" {
+		return v, nil
+	}
+	return "", problem.Invalid("validation failed", problem.Detail{Location: "body." + field, Message: "a " + field + " of only spaces", Value: value})
 }

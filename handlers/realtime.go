@@ -189,8 +189,8 @@ func presenceScope(id *auth.Identity) []uuid.UUID {
 	return ids(id.DepartmentIDs)
 }
 
-// SystemActivity says who is online now, in the caller's scope.
-func (s *Service) SystemActivity(ctx context.Context, _ *gen.SystemActivityRequest) (*gen.SystemActivityResponse, error) {
+// SystemActivity says who is online now, and what problems were reported, in the caller's scope.
+func (s *Service) SystemActivity(ctx context.Context, in *gen.SystemActivityRequest) (*gen.SystemActivityResponse, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -204,6 +204,9 @@ func (s *Service) SystemActivity(ctx context.Context, _ *gen.SystemActivityReque
 	out := &gen.SystemActivityResponse{Recent: make([]gen.Presence, len(recent))}
 	for i, p := range recent {
 		out.Recent[i] = presenceOut(p)
+	}
+	if out.Problems, out.ProblemsCount, err = s.problems(ctx, q, id, in); err != nil {
+		return nil, err
 	}
 	online := s.presence.Online()
 	var visible map[uuid.UUID]bool

@@ -26,9 +26,16 @@ type Service struct {
 	runner   *jobs.Runner
 	events   *events.Log
 	presence Presence
-	version  string
+	door     Door
 	started  time.Time
 	limits   Limits
+}
+
+// Door is the spec's check of requests, which the dispatcher applies to every call; the
+// handlers apply it to what a model proposes as well.
+type Door interface {
+	Version() string
+	ValidateRequest(opID string, body any) []problem.Detail
 }
 
 // Presence tells who is online on this server.
@@ -59,13 +66,14 @@ func (l *Limits) defaults() {
 
 // New returns the service; version is reported by system.health. It registers the kinds of
 // generation runs with the runner.
-func New(s *store.Store, runner *jobs.Runner, ev *events.Log, presence Presence, version string, limits Limits) *Service {
+func New(s *store.Store, runner *jobs.Runner, ev *events.Log, presence Presence, door Door, limits Limits) *Service {
 	limits.defaults()
-	svc := &Service{store: s, runner: runner, events: ev, presence: presence, version: version, started: time.Now(), limits: limits}
+	svc := &Service{store: s, runner: runner, events: ev, presence: presence, door: door, started: time.Now(), limits: limits}
 	svc.FamilyOperations = gen.FamilyOperations{Family: family{s: svc}}
 	runner.Register(kindChatReply, chatReply{svc})
 	runner.Register(kindPersonaDraft, personaDraft{svc})
 	runner.Register(kindText, textAnswer{svc})
+	runner.Register(kindRecordDraft, recordDraft{family{s: svc}})
 	return svc
 }
 

@@ -43,7 +43,7 @@ func (s *Service) SystemHealth(ctx context.Context, _ *gen.SystemHealthRequest) 
 	return &gen.SystemHealthResponse{
 		Status:        status,
 		EventLog:      eventLog,
-		Version:       s.version,
+		Version:       s.door.Version(),
 		Database:      gen.SystemHealthResponseDatabase(s.store.Dialect()),
 		UptimeSeconds: int(time.Since(s.started).Seconds()),
 		Time:          time.Now().UTC(),

@@ -49,24 +49,6 @@ func (q Q) TouchGroup(ctx context.Context, id uuid.UUID, at time.Time, name *str
 	return err
 }
 
-// Problem is a feedback or bug report about an artifact.
-type Problem struct {
-	ID        uuid.UUID  `db:"id"`
-	Artifact  string     `db:"artifact"`
-	Type      string     `db:"type"`
-	Message   string     `db:"message"`
-	SubjectID *uuid.UUID `db:"subject_id"`
-	ProfileID uuid.UUID  `db:"profile_id"`
-	CreatedAt time.Time  `db:"created_at"`
-}
-
-// InsertProblem stores a report.
-func (q Q) InsertProblem(ctx context.Context, p Problem) error {
-	_, err := q.exec(ctx, `INSERT INTO problems (id, artifact, type, message, subject_id, profile_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Artifact, p.Type, p.Message, p.SubjectID, p.ProfileID, p.CreatedAt)
-	return err
-}
-
 // Refresh records a recomputation of an artifact's derived data.
 type Refresh struct {
 	ID             uuid.UUID  `db:"id"`

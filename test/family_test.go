@@ -127,9 +127,8 @@ func familyScenarios() []scenario {
 			scenario{name: "the working group", op: x + ".group", as: "editor", body: `{"name":"week 1"}`, status: 200},
 			scenario{name: "report a problem", op: x + ".problem", as: "editor", body: fmt.Sprintf(`{"type":"bug","message":"odd","%s_id":"{{%s}}"}`, x, fx("A")), status: 200},
 			scenario{name: "refresh", op: x + ".refresh", as: "editor", body: `{}`, status: 200},
-			scenario{name: "a run about one", op: x + ".generate", as: "editor", body: fmt.Sprintf(`{"instructions":["Describe it"],"subject_id":"{{%s}}"}`, fx("A")), status: 200},
-			scenario{name: "about another department's", op: x + ".generate", as: "editor", body: fmt.Sprintf(`{"instructions":["x"],"subject_id":"{{%s}}"}`, fx("Support")),
-				status: map[bool]int{true: 200, false: 403}[k.SharedReads]},
+			scenario{name: "a change drafted by the model", op: x + ".generate", as: "editor", body: fmt.Sprintf(`{"instructions":["Make it clearer"],"subject_id":"{{%s}}"}`, fx("A")), status: 200},
+			scenario{name: "a change of another department's", op: x + ".generate", as: "editor", body: fmt.Sprintf(`{"instructions":["x"],"subject_id":"{{%s}}","dangerous":true}`, fx("Support")), status: 403},
 			scenario{name: "support has no runs", op: x + ".generations", as: "outsider", body: `{}`, status: 200},
 
 			scenario{name: "stage a create", op: x + ".create", as: "editor",
@@ -354,8 +353,12 @@ func familyCell(k handlers.FamilyKind, op string, level int, target familyTarget
 		return `{"name":"tenancy"}`, http.StatusOK, nil
 	case "draft":
 		return fmt.Sprintf(`{"%s_id":%q,"form_state":{"name":"draft"}}`, k.Name, record), read, nil
-	case "generate":
-		return fmt.Sprintf(`{"instructions":["x"],"subject_id":%q}`, record), read, nil
+	case "generate": // a change the model drafts needs the record's departments
+		status := http.StatusForbidden
+		if *manage {
+			status = http.StatusOK
+		}
+		return fmt.Sprintf(`{"instructions":["x"],"subject_id":%q}`, record), status, nil
 	case "problem":
 		return fmt.Sprintf(`{"type":"bug","message":"x","%s_id":%q}`, k.Name, record), read, nil
 	default: // get, duplicate, export, refresh
@@ -473,14 +476,7 @@ func TestFamilyRoundTripEveryKind(t *testing.T) {
 					if !editorID.Can(k.Name, "create") {
 						token = env.Admin
 					}
-					post := func(path, body string) map[string]any {
-						t.Helper()
-						res := env.Post(t, token, path, body)
-						if res.Status != http.StatusOK {
-							t.Fatalf("%s: %d %s", path, res.Status, res.Body)
-						}
-						return res.JSON(t)
-					}
+					post := poster(t, env, token)
 					created := func(b map[string]any, idKey string) []string {
 						t.Helper()
 						var out []string
@@ -565,10 +561,18 @@ func TestFamilyRoundTripEveryKind(t *testing.T) {
 						}
 					}
 
-					draft := post("/"+x+"/draft", fmt.Sprintf(`{"%s_id":%q,"form_state":{"name":"Walk %s, edited"}}`, x, record, x))
+					// The form clears every relation: a draft keeps an emptied list as said.
+					form := map[string]any{"name": "Walk " + x + ", edited"}
+					for _, rel := range k.Relations {
+						form[rel.Key] = []any{}
+					}
+					draft := post("/"+x+"/draft", mustJSON(map[string]any{x + "_id": record, "form_state": form}))
 					drafts := post("/"+x+"/drafts", fmt.Sprintf(`{"%s_id":%q}`, x, record))
 					if drafts["total_count"] != 1.0 || pathValue(drafts, "entries.0.id") != pathValue(draft, "draft.id") {
 						t.Errorf("drafts: %v", drafts)
+					}
+					if got := mustJSON(pathValue(drafts, "entries.0.form_state")); got != mustJSON(form) {
+						t.Errorf("the draft's form state: %s, want %s", got, mustJSON(form))
 					}
 					dup := post("/"+x+"/duplicate", fmt.Sprintf(`{"%s_id":%q}`, x, record))
 					copyID := dup[x+"_id"].(string)
@@ -593,6 +597,17 @@ func TestFamilyRoundTripEveryKind(t *testing.T) {
 						if cell := rows[1][slices.Index(rows[0], rel.Name)]; cell != strings.Join(targets[rel.Key].names, "; ") {
 							t.Errorf("csv %s: %q", rel.Name, cell)
 						}
+					}
+
+					reported := post("/"+x+"/problem", fmt.Sprintf(`{"type":"question","message":"Walk %s: why?","%s_id":%q}`, x, x, record))
+					listed := post("/system/activity", fmt.Sprintf(`{"problems_artifact":%q}`, x))
+					if listed["problems_count"] != 1.0 || pathValue(listed, "problems.0.problem_id") != reported["problem_id"] ||
+						pathValue(listed, "problems.0.subject_id") != record || pathValue(listed, "problems.0.type") != "question" {
+						t.Errorf("the %s report in system.activity: %v", x, listed["problems"])
+					}
+					post("/system/activity/resolve", fmt.Sprintf(`{"problem_id":%q}`, reported["problem_id"]))
+					if open := post("/system/activity", fmt.Sprintf(`{"problems_artifact":%q}`, x)); open["problems_count"] != 0.0 {
+						t.Errorf("resolved, still open: %v", open["problems"])
 					}
 
 					bulk := post("/"+x+"/update", fmt.Sprintf(`{"all":true,"filter":{"search":"walk"},"excluded_ids":[%q],"patch":{"description":"bulk"}}`, record))
@@ -631,4 +646,156 @@ func anySlice(s []string) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// TestFamilyGenerateStagesOrApplies: every kind's generate, with the local model. Without
+// dangerous, the drafted record is staged: pending, seen by its caller alone, until the
+// soft call the run names is accepted. With dangerous, a change is applied at once. A
+// proposal the family refuses fails its run with the reason.
+func TestFamilyGenerateStagesOrApplies(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			env := testserver.Start(t, d, nil)
+			editor := env.Token(t, "gen-editor", "editor", "sales")
+			resolver := auth.NewResolver(env.Server.Store, time.Minute)
+			editorID, err := resolver.Resolve(context.Background(), editor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range handlers.FamilyKinds() {
+				t.Run(k.Name, func(t *testing.T) {
+					x, token := k.Name, editor
+					if !editorID.Can(x, "create") {
+						token = env.Admin
+					}
+					post := poster(t, env, token)
+					run := func(body string) map[string]any {
+						t.Helper()
+						return awaitRun(t, post, post("/"+x+"/generate", body))
+					}
+
+					staged := run(`{"instructions":["One that helps with supplier negotiations"]}`)
+					if staged["status"] != "completed" {
+						t.Fatalf("the staged run: %v", staged)
+					}
+					key, _ := pathValue(staged, "result.idempotency_key").(string)
+					recordID, _ := pathValue(staged, "result."+x+"_id").(string)
+					if key == "" || recordID == "" || pathValue(staged, "result.applied") != false ||
+						pathValue(staged, "result.operation") != x+".create" {
+						t.Fatalf("the staged run's result: %v", staged["result"])
+					}
+					got := post("/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, recordID))
+					if pathValue(got, x+".pending") != true || !strings.Contains(fmt.Sprint(pathValue(got, x+".name")), "negotiations") {
+						t.Errorf("the staged record: %v", got[x])
+					}
+					if token != env.Admin {
+						if b := env.Post(t, env.Admin, "/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, recordID)); b.Status != http.StatusNotFound {
+							t.Errorf("a staged record seen by another: %d", b.Status)
+						}
+					}
+					post("/"+x+"/create", fmt.Sprintf(`{"idempotency_key":%q,"accept":true}`, key))
+					if got := post("/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, recordID)); pathValue(got, x+".pending") != false {
+						t.Errorf("accepted, still pending: %v", got[x])
+					}
+
+					applied := run(fmt.Sprintf(`{"instructions":["Rename it for onboarding sessions"],"subject_id":%q,"dangerous":true}`, recordID))
+					if applied["status"] != "completed" || pathValue(applied, "result.applied") != true ||
+						pathValue(applied, "result.operation") != x+".update" || pathValue(applied, "result.idempotency_key") != nil {
+						t.Fatalf("the applied run: %v", applied)
+					}
+					if got := post("/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, recordID)); !strings.Contains(fmt.Sprint(pathValue(got, x+".name")), "onboarding") {
+						t.Errorf("the applied change: %v", got[x])
+					}
+
+					reviewed := run(fmt.Sprintf(`{"instructions":["Focus it on renewals"],"subject_id":%q}`, recordID))
+					key, _ = pathValue(reviewed, "result.idempotency_key").(string)
+					if reviewed["status"] != "completed" || key == "" || pathValue(reviewed, "result.operation") != x+".update" {
+						t.Fatalf("the staged change: %v", reviewed)
+					}
+					if got := post("/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, recordID)); strings.Contains(fmt.Sprint(pathValue(got, x+".name")), "renewals") {
+						t.Errorf("a staged change was applied: %v", got[x])
+					}
+					post("/"+x+"/update", fmt.Sprintf(`{"idempotency_key":%q,"accept":true}`, key))
+					if got := post("/"+x+"/get", fmt.Sprintf(`{"%s_id":%q}`, x, recordID)); !strings.Contains(fmt.Sprint(pathValue(got, x+".name")), "renewals") {
+						t.Errorf("the accepted change: %v", got[x])
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestFamilyGenerateChecksTheModel: a generate's proposal passes the door a client's
+// request passes. An OpenAI-compatible server plays the model: fields the schema refuses
+// are left out (the record keeps its default), fields the kind does not have are ignored,
+// an answer with no JSON object fails the run, and so does a record the kind's check
+// refuses; the request the server got names the kind and its fields.
+func TestFamilyGenerateChecksTheModel(t *testing.T) {
+	env := testserver.Start(t, testdb.Dialects(t)[0], nil)
+	fake := providerStartFake(t)
+	res := env.Post(t, env.Admin, "/provider/create", map[string]any{
+		"name": "fake openai", "kind": "openai", "base_url": fake.url + "/v1", "api_key": providerKey})
+	providerID := pathValue(res.JSON(t), "provider.id")
+	res = env.Post(t, env.Admin, "/model/create", map[string]any{"provider_id": providerID, "name": providerModel, "label": "Fake GPT"})
+	modelID := pathValue(res.JSON(t), "model.id")
+	editor := env.Token(t, "gen-model-editor", "editor", "sales")
+
+	post := poster(t, env, editor)
+	run := func(artifact, answer string) map[string]any {
+		t.Helper()
+		fake.set(providerScript{deltas: []string{answer[:len(answer)/2], answer[len(answer)/2:]}})
+		return awaitRun(t, post, post("/"+artifact+"/generate", map[string]any{"instructions": []string{"Draft one"}, "model_id": modelID, "dangerous": true}))
+	}
+
+	r := run("agent", "Here it is:\n```json\n{\"name\":\"Supplier coach\",\"temperature\":7,\"reasoning_level\":\"high\",\"owner\":\"me\"}\n```")
+	if r["status"] != "completed" {
+		t.Fatalf("a proposal with a field out of range: %v", r)
+	}
+	agentID := pathValue(r, "result.agent_id")
+	got := post("/agent/get", map[string]any{"agent_id": agentID})
+	if pathValue(got, "agent.name") != "Supplier coach" || pathValue(got, "agent.temperature") != 0.7 ||
+		pathValue(got, "agent.reasoning_level") != "high" || pathValue(got, "agent.pending") != false {
+		t.Errorf("the applied agent: %v", got["agent"])
+	}
+	last := fake.requests()[len(fake.requests())-1]
+	if prompt := fmt.Sprint(last.body["messages"]); !strings.Contains(prompt, "Artifact: Agent") || !strings.Contains(prompt, "reasoning_level") {
+		t.Errorf("the model was asked: %s", prompt)
+	}
+
+	if r := run("agent", "I would rather not."); r["status"] != "failed" || !strings.Contains(fmt.Sprint(r["error"]), "no JSON object") {
+		t.Errorf("an answer without a record: %v", r)
+	}
+	if r := run("rubric", `{"name":"Too strict","total_points":10,"pass_points":20}`); r["status"] != "failed" ||
+		!strings.Contains(fmt.Sprint(r["error"]), "more points to pass") {
+		t.Errorf("a rubric its check refuses: %v", r)
+	}
+	if b := post("/rubric/search", `{"search":"Too strict"}`); b["total_count"] != 0.0 {
+		t.Errorf("a refused proposal was stored: %v", b)
+	}
+}
+
+// poster posts as token, wanting 200, and answers the response body.
+func poster(t *testing.T, env *testserver.Env, token string) func(path string, body any) map[string]any {
+	return func(path string, body any) map[string]any {
+		t.Helper()
+		res := env.Post(t, token, path, body)
+		if res.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, res.Status, res.Body)
+		}
+		return res.JSON(t)
+	}
+}
+
+// awaitRun waits for the run a generate started to end, and answers it.
+func awaitRun(t *testing.T, post func(string, any) map[string]any, started map[string]any) map[string]any {
+	t.Helper()
+	runID := pathValue(started, "run.id")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		r := post("/system/run/get", map[string]any{"run_id": runID})["run"].(map[string]any)
+		if s := r["status"]; s == "completed" || s == "failed" || s == "stopped" {
+			return r
+		}
+	}
+	t.Fatalf("run %v did not end", runID)
+	return nil
 }

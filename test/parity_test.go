@@ -190,7 +190,8 @@ var scenarios = []scenario{
 		}},
 	{name: "someone else's group", op: "persona.group", as: "admin", body: `{"group_id":"{{group}}"}`, status: 404},
 
-	{name: "learner reports a bug", op: "persona.problem", as: "learner", body: `{"type":"bug","message":"Sue repeats herself","persona_id":"{{salesPersona}}"}`, status: 200},
+	{name: "learner reports a bug", op: "persona.problem", as: "learner", body: `{"type":"bug","message":"Sue repeats herself","persona_id":"{{salesPersona}}"}`, status: 200,
+		capture: map[string]string{"learnerProblem": "problem_id"}},
 	{name: "unknown report type", op: "persona.problem", as: "learner", body: `{"type":"rant","message":"x"}`, status: 422},
 	{name: "report on an out-of-scope persona", op: "persona.problem", as: "learner", body: `{"type":"bug","message":"x","persona_id":"{{supportPersona}}"}`, status: 403},
 
@@ -337,13 +338,35 @@ var scenarios = []scenario{
 			}
 		}},
 	{name: "an openai provider needs a URL", op: "provider.create", as: "admin", body: `{"name":"bad","kind":"openai"}`, status: 422},
+	{name: "a provider name of only spaces", op: "provider.create", as: "admin", body: `{"name":"   ","kind":"local"}`, status: 422,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "errors.0.location") != "body.name" {
+				t.Errorf("errors: %v", b["errors"])
+			}
+		}},
+	{name: "admin reads the key", op: "provider.decrypt", as: "admin", body: `{"provider_id":"{{provider}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["api_key"] != "sk-secret" || b["has_api_key"] != true {
+				t.Errorf("decrypt: %v", b)
+			}
+		}},
+	{name: "editors may not read keys", op: "provider.decrypt", as: "editor", body: `{"provider_id":"{{provider}}"}`, status: 403},
+	{name: "the key of no provider", op: "provider.decrypt", as: "admin", body: `{"provider_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
 	{name: "editors may not add providers", op: "provider.create", as: "editor", body: `{"name":"x","kind":"local"}`, status: 403},
 	{name: "admin adds a model", op: "model.create", as: "admin", body: `{"provider_id":"{{provider}}","name":"llama3","label":"Llama 3"}`, status: 200,
 		capture: map[string]string{"model": "model.id"}},
+	{name: "a model name of only spaces", op: "model.create", as: "admin", body: `{"provider_id":"{{provider}}","name":" \t "}`, status: 422},
+	{name: "a label of only spaces", op: "model.update", as: "admin", body: `{"model_id":"{{model}}","label":"  "}`, status: 422},
 	{name: "a model of no provider", op: "model.create", as: "admin", body: `{"provider_id":"00000000-0000-4000-8000-000000000000","name":"x"}`, status: 404},
 	{name: "a slow local model", op: "model.create", as: "admin", body: `{"provider_id":"{{localProvider}}","name":"glow-local","label":"Slow","token_delay_ms":2000}`, status: 200,
 		capture: map[string]string{"slowModel": "model.id"}},
 	{name: "the provider and its model", op: "provider.get", as: "admin", body: `{"provider_id":"{{provider}}"}`, status: 200},
+	{name: "a keyless provider", op: "provider.decrypt", as: "admin", body: `{"provider_id":"{{localProvider}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if _, has := b["api_key"]; has || b["has_api_key"] != false {
+				t.Errorf("decrypt: %v", b)
+			}
+		}},
 	{name: "rename it", op: "provider.update", as: "admin", body: `{"provider_id":"{{provider}}","name":"ollama-1","api_key":""}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
 			if pathValue(b, "provider.has_api_key") != false {
@@ -411,6 +434,55 @@ var scenarios = []scenario{
 		differ: "only the socket.io server has sockets open"},
 	{name: "presence", op: "system.activity_search", as: "editor", body: `{"state":"active"}`, status: 200,
 		differ: "only the socket.io server has sockets open"},
+
+	// reported problems: listed by system.activity in scope, resolved with system.activity_resolve
+	{name: "the department's open problems", op: "system.activity", as: "editor", body: `{"problems_artifact":"persona"}`, status: 200,
+		differ: "only the socket.io server has sockets open",
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "problems.0.message") != "Sue repeats herself" || pathValue(b, "problems.0.resolved") != false ||
+				pathValue(b, "problems.0.subject_id") == nil || b["problems_count"] != float64(1) {
+				t.Errorf("problems: %v %v", b["problems"], b["problems_count"])
+			}
+		}},
+	{name: "another department's problems", op: "system.activity", as: "outsider", body: `{}`, status: 200,
+		differ: "only the socket.io server has sockets open",
+		check: func(t *testing.T, b map[string]any) {
+			for _, p := range b["problems"].([]any) {
+				if p.(map[string]any)["message"] == "Sue repeats herself" {
+					t.Errorf("a support editor sees a sales learner's report")
+				}
+			}
+		}},
+	{name: "learners may not resolve", op: "system.activity_resolve", as: "learner", body: `{"problem_id":"{{learnerProblem}}"}`, status: 403},
+	{name: "resolve out of scope", op: "system.activity_resolve", as: "outsider", body: `{"problem_id":"{{learnerProblem}}"}`, status: 404},
+	{name: "resolve an unknown problem", op: "system.activity_resolve", as: "editor", body: `{"problem_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
+	{name: "resolve", op: "system.activity_resolve", as: "editor", body: `{"problem_id":"{{learnerProblem}}"}`, status: 200,
+		differ: "resolved_at is the time of each server's call",
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "problem.resolved") != true || pathValue(b, "problem.resolved_by") == nil {
+				t.Errorf("resolved: %v", b)
+			}
+		}},
+	{name: "no longer open", op: "system.activity", as: "editor", body: `{"problems_artifact":"persona"}`, status: 200,
+		differ: "only the socket.io server has sockets open",
+		check: func(t *testing.T, b map[string]any) {
+			if b["problems_count"] != float64(0) {
+				t.Errorf("open problems: %v", b["problems"])
+			}
+		}},
+	{name: "the resolved ones", op: "system.activity", as: "admin", body: `{"problems_resolved":true,"problems_page_size":1}`, status: 200,
+		differ: "only the socket.io server has sockets open",
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "problems.0.message") != "Sue repeats herself" || pathValue(b, "problems.0.resolved") != true {
+				t.Errorf("resolved problems: %v", b["problems"])
+			}
+		}},
+	{name: "open again", op: "system.activity_resolve", as: "editor", body: `{"problem_id":"{{learnerProblem}}","resolved":false}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "problem.resolved") != false || pathValue(b, "problem.resolved_at") != nil {
+				t.Errorf("reopened: %v", b)
+			}
+		}},
 }
 
 // genericScenarios adds, for every operation, a malformed body, a body breaking the schema

@@ -59,6 +59,16 @@ func TestNoSecretInEventsLogsOrReceipts(t *testing.T) {
 			if !strings.Contains(string(started.Data), `"api_key":"[redacted]"`) {
 				t.Fatalf("provider.update.started does not show the key redacted: %s", started.Data)
 			}
+			var key struct {
+				APIKey string `json:"api_key"`
+			}
+			_ = json.Unmarshal(call("provider.decrypt", map[string]any{"provider_id": provider.Provider.ID}), &key)
+			if key.APIKey != planted+"-http" {
+				t.Fatalf("provider.decrypt answers %q", key.APIKey)
+			}
+			if ev := sock.WaitEvent(t, "provider.decrypt.completed", nil, 5*time.Second); !strings.Contains(string(ev.Data), `"api_key":"[redacted]"`) {
+				t.Fatalf("provider.decrypt.completed does not show the key redacted: %s", ev.Data)
+			}
 
 			var setting struct {
 				Results []struct {

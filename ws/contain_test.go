@@ -730,7 +730,7 @@ func serveWS(t *testing.T, wrap func(*handlers.Service) gen.Handlers, evOpts eve
 	evDone := make(chan struct{})
 	go func() { evs.Run(evCtx); close(evDone) }()
 	tracker := presence.New(st, log, 0)
-	var h gen.Handlers = handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, tracker, contract.Version(), handlers.Limits{})
+	var h gen.Handlers = handlers.New(st, jobs.New(st, evs, log, jobs.Options{}), evs, tracker, contract, handlers.Limits{})
 	if wrap != nil {
 		h = wrap(h.(*handlers.Service))
 	}

@@ -54,7 +54,7 @@ func newRealRig(tb testing.TB, role string) realRig {
 	tb.Cleanup(stop)
 	go evs.Run(evCtx)
 	runner := jobs.New(st, evs, log, jobs.Options{LocalDelay: -1})
-	svc := handlers.New(st, runner, evs, presence.New(st, log, 0), contract.Version(), handlers.Limits{})
+	svc := handlers.New(st, runner, evs, presence.New(st, log, 0), contract, handlers.Limits{})
 	return realRig{d: dispatch.New(contract, svc, st, evs, log, dispatch.Options{}), ctx: auth.NewContext(ctx, id),
 		id: id, events: evs, runner: runner}
 }

@@ -84,6 +84,22 @@ func TestLocalDraftsPersonas(t *testing.T) {
 	}
 }
 
+func TestLocalDraftsRecords(t *testing.T) {
+	req := llm.Request{Messages: []llm.Message{
+		{Role: llm.System, Content: llm.TaskPrompt(llm.TaskRecord, [2]string{"Artifact", "Agent"}, [2]string{"Fields", "name, description"})},
+		{Role: llm.User, Content: "An agent that coaches negotiations with suppliers"},
+	}}
+	text, _, _, err := collect(t, llm.Local{}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var record map[string]string
+	if err := json.Unmarshal([]byte(text), &record); err != nil || !strings.HasPrefix(record["name"], "Agent for ") ||
+		!strings.Contains(record["description"], "negotiations") {
+		t.Fatalf("draft: %q (%v)", text, err)
+	}
+}
+
 func TestLocalPaceAndCancel(t *testing.T) {
 	g := llm.Local{Delay: 20 * time.Millisecond}
 	req := chat(llm.Character{Name: "Sue"}, "Tell me about delivery schedules for next quarter please.")

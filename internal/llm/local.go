@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -136,6 +137,8 @@ func compose(ms []Message) string {
 		return composeReply(p, last, len(users))
 	case TaskPersona:
 		return composePersona(strings.Join(users, " "))
+	case TaskRecord:
+		return composeRecord(p, strings.Join(users, " "))
 	default:
 		return composeGeneric(p, strings.Join(users, " "))
 	}
@@ -258,6 +261,27 @@ func composePersona(instructions string) string {
 	mood := pick([]string{"sceptical but fair", "friendly and curious", "busy and to the point", "demanding and detail-minded"}, instructions)
 	return fmt.Sprintf("Name: %s\nDescription: %s, %s, drawn from: %s\nInstructions: Stay in character as %s. Steer the conversation towards %s, answer in two or three sentences, and ask one question back each turn.",
 		name, name, mood, about, name, t)
+}
+
+// composeRecord drafts the record a TaskRecord prompt asks for: a name and a description
+// from the request, as a JSON object.
+func composeRecord(p prompt, request string) string {
+	artifact := "Record"
+	for _, line := range p.context {
+		if label, value, _ := strings.Cut(line, ":"); strings.TrimSpace(label) == "Artifact" {
+			artifact = strings.TrimSpace(value)
+		}
+	}
+	t := topic(request)
+	if t == "" {
+		t = "everyday use"
+	}
+	about := snippet(request, 24)
+	if about == "" {
+		about = "drafted without instructions"
+	}
+	out, _ := json.Marshal(map[string]string{"name": artifact + " for " + t, "description": about})
+	return string(out)
 }
 
 func composeGeneric(p prompt, request string) string {

@@ -9,6 +9,7 @@ import (
 const (
 	TaskChat    = "chat"
 	TaskPersona = "draft a persona"
+	TaskRecord  = "draft a record" // of the artifact and fields the "Artifact" and "Fields" lines name
 )
 
 // Character is who the model plays in a practice chat.
@@ -41,8 +42,11 @@ func TaskPrompt(task string, context ...[2]string) string {
 	for _, kv := range context {
 		line(&b, kv[0], kv[1])
 	}
-	if task == TaskPersona {
+	switch task {
+	case TaskPersona:
 		b.WriteString("Answer with three lines: \"Name: …\", \"Description: …\" and \"Instructions: …\".")
+	case TaskRecord:
+		b.WriteString("Answer with one JSON object holding the fields to set, and nothing else.")
 	}
 	return b.String()
 }

@@ -75,7 +75,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 	s.Events = events.New(st, log, events.Options{Retention: opts.EventRetention})
 	s.Runner = jobs.New(st, s.Events, log, jobs.Options{Workers: opts.Workers, LocalDelay: opts.LocalTokenDelay})
 	s.Presence = presence.New(st, log, opts.PresenceGrace)
-	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract.Version(),
+	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract,
 		handlers.Limits{ChatReplies: opts.ChatReplies, ProfileRuns: opts.ProfileRuns})
 	s.Metrics = metrics.New(metrics.Sources{Node: node.Self(),
 		Sockets: func() int { return s.WS.Sockets() }, Published: s.Events.Published, Stored: s.Events.Stored,

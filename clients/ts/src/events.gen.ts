@@ -20,7 +20,7 @@ export interface ClientToServerEvents {
   "agent.draft": (request: Schemas["AgentDraftRequest"], ack: (answer: Ack<Schemas["AgentDraftResponse"]>) => void) => void;
   /** List the caller's drafts: POST /agent/drafts. */
   "agent.drafts": (request: Schemas["AgentDraftsRequest"], ack: (answer: Ack<Schemas["AgentDraftsResponse"]>) => void) => void;
-  /** Copy a agent: POST /agent/duplicate. */
+  /** Copy an agent: POST /agent/duplicate. */
   "agent.duplicate": (request: Schemas["AgentDuplicateRequest"], ack: (answer: Ack<Schemas["AgentDuplicateResponse"]>) => void) => void;
   /** Export agents to CSV: POST /agent/export. */
   "agent.export": (request: Schemas["AgentExportRequest"], ack: (answer: Ack<Schemas["AgentExportResponse"]>) => void) => void;
@@ -60,7 +60,7 @@ export interface ClientToServerEvents {
   "auth.draft": (request: Schemas["AuthDraftRequest"], ack: (answer: Ack<Schemas["AuthDraftResponse"]>) => void) => void;
   /** List the caller's drafts: POST /auth/drafts. */
   "auth.drafts": (request: Schemas["AuthDraftsRequest"], ack: (answer: Ack<Schemas["AuthDraftsResponse"]>) => void) => void;
-  /** Copy a auth: POST /auth/duplicate. */
+  /** Copy an auth: POST /auth/duplicate. */
   "auth.duplicate": (request: Schemas["AuthDuplicateRequest"], ack: (answer: Ack<Schemas["AuthDuplicateResponse"]>) => void) => void;
   /** Export auths to CSV: POST /auth/export. */
   "auth.export": (request: Schemas["AuthExportRequest"], ack: (answer: Ack<Schemas["AuthExportResponse"]>) => void) => void;
@@ -116,7 +116,7 @@ export interface ClientToServerEvents {
   "eval.draft": (request: Schemas["EvalDraftRequest"], ack: (answer: Ack<Schemas["EvalDraftResponse"]>) => void) => void;
   /** List the caller's drafts: POST /eval/drafts. */
   "eval.drafts": (request: Schemas["EvalDraftsRequest"], ack: (answer: Ack<Schemas["EvalDraftsResponse"]>) => void) => void;
-  /** Copy a eval: POST /eval/duplicate. */
+  /** Copy an eval: POST /eval/duplicate. */
   "eval.duplicate": (request: Schemas["EvalDuplicateRequest"], ack: (answer: Ack<Schemas["EvalDuplicateResponse"]>) => void) => void;
   /** Export evals to CSV: POST /eval/export. */
   "eval.export": (request: Schemas["EvalExportRequest"], ack: (answer: Ack<Schemas["EvalExportResponse"]>) => void) => void;
@@ -248,6 +248,8 @@ export interface ClientToServerEvents {
   "profile.watch": (request: Schemas["ProfileWatchRequest"], ack: (answer: Ack<Schemas["ProfileWatchResponse"]>) => void) => void;
   /** Add a provider: POST /provider/create. */
   "provider.create": (request: Schemas["ProviderCreateRequest"], ack: (answer: Ack<Schemas["ProviderCreateResponse"]>) => void) => void;
+  /** Read a provider's API key: POST /provider/decrypt. */
+  "provider.decrypt": (request: Schemas["ProviderDecryptRequest"], ack: (answer: Ack<Schemas["ProviderDecryptResponse"]>) => void) => void;
   /** Remove a provider: POST /provider/delete. */
   "provider.delete": (request: Schemas["ProviderDeleteRequest"], ack: (answer: Ack<Schemas["ProviderDeleteResponse"]>) => void) => void;
   /** Start a generation run: POST /provider/generate. */
@@ -350,6 +352,8 @@ export interface ClientToServerEvents {
   "simulation.update": (request: Schemas["SimulationUpdateRequest"], ack: (answer: Ack<Schemas["SimulationUpdateResponse"]>) => void) => void;
   /** Presence overview: POST /system/activity. */
   "system.activity": (request: Schemas["SystemActivityRequest"], ack: (answer: Ack<Schemas["SystemActivityResponse"]>) => void) => void;
+  /** Resolve a reported problem: POST /system/activity/resolve. */
+  "system.activity_resolve": (request: Schemas["SystemActivityResolveRequest"], ack: (answer: Ack<Schemas["SystemActivityResolveResponse"]>) => void) => void;
   /** Search presence: POST /system/activity/search. */
   "system.activity_search": (request: Schemas["SystemActivitySearchRequest"], ack: (answer: Ack<Schemas["SystemActivitySearchResponse"]>) => void) => void;
   /** Download a stored file: POST /system/file/download. */
@@ -649,6 +653,8 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "provider.create.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
+  "provider.decrypt.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
   "provider.delete.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "provider.generate.started": (event: Schemas["CallStarted"]) => void;
@@ -750,6 +756,8 @@ export interface ServerToClientEvents {
   "simulation.update.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "system.activity.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "system.activity_resolve.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "system.activity_search.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
@@ -1045,6 +1053,8 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "provider.create.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
+  "provider.decrypt.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
   "provider.delete.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "provider.generate.completed": (event: Schemas["CallCompleted"]) => void;
@@ -1146,6 +1156,8 @@ export interface ServerToClientEvents {
   "simulation.update.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "system.activity.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "system.activity_resolve.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "system.activity_search.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
@@ -1441,6 +1453,8 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "provider.create.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
+  "provider.decrypt.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
   "provider.delete.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "provider.generate.failed": (event: Schemas["CallFailed"]) => void;
@@ -1542,6 +1556,8 @@ export interface ServerToClientEvents {
   "simulation.update.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "system.activity.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "system.activity_resolve.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "system.activity_search.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */

@@ -913,6 +913,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/provider/decrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read a provider's API key
+         * @description The provider's API key, which no other operation or event shows (they say
+         *     `has_api_key`). Needs the (provider, decrypt) permission, which the seeded roles give
+         *     to admins only. The call's events show the key redacted.
+         */
+        post: operations["provider.decrypt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/model/create": {
         parameters: {
             query?: never;
@@ -1169,9 +1191,33 @@ export interface paths {
         /**
          * Presence overview
          * @description Who is online now: profiles with at least one open socket, sockets, and the latest
-         *     presence changes. Level 0 sees everyone; others see the profiles of their departments.
+         *     presence changes; and the problems reported with the artifacts' `problem` operations,
+         *     open ones first unless asked otherwise. Level 0 sees everyone; others see the profiles
+         *     of their departments and the problems those profiles (or they) reported.
          */
         post: operations["system.activity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/system/activity/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve a reported problem
+         * @description Marks a problem reported with an artifact's `problem` operation resolved (or open again,
+         *     with `resolved: false`). Level 0 may resolve any; others those reported by profiles of
+         *     their departments, and their own.
+         */
+        post: operations["system.activity_resolve"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1633,8 +1679,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a tool (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts a tool from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `tool.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["tool.generate"];
         delete?: never;
@@ -1676,7 +1725,7 @@ export interface paths {
          * Create agents in bulk
          * @description Creates up to 100 agents; each item succeeds or fails on its own, one result per item in
          *     input order. A caller below level 0 must name departments they belong to (their own are
-         *     used when none are given); only level 0 may create a agent shared with every department.
+         *     used when none are given); only level 0 may create an agent shared with every department.
          *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
          *     would do (a create stores its agents pending, seen only by the caller), and a later call
          *     with that key and `accept` carries it out or discards it.
@@ -1701,7 +1750,7 @@ export interface paths {
          * Get one agent
          * @description The agent, what the caller may do with it, and for each relation the options the editor
          *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
-         *     draft. A agent outside the caller's departments answers 403.
+         *     draft. An agent outside the caller's departments answers 403.
          */
         post: operations["agent.get"];
         delete?: never;
@@ -1790,8 +1839,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Copy a agent
-         * @description Copies a agent the caller can see. The copy keeps the departments the caller belongs to
+         * Copy an agent
+         * @description Copies an agent the caller can see. The copy keeps the departments the caller belongs to
          *     (all of them for level 0).
          */
         post: operations["agent.duplicate"];
@@ -1935,8 +1984,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a agent (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts an agent from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `agent.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["agent.generate"];
         delete?: never;
@@ -2237,8 +2289,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a field (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts a field from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `field.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["field.generate"];
         delete?: never;
@@ -2539,8 +2594,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a parameter (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts a parameter from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `parameter.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["parameter.generate"];
         delete?: never;
@@ -2841,8 +2899,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a rubric (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts a rubric from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `rubric.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["rubric.generate"];
         delete?: never;
@@ -2884,7 +2945,7 @@ export interface paths {
          * Create evals in bulk
          * @description Creates up to 100 evals; each item succeeds or fails on its own, one result per item in
          *     input order. A caller below level 0 must name departments they belong to (their own are
-         *     used when none are given); only level 0 may create a eval shared with every department.
+         *     used when none are given); only level 0 may create an eval shared with every department.
          *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
          *     would do (a create stores its evals pending, seen only by the caller), and a later call
          *     with that key and `accept` carries it out or discards it.
@@ -2909,7 +2970,7 @@ export interface paths {
          * Get one eval
          * @description The eval, what the caller may do with it, and for each relation the options the editor
          *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
-         *     draft. A eval outside the caller's departments answers 403.
+         *     draft. An eval outside the caller's departments answers 403.
          */
         post: operations["eval.get"];
         delete?: never;
@@ -2998,8 +3059,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Copy a eval
-         * @description Copies a eval the caller can see. The copy keeps the departments the caller belongs to
+         * Copy an eval
+         * @description Copies an eval the caller can see. The copy keeps the departments the caller belongs to
          *     (all of them for level 0).
          */
         post: operations["eval.duplicate"];
@@ -3143,8 +3204,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a eval (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts an eval from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `eval.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["eval.generate"];
         delete?: never;
@@ -3445,8 +3509,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a simulation (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts a simulation from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `simulation.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["simulation.generate"];
         delete?: never;
@@ -3747,8 +3814,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a cohort (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts a cohort from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `cohort.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["cohort.generate"];
         delete?: never;
@@ -3790,7 +3860,7 @@ export interface paths {
          * Create auths in bulk
          * @description Creates up to 100 auths; each item succeeds or fails on its own, one result per item in
          *     input order. A caller below level 0 must name departments they belong to (their own are
-         *     used when none are given); only level 0 may create a auth shared with every department.
+         *     used when none are given); only level 0 may create an auth shared with every department.
          *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
          *     would do (a create stores its auths pending, seen only by the caller), and a later call
          *     with that key and `accept` carries it out or discards it.
@@ -3815,7 +3885,7 @@ export interface paths {
          * Get one auth
          * @description The auth, what the caller may do with it, and for each relation the options the editor
          *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
-         *     draft. A auth outside the caller's departments answers 403.
+         *     draft. An auth outside the caller's departments answers 403.
          */
         post: operations["auth.get"];
         delete?: never;
@@ -3904,8 +3974,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Copy a auth
-         * @description Copies a auth the caller can see. The copy keeps the departments the caller belongs to
+         * Copy an auth
+         * @description Copies an auth the caller can see. The copy keeps the departments the caller belongs to
          *     (all of them for level 0).
          */
         post: operations["auth.duplicate"];
@@ -4049,8 +4119,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a auth (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts an auth from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `auth.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["auth.generate"];
         delete?: never;
@@ -4351,8 +4424,11 @@ export interface paths {
         put?: never;
         /**
          * Start a generation run
-         * @description Starts a text run on the instructions, about a setting (`subject_id`) when given. Its
-         *     events follow on the run's topic.
+         * @description Starts a run in which the model drafts a setting from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `setting.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
          */
         post: operations["setting.generate"];
         delete?: never;
@@ -4960,8 +5036,13 @@ export interface components {
             /** Format: date-time */
             finished_at?: string;
         };
-        /** @enum {string} */
-        RunKind: "chat_reply" | "persona_draft" | "text";
+        /**
+         * @description What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
+         *     persona, `record_draft` a record of the standard family (or a change of one), `text` an
+         *     answer to instructions.
+         * @enum {string}
+         */
+        RunKind: "chat_reply" | "persona_draft" | "record_draft" | "text";
         /**
          * @description queued → running → completed | failed | stopped; a run may rest in paused (asked to)
          *     or interrupted (it asked a question) on the way.
@@ -4979,6 +5060,31 @@ export interface components {
              * @description A record of the artifact the instructions are about.
              */
             subject_id?: string;
+            /**
+             * Format: uuid
+             * @description The model to use; the default model when absent.
+             */
+            model_id?: string;
+            /**
+             * Format: uuid
+             * @description The caller's working group to file the run under.
+             */
+            group_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        RecordGenerateRequest: {
+            instructions: string[];
+            /**
+             * Format: uuid
+             * @description The record to change; absent, the model drafts a new one.
+             */
+            subject_id?: string;
+            /**
+             * @description Apply the model's record at once (needs the create or update permission, and the
+             *     record's departments). `false` stages it as a soft call for review instead.
+             * @default false
+             */
+            dangerous?: boolean;
             /**
              * Format: uuid
              * @description The model to use; the default model when absent.
@@ -5112,8 +5218,67 @@ export interface components {
             /** Format: date-time */
             since: string;
         };
-        SystemActivityRequest: Record<string, never>;
+        SystemActivityRequest: {
+            /**
+             * @description List resolved problems instead of open ones.
+             * @default false
+             */
+            problems_resolved?: boolean;
+            /** @description Only problems about this artifact (e.g. `agent`). */
+            problems_artifact?: string;
+            /** @default 20 */
+            problems_page_size?: number;
+            /** @default 0 */
+            problems_page_offset?: number;
+        };
+        ReportedProblem: {
+            /** Format: uuid */
+            problem_id: string;
+            /** @description The artifact the report is about. */
+            artifact: string;
+            /**
+             * Format: uuid
+             * @description The record it is about, when it names one.
+             */
+            subject_id?: string;
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description Who reported it.
+             */
+            profile_id: string;
+            profile_name: string;
+            /** Format: date-time */
+            created_at: string;
+            resolved: boolean;
+            /** Format: date-time */
+            resolved_at?: string;
+            /**
+             * Format: uuid
+             * @description The profile that resolved it.
+             */
+            resolved_by?: string;
+        };
+        SystemActivityResolveRequest: {
+            /** Format: uuid */
+            problem_id: string;
+            /**
+             * @description `false` opens a resolved problem again.
+             * @default true
+             */
+            resolved?: boolean;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        SystemActivityResolveResponse: {
+            problem: components["schemas"]["ReportedProblem"];
+            idempotency_key?: string;
+        };
         SystemActivityResponse: {
+            /** @description A page of the problems in scope, newest first. */
+            problems: components["schemas"]["ReportedProblem"][];
+            /** @description The problems in scope that match, open or resolved as asked. */
+            problems_count: number;
             /** @description Profiles in scope with a socket open now. */
             active_profiles_count: number;
             /** @description Their open sockets. */
@@ -5318,6 +5483,20 @@ export interface components {
             /** Format: uuid */
             provider_id: string;
             idempotency_key?: string;
+        };
+        ProviderDecryptRequest: {
+            /** Format: uuid */
+            provider_id: string;
+        };
+        ProviderDecryptResponse: {
+            /** Format: uuid */
+            provider_id: string;
+            has_api_key: boolean;
+            /**
+             * Format: password
+             * @description The key, when the provider has one.
+             */
+            api_key?: string;
         };
         ProviderSearchRequest: {
             search?: string;
@@ -5830,7 +6009,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         ToolRefreshResponse: components["schemas"]["RefreshResponse"];
-        ToolGenerateRequest: components["schemas"]["GenerateRequest"];
+        ToolGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         ToolGenerateResponse: components["schemas"]["GenerateResponse"];
         ToolGenerationsRequest: components["schemas"]["GenerationsRequest"];
         ToolGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -6158,7 +6337,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         AgentRefreshResponse: components["schemas"]["RefreshResponse"];
-        AgentGenerateRequest: components["schemas"]["GenerateRequest"];
+        AgentGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         AgentGenerateResponse: components["schemas"]["GenerateResponse"];
         AgentGenerationsRequest: components["schemas"]["GenerationsRequest"];
         AgentGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -6462,7 +6641,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         FieldRefreshResponse: components["schemas"]["RefreshResponse"];
-        FieldGenerateRequest: components["schemas"]["GenerateRequest"];
+        FieldGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         FieldGenerateResponse: components["schemas"]["GenerateResponse"];
         FieldGenerationsRequest: components["schemas"]["GenerationsRequest"];
         FieldGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -6754,7 +6933,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         ParameterRefreshResponse: components["schemas"]["RefreshResponse"];
-        ParameterGenerateRequest: components["schemas"]["GenerateRequest"];
+        ParameterGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         ParameterGenerateResponse: components["schemas"]["GenerateResponse"];
         ParameterGenerationsRequest: components["schemas"]["GenerationsRequest"];
         ParameterGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -7054,7 +7233,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         RubricRefreshResponse: components["schemas"]["RefreshResponse"];
-        RubricGenerateRequest: components["schemas"]["GenerateRequest"];
+        RubricGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         RubricGenerateResponse: components["schemas"]["GenerateResponse"];
         RubricGenerationsRequest: components["schemas"]["GenerationsRequest"];
         RubricGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -7370,7 +7549,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         EvalRefreshResponse: components["schemas"]["RefreshResponse"];
-        EvalGenerateRequest: components["schemas"]["GenerateRequest"];
+        EvalGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         EvalGenerateResponse: components["schemas"]["GenerateResponse"];
         EvalGenerationsRequest: components["schemas"]["GenerationsRequest"];
         EvalGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -7694,7 +7873,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         SimulationRefreshResponse: components["schemas"]["RefreshResponse"];
-        SimulationGenerateRequest: components["schemas"]["GenerateRequest"];
+        SimulationGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         SimulationGenerateResponse: components["schemas"]["GenerateResponse"];
         SimulationGenerationsRequest: components["schemas"]["GenerationsRequest"];
         SimulationGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -7978,7 +8157,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         CohortRefreshResponse: components["schemas"]["RefreshResponse"];
-        CohortGenerateRequest: components["schemas"]["GenerateRequest"];
+        CohortGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         CohortGenerateResponse: components["schemas"]["GenerateResponse"];
         CohortGenerationsRequest: components["schemas"]["GenerationsRequest"];
         CohortGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -8302,7 +8481,7 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         AuthRefreshResponse: components["schemas"]["RefreshResponse"];
-        AuthGenerateRequest: components["schemas"]["GenerateRequest"];
+        AuthGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         AuthGenerateResponse: components["schemas"]["GenerateResponse"];
         AuthGenerationsRequest: components["schemas"]["GenerationsRequest"];
         AuthGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -8618,7 +8797,7 @@ export interface components {
                 [key: string]: string;
             };
         };
-        SettingGenerateRequest: components["schemas"]["GenerateRequest"];
+        SettingGenerateRequest: components["schemas"]["RecordGenerateRequest"];
         SettingGenerateResponse: components["schemas"]["GenerateResponse"];
         SettingGenerationsRequest: components["schemas"]["GenerationsRequest"];
         SettingGenerationsResponse: components["schemas"]["GenerationsResponse"];
@@ -9935,6 +10114,35 @@ export interface operations {
             422: components["responses"]["ValidationFailed"];
         };
     };
+    "provider.decrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderDecryptRequest"];
+            };
+        };
+        responses: {
+            /** @description The key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderDecryptResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
     "model.create": {
         parameters: {
             query?: never;
@@ -10313,6 +10521,35 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "system.activity_resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SystemActivityResolveRequest"];
+            };
+        };
+        responses: {
+            /** @description The problem as it now stands. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SystemActivityResolveResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
         };
     };
