@@ -107,6 +107,34 @@ type Handlers interface {
 	CohortSearch(ctx context.Context, in *CohortSearchRequest) (*CohortSearchResponse, error)
 	// CohortUpdate serves POST /cohort/update and the socket.io event cohort.update: Update cohorts in bulk.
 	CohortUpdate(ctx context.Context, in *CohortUpdateRequest) (*CohortUpdateResponse, error)
+	// DepartmentCreate serves POST /department/create and the socket.io event department.create: Create departments in bulk.
+	DepartmentCreate(ctx context.Context, in *DepartmentCreateRequest) (*DepartmentCreateResponse, error)
+	// DepartmentDelete serves POST /department/delete and the socket.io event department.delete: Delete departments in bulk.
+	DepartmentDelete(ctx context.Context, in *DepartmentDeleteRequest) (*DepartmentDeleteResponse, error)
+	// DepartmentDraft serves POST /department/draft and the socket.io event department.draft: Save an editor draft.
+	DepartmentDraft(ctx context.Context, in *DepartmentDraftRequest) (*DepartmentDraftResponse, error)
+	// DepartmentDrafts serves POST /department/drafts and the socket.io event department.drafts: List the caller's drafts.
+	DepartmentDrafts(ctx context.Context, in *DepartmentDraftsRequest) (*DepartmentDraftsResponse, error)
+	// DepartmentDuplicate serves POST /department/duplicate and the socket.io event department.duplicate: Copy a department.
+	DepartmentDuplicate(ctx context.Context, in *DepartmentDuplicateRequest) (*DepartmentDuplicateResponse, error)
+	// DepartmentExport serves POST /department/export and the socket.io event department.export: Export departments to CSV.
+	DepartmentExport(ctx context.Context, in *DepartmentExportRequest) (*DepartmentExportResponse, error)
+	// DepartmentGenerate serves POST /department/generate and the socket.io event department.generate: Start a generation run.
+	DepartmentGenerate(ctx context.Context, in *DepartmentGenerateRequest) (*DepartmentGenerateResponse, error)
+	// DepartmentGenerations serves POST /department/generations and the socket.io event department.generations: List generation runs.
+	DepartmentGenerations(ctx context.Context, in *DepartmentGenerationsRequest) (*DepartmentGenerationsResponse, error)
+	// DepartmentGet serves POST /department/get and the socket.io event department.get: Get one department.
+	DepartmentGet(ctx context.Context, in *DepartmentGetRequest) (*DepartmentGetResponse, error)
+	// DepartmentGroup serves POST /department/group and the socket.io event department.group: Resolve the caller's working group.
+	DepartmentGroup(ctx context.Context, in *DepartmentGroupRequest) (*DepartmentGroupResponse, error)
+	// DepartmentProblem serves POST /department/problem and the socket.io event department.problem: Report a problem with departments.
+	DepartmentProblem(ctx context.Context, in *DepartmentProblemRequest) (*DepartmentProblemResponse, error)
+	// DepartmentRefresh serves POST /department/refresh and the socket.io event department.refresh: Recompute what departments derive.
+	DepartmentRefresh(ctx context.Context, in *DepartmentRefreshRequest) (*DepartmentRefreshResponse, error)
+	// DepartmentSearch serves POST /department/search and the socket.io event department.search: Search departments.
+	DepartmentSearch(ctx context.Context, in *DepartmentSearchRequest) (*DepartmentSearchResponse, error)
+	// DepartmentUpdate serves POST /department/update and the socket.io event department.update: Update departments in bulk.
+	DepartmentUpdate(ctx context.Context, in *DepartmentUpdateRequest) (*DepartmentUpdateResponse, error)
 	// EvalCreate serves POST /eval/create and the socket.io event eval.create: Create evals in bulk.
 	EvalCreate(ctx context.Context, in *EvalCreateRequest) (*EvalCreateResponse, error)
 	// EvalDelete serves POST /eval/delete and the socket.io event eval.delete: Delete evals in bulk.
@@ -1488,6 +1516,314 @@ var Operations = []Operation{
 		NewRequest:     func() any { return new(CohortUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.CohortUpdate(ctx, in.(*CohortUpdateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.create",
+		Artifact:       "department",
+		Name:           "create",
+		Method:         "POST",
+		Path:           "/department/create",
+		Summary:        "Create departments in bulk",
+		RequestSchema:  "DepartmentCreateRequest",
+		ResponseSchema: "DepartmentCreateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentCreateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentCreate(ctx, in.(*DepartmentCreateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.delete",
+		Artifact:       "department",
+		Name:           "delete",
+		Method:         "POST",
+		Path:           "/department/delete",
+		Summary:        "Delete departments in bulk",
+		RequestSchema:  "DepartmentDeleteRequest",
+		ResponseSchema: "DepartmentDeleteResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentDeleteRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentDelete(ctx, in.(*DepartmentDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.draft",
+		Artifact:       "department",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/department/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "DepartmentDraftRequest",
+		ResponseSchema: "DepartmentDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentDraft(ctx, in.(*DepartmentDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.drafts",
+		Artifact:       "department",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/department/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "DepartmentDraftsRequest",
+		ResponseSchema: "DepartmentDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentDrafts(ctx, in.(*DepartmentDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.duplicate",
+		Artifact:       "department",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/department/duplicate",
+		Summary:        "Copy a department",
+		RequestSchema:  "DepartmentDuplicateRequest",
+		ResponseSchema: "DepartmentDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentDuplicate(ctx, in.(*DepartmentDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.export",
+		Artifact:       "department",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/department/export",
+		Summary:        "Export departments to CSV",
+		RequestSchema:  "DepartmentExportRequest",
+		ResponseSchema: "DepartmentExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentExport(ctx, in.(*DepartmentExportRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.generate",
+		Artifact:       "department",
+		Name:           "generate",
+		Method:         "POST",
+		Path:           "/department/generate",
+		Summary:        "Start a generation run",
+		RequestSchema:  "DepartmentGenerateRequest",
+		ResponseSchema: "DepartmentGenerateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentGenerateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentGenerate(ctx, in.(*DepartmentGenerateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.generations",
+		Artifact:       "department",
+		Name:           "generations",
+		Method:         "POST",
+		Path:           "/department/generations",
+		Summary:        "List generation runs",
+		RequestSchema:  "DepartmentGenerationsRequest",
+		ResponseSchema: "DepartmentGenerationsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentGenerationsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentGenerations(ctx, in.(*DepartmentGenerationsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.get",
+		Artifact:       "department",
+		Name:           "get",
+		Method:         "POST",
+		Path:           "/department/get",
+		Summary:        "Get one department",
+		RequestSchema:  "DepartmentGetRequest",
+		ResponseSchema: "DepartmentGetResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentGetRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentGet(ctx, in.(*DepartmentGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.group",
+		Artifact:       "department",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/department/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "DepartmentGroupRequest",
+		ResponseSchema: "DepartmentGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentGroup(ctx, in.(*DepartmentGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.problem",
+		Artifact:       "department",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/department/problem",
+		Summary:        "Report a problem with departments",
+		RequestSchema:  "DepartmentProblemRequest",
+		ResponseSchema: "DepartmentProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentProblem(ctx, in.(*DepartmentProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.refresh",
+		Artifact:       "department",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/department/refresh",
+		Summary:        "Recompute what departments derive",
+		RequestSchema:  "DepartmentRefreshRequest",
+		ResponseSchema: "DepartmentRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentRefresh(ctx, in.(*DepartmentRefreshRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.search",
+		Artifact:       "department",
+		Name:           "search",
+		Method:         "POST",
+		Path:           "/department/search",
+		Summary:        "Search departments",
+		RequestSchema:  "DepartmentSearchRequest",
+		ResponseSchema: "DepartmentSearchResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentSearchRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentSearch(ctx, in.(*DepartmentSearchRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "department.update",
+		Artifact:       "department",
+		Name:           "update",
+		Method:         "POST",
+		Path:           "/department/update",
+		Summary:        "Update departments in bulk",
+		RequestSchema:  "DepartmentUpdateRequest",
+		ResponseSchema: "DepartmentUpdateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(DepartmentUpdateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.DepartmentUpdate(ctx, in.(*DepartmentUpdateRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -5238,6 +5574,132 @@ func (f FamilyOperations) CohortSearch(ctx context.Context, in *CohortSearchRequ
 func (f FamilyOperations) CohortUpdate(ctx context.Context, in *CohortUpdateRequest) (*CohortUpdateResponse, error) {
 	out := new(CohortUpdateResponse)
 	if err := f.Family.Serve(ctx, operationsByID["cohort.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentCreate serves department.create with the family's implementation.
+func (f FamilyOperations) DepartmentCreate(ctx context.Context, in *DepartmentCreateRequest) (*DepartmentCreateResponse, error) {
+	out := new(DepartmentCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentDelete serves department.delete with the family's implementation.
+func (f FamilyOperations) DepartmentDelete(ctx context.Context, in *DepartmentDeleteRequest) (*DepartmentDeleteResponse, error) {
+	out := new(DepartmentDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentDraft serves department.draft with the family's implementation.
+func (f FamilyOperations) DepartmentDraft(ctx context.Context, in *DepartmentDraftRequest) (*DepartmentDraftResponse, error) {
+	out := new(DepartmentDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentDrafts serves department.drafts with the family's implementation.
+func (f FamilyOperations) DepartmentDrafts(ctx context.Context, in *DepartmentDraftsRequest) (*DepartmentDraftsResponse, error) {
+	out := new(DepartmentDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentDuplicate serves department.duplicate with the family's implementation.
+func (f FamilyOperations) DepartmentDuplicate(ctx context.Context, in *DepartmentDuplicateRequest) (*DepartmentDuplicateResponse, error) {
+	out := new(DepartmentDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentExport serves department.export with the family's implementation.
+func (f FamilyOperations) DepartmentExport(ctx context.Context, in *DepartmentExportRequest) (*DepartmentExportResponse, error) {
+	out := new(DepartmentExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentGenerate serves department.generate with the family's implementation.
+func (f FamilyOperations) DepartmentGenerate(ctx context.Context, in *DepartmentGenerateRequest) (*DepartmentGenerateResponse, error) {
+	out := new(DepartmentGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentGenerations serves department.generations with the family's implementation.
+func (f FamilyOperations) DepartmentGenerations(ctx context.Context, in *DepartmentGenerationsRequest) (*DepartmentGenerationsResponse, error) {
+	out := new(DepartmentGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentGet serves department.get with the family's implementation.
+func (f FamilyOperations) DepartmentGet(ctx context.Context, in *DepartmentGetRequest) (*DepartmentGetResponse, error) {
+	out := new(DepartmentGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentGroup serves department.group with the family's implementation.
+func (f FamilyOperations) DepartmentGroup(ctx context.Context, in *DepartmentGroupRequest) (*DepartmentGroupResponse, error) {
+	out := new(DepartmentGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentProblem serves department.problem with the family's implementation.
+func (f FamilyOperations) DepartmentProblem(ctx context.Context, in *DepartmentProblemRequest) (*DepartmentProblemResponse, error) {
+	out := new(DepartmentProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentRefresh serves department.refresh with the family's implementation.
+func (f FamilyOperations) DepartmentRefresh(ctx context.Context, in *DepartmentRefreshRequest) (*DepartmentRefreshResponse, error) {
+	out := new(DepartmentRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentSearch serves department.search with the family's implementation.
+func (f FamilyOperations) DepartmentSearch(ctx context.Context, in *DepartmentSearchRequest) (*DepartmentSearchResponse, error) {
+	out := new(DepartmentSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DepartmentUpdate serves department.update with the family's implementation.
+func (f FamilyOperations) DepartmentUpdate(ctx context.Context, in *DepartmentUpdateRequest) (*DepartmentUpdateResponse, error) {
+	out := new(DepartmentUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["department.update"], in, out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -2043,14 +2043,358 @@ type CohortUpdateResponse struct {
 
 // Department defines model for Department.
 type Department struct {
+	// Code A short code for reports and imports, such as `SALES`.
+	Code        string             `json:"code"`
+	CreatedAt   time.Time          `json:"created_at"`
+	CreatedBy   openapi_types.UUID `json:"created_by"`
+	Description string             `json:"description"`
+	Id          openapi_types.UUID `json:"id"`
+	Name        string             `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// Timezone The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC).
+	Timezone  string    `json:"timezone"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// DepartmentCreateRequest Either `departments`, or `accept` with the `idempotency_key` of a staged create.
+type DepartmentCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept      *bool             `json:"accept,omitempty"`
+	Departments []DepartmentInput `json:"departments,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// DepartmentCreateResponse defines model for DepartmentCreateResponse.
+type DepartmentCreateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool              `json:"pending,omitempty"`
+	Results []DepartmentResult `json:"results"`
+}
+
+// DepartmentDeleteRequest Either `department_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
+type DepartmentDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every department `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All           *bool                `json:"all,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	ExcludedIds   []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which departments a search, or an update or delete of `all`, takes.
+	Filter *DepartmentFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// DepartmentDeleteResponse defines model for DepartmentDeleteResponse.
+type DepartmentDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool              `json:"pending,omitempty"`
+	Results []DepartmentResult `json:"results"`
+}
+
+// DepartmentDraft defines model for DepartmentDraft.
+type DepartmentDraft struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// DepartmentId Absent for a draft of a new department.
+	DepartmentId *openapi_types.UUID `json:"department_id,omitempty"`
+	FormState    DepartmentFormState `json:"form_state"`
+	Id           openapi_types.UUID  `json:"id"`
+	Name         string              `json:"name"`
+	ProfileId    openapi_types.UUID  `json:"profile_id"`
+}
+
+// DepartmentDraftRequest defines model for DepartmentDraftRequest.
+type DepartmentDraftRequest struct {
+	// DepartmentId The department being edited; omit when drafting a new one.
+	DepartmentId *openapi_types.UUID `json:"department_id,omitempty"`
+	FormState    DepartmentFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+}
+
+// DepartmentDraftResponse defines model for DepartmentDraftResponse.
+type DepartmentDraftResponse struct {
+	Draft          DepartmentDraft `json:"draft"`
+	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Success        bool            `json:"success"`
+}
+
+// DepartmentDraftsRequest defines model for DepartmentDraftsRequest.
+type DepartmentDraftsRequest struct {
+	DateFrom *time.Time `json:"date_from,omitempty"`
+	DateTo   *time.Time `json:"date_to,omitempty"`
+
+	// DepartmentId Only drafts of this department.
+	DepartmentId *openapi_types.UUID `json:"department_id,omitempty"`
+	PageLimit    *int                `json:"page_limit,omitempty"`
+	PageOffset   *int                `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// DepartmentDraftsResponse defines model for DepartmentDraftsResponse.
+type DepartmentDraftsResponse struct {
+	Entries    []DepartmentDraft `json:"entries"`
+	TotalCount int               `json:"total_count"`
+}
+
+// DepartmentDuplicateRequest defines model for DepartmentDuplicateRequest.
+type DepartmentDuplicateRequest struct {
+	DepartmentId openapi_types.UUID `json:"department_id"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name *string `json:"name,omitempty"`
+}
+
+// DepartmentDuplicateResponse defines model for DepartmentDuplicateResponse.
+type DepartmentDuplicateResponse struct {
+	// DepartmentId The new department.
+	DepartmentId   openapi_types.UUID `json:"department_id"`
+	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
+	Message        string             `json:"message"`
+	Success        bool               `json:"success"`
+}
+
+// DepartmentExportRequest defines model for DepartmentExportRequest.
+type DepartmentExportRequest struct {
+	// DepartmentId Export only this department.
+	DepartmentId *openapi_types.UUID `json:"department_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// DepartmentExportResponse defines model for DepartmentExportResponse.
+type DepartmentExportResponse = ExportResponse
+
+// DepartmentFacet defines model for DepartmentFacet.
+type DepartmentFacet struct {
+	Options     []FacetOption        `json:"options"`
+	SelectedIds []openapi_types.UUID `json:"selected_ids"`
+}
+
+// DepartmentFilter Which departments a search, or an update or delete of `all`, takes.
+type DepartmentFilter struct {
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// DepartmentFormState defines model for DepartmentFormState.
+type DepartmentFormState struct {
+	// Code A short code for reports and imports, such as `SALES`.
+	Code        *string `json:"code,omitempty"`
+	Description *string `json:"description,omitempty"`
+	Name        *string `json:"name,omitempty"`
+
+	// Timezone The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC).
+	Timezone *string `json:"timezone,omitempty"`
+}
+
+// DepartmentGenerateRequest defines model for DepartmentGenerateRequest.
+type DepartmentGenerateRequest = RecordGenerateRequest
+
+// DepartmentGenerateResponse defines model for DepartmentGenerateResponse.
+type DepartmentGenerateResponse = GenerateResponse
+
+// DepartmentGenerationsRequest defines model for DepartmentGenerationsRequest.
+type DepartmentGenerationsRequest = GenerationsRequest
+
+// DepartmentGenerationsResponse defines model for DepartmentGenerationsResponse.
+type DepartmentGenerationsResponse = GenerationsResponse
+
+// DepartmentGetRequest defines model for DepartmentGetRequest.
+type DepartmentGetRequest struct {
+	DepartmentId openapi_types.UUID `json:"department_id"`
+
+	// DraftId Also return this draft of the department.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+}
+
+// DepartmentGetResponse defines model for DepartmentGetResponse.
+type DepartmentGetResponse struct {
+	CanDelete  bool             `json:"can_delete"`
+	CanEdit    bool             `json:"can_edit"`
+	Department Department       `json:"department"`
+	Draft      *DepartmentDraft `json:"draft,omitempty"`
+}
+
+// DepartmentGroupRequest defines model for DepartmentGroupRequest.
+type DepartmentGroupRequest = GroupRequest
+
+// DepartmentGroupResponse defines model for DepartmentGroupResponse.
+type DepartmentGroupResponse = GroupResponse
+
+// DepartmentInput defines model for DepartmentInput.
+type DepartmentInput struct {
+	// Code A short code for reports and imports, such as `SALES`.
+	Code        *string `json:"code,omitempty"`
+	Description *string `json:"description,omitempty"`
+	Name        string  `json:"name"`
+
+	// Timezone The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC).
+	Timezone *string `json:"timezone,omitempty"`
+}
+
+// DepartmentPatch defines model for DepartmentPatch.
+type DepartmentPatch struct {
+	// Code A short code for reports and imports, such as `SALES`.
+	Code        *string            `json:"code,omitempty"`
+	Description *string            `json:"description,omitempty"`
+	Id          openapi_types.UUID `json:"id"`
+	Name        *string            `json:"name,omitempty"`
+
+	// Timezone The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC).
+	Timezone *string `json:"timezone,omitempty"`
+}
+
+// DepartmentProblemRequest defines model for DepartmentProblemRequest.
+type DepartmentProblemRequest struct {
+	// DepartmentId The department the report is about.
+	DepartmentId *openapi_types.UUID `json:"department_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+	Type           ProblemType     `json:"type"`
+}
+
+// DepartmentProblemResponse defines model for DepartmentProblemResponse.
+type DepartmentProblemResponse = ProblemReportResponse
+
+// DepartmentRef defines model for DepartmentRef.
+type DepartmentRef struct {
 	Id   openapi_types.UUID `json:"id"`
 	Name string             `json:"name"`
 }
 
-// DepartmentFilter defines model for DepartmentFilter.
-type DepartmentFilter struct {
-	Options     []FacetOption        `json:"options"`
-	SelectedIds []openapi_types.UUID `json:"selected_ids"`
+// DepartmentRefreshRequest defines model for DepartmentRefreshRequest.
+type DepartmentRefreshRequest struct {
+	// DepartmentId Refresh only this department.
+	DepartmentId *openapi_types.UUID `json:"department_id,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+}
+
+// DepartmentRefreshResponse defines model for DepartmentRefreshResponse.
+type DepartmentRefreshResponse = RefreshResponse
+
+// DepartmentResult defines model for DepartmentResult.
+type DepartmentResult struct {
+	DepartmentId *openapi_types.UUID `json:"department_id,omitempty"`
+	Errors       []FieldError        `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int    `json:"index"`
+	Message string `json:"message"`
+	Success bool   `json:"success"`
+}
+
+// DepartmentRow defines model for DepartmentRow.
+type DepartmentRow struct {
+	CanDelete    bool               `json:"can_delete"`
+	CanDuplicate bool               `json:"can_duplicate"`
+	CanEdit      bool               `json:"can_edit"`
+	Description  string             `json:"description"`
+	Id           openapi_types.UUID `json:"id"`
+	Name         string             `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// DepartmentSearchRequest defines model for DepartmentSearchRequest.
+type DepartmentSearchRequest struct {
+	PageOffset *int `json:"page_offset,omitempty"`
+	PageSize   *int `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// DepartmentSearchResponse defines model for DepartmentSearchResponse.
+type DepartmentSearchResponse struct {
+	Departments []DepartmentRow `json:"departments"`
+	PageOffset  int             `json:"page_offset"`
+	PageSize    int             `json:"page_size"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// DepartmentUpdateRequest Either `departments`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type DepartmentUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every department `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	Departments []DepartmentPatch    `json:"departments,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which departments a search, or an update or delete of `all`, takes.
+	Filter *DepartmentFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	Patch          *DepartmentFormState `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// DepartmentUpdateResponse defines model for DepartmentUpdateResponse.
+type DepartmentUpdateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool              `json:"pending,omitempty"`
+	Results []DepartmentResult `json:"results"`
 }
 
 // Eval defines model for Eval.
@@ -3777,9 +4121,9 @@ type PersonaGetResponse struct {
 	CanEdit   bool `json:"can_edit"`
 
 	// Departments The persona's departments, with names.
-	Departments []Department  `json:"departments"`
-	Draft       *PersonaDraft `json:"draft,omitempty"`
-	Persona     Persona       `json:"persona"`
+	Departments []DepartmentRef `json:"departments"`
+	Draft       *PersonaDraft   `json:"draft,omitempty"`
+	Persona     Persona         `json:"persona"`
 }
 
 // PersonaGroupRequest defines model for PersonaGroupRequest.
@@ -3873,10 +4217,10 @@ type PersonaSearchRequest struct {
 
 // PersonaSearchResponse defines model for PersonaSearchResponse.
 type PersonaSearchResponse struct {
-	DepartmentFilter DepartmentFilter `json:"department_filter"`
-	PageOffset       int              `json:"page_offset"`
-	PageSize         int              `json:"page_size"`
-	Personas         []PersonaRow     `json:"personas"`
+	DepartmentFilter DepartmentFacet `json:"department_filter"`
+	PageOffset       int             `json:"page_offset"`
+	PageSize         int             `json:"page_size"`
+	Personas         []PersonaRow    `json:"personas"`
 
 	// TotalCount Matches in the caller's scope, across all pages.
 	TotalCount int `json:"total_count"`
@@ -3973,7 +4317,7 @@ type ProfileContextRequest = map[string]interface{}
 
 // ProfileContextResponse defines model for ProfileContextResponse.
 type ProfileContextResponse struct {
-	Departments []Department       `json:"departments"`
+	Departments []DepartmentRef    `json:"departments"`
 	Permissions []Permission       `json:"permissions"`
 	Profile     Profile            `json:"profile"`
 	Role        Role               `json:"role"`
@@ -6487,6 +6831,48 @@ type CohortSearchJSONRequestBody = CohortSearchRequest
 
 // CohortUpdateJSONRequestBody defines body for CohortUpdate for application/json ContentType.
 type CohortUpdateJSONRequestBody = CohortUpdateRequest
+
+// DepartmentCreateJSONRequestBody defines body for DepartmentCreate for application/json ContentType.
+type DepartmentCreateJSONRequestBody = DepartmentCreateRequest
+
+// DepartmentDeleteJSONRequestBody defines body for DepartmentDelete for application/json ContentType.
+type DepartmentDeleteJSONRequestBody = DepartmentDeleteRequest
+
+// DepartmentDraftJSONRequestBody defines body for DepartmentDraft for application/json ContentType.
+type DepartmentDraftJSONRequestBody = DepartmentDraftRequest
+
+// DepartmentDraftsJSONRequestBody defines body for DepartmentDrafts for application/json ContentType.
+type DepartmentDraftsJSONRequestBody = DepartmentDraftsRequest
+
+// DepartmentDuplicateJSONRequestBody defines body for DepartmentDuplicate for application/json ContentType.
+type DepartmentDuplicateJSONRequestBody = DepartmentDuplicateRequest
+
+// DepartmentExportJSONRequestBody defines body for DepartmentExport for application/json ContentType.
+type DepartmentExportJSONRequestBody = DepartmentExportRequest
+
+// DepartmentGenerateJSONRequestBody defines body for DepartmentGenerate for application/json ContentType.
+type DepartmentGenerateJSONRequestBody = DepartmentGenerateRequest
+
+// DepartmentGenerationsJSONRequestBody defines body for DepartmentGenerations for application/json ContentType.
+type DepartmentGenerationsJSONRequestBody = DepartmentGenerationsRequest
+
+// DepartmentGetJSONRequestBody defines body for DepartmentGet for application/json ContentType.
+type DepartmentGetJSONRequestBody = DepartmentGetRequest
+
+// DepartmentGroupJSONRequestBody defines body for DepartmentGroup for application/json ContentType.
+type DepartmentGroupJSONRequestBody = DepartmentGroupRequest
+
+// DepartmentProblemJSONRequestBody defines body for DepartmentProblem for application/json ContentType.
+type DepartmentProblemJSONRequestBody = DepartmentProblemRequest
+
+// DepartmentRefreshJSONRequestBody defines body for DepartmentRefresh for application/json ContentType.
+type DepartmentRefreshJSONRequestBody = DepartmentRefreshRequest
+
+// DepartmentSearchJSONRequestBody defines body for DepartmentSearch for application/json ContentType.
+type DepartmentSearchJSONRequestBody = DepartmentSearchRequest
+
+// DepartmentUpdateJSONRequestBody defines body for DepartmentUpdate for application/json ContentType.
+type DepartmentUpdateJSONRequestBody = DepartmentUpdateRequest
 
 // EvalCreateJSONRequestBody defines body for EvalCreate for application/json ContentType.
 type EvalCreateJSONRequestBody = EvalCreateRequest

@@ -243,7 +243,9 @@ func (f family) set(ctx context.Context, q store.Q, id *auth.Identity, k *kind, 
 		}
 		r.Links[rel.Name] = targets
 	}
-	if creating || item.has("department_ids") {
+	if k.Tenancy && creating {
+		r.Links[store.DepartmentsRelation] = []uuid.UUID{r.ID} // its own scope
+	} else if creating || item.has("department_ids") {
 		var given []uuid.UUID
 		if item.has("department_ids") {
 			given = item.ids("department_ids")
@@ -356,10 +358,29 @@ func (f family) createOne(ctx context.Context, q store.Q, id *auth.Identity, k *
 	if err != nil {
 		return nil, err
 	}
+	if errs == nil && !f.dry {
+		errs, err = k.mirror(ctx, q, r)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if errs != nil {
 		return result(i, k, nil, false, "not created", errs...), nil
 	}
 	return result(i, k, &r.ID, true, "created"), q.InsertRecord(ctx, r)
+}
+
+// mirror keeps the departments table in step with a department's record, before the
+// record is written: a name another department has fails the item.
+func (k *kind) mirror(ctx context.Context, q store.Q, r store.Record) ([]gen.FieldError, error) {
+	if !k.Tenancy {
+		return nil, nil
+	}
+	err := q.SaveDepartment(ctx, r.ID, r.Name, r.CreatedAt)
+	if errors.Is(err, store.ErrDuplicate) {
+		return fieldError("name", "another department has this name"), nil
+	}
+	return nil, err
 }
 
 func (f family) get(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
@@ -554,6 +575,9 @@ func (f family) patch(ctx context.Context, q store.Q, id *auth.Identity, k *kind
 	if !save {
 		return result(i, k, &r.ID, true, "updated"), nil
 	}
+	if errs, err := k.mirror(ctx, q, r); err != nil || errs != nil {
+		return result(i, k, &r.ID, false, "not updated", errs...), err
+	}
 	r.UpdatedAt = store.Now()
 	return result(i, k, &r.ID, true, "updated"), q.UpdateRecord(ctx, r)
 }
@@ -564,6 +588,17 @@ func (f family) delete(ctx context.Context, id *auth.Identity, k *kind, req body
 		return nil, err
 	}
 	return f.eachRecord(ctx, id, k, targets, "delete", func(q store.Q, i int, r store.Record) (map[string]any, error) {
+		if k.Tenancy {
+			switch n, err := q.DepartmentMembers(ctx, r.ID); {
+			case err != nil:
+				return nil, err
+			case n > 0:
+				return result(i, k, &r.ID, false, fmt.Sprintf("the department has %d members: move them first", n)), nil
+			}
+			if err := q.DeleteDepartment(ctx, r.ID); err != nil {
+				return nil, err
+			}
+		}
 		return result(i, k, &r.ID, true, "deleted"), q.DeleteRecord(ctx, k.Name, r.ID)
 	})
 }
@@ -629,6 +664,14 @@ func (f family) duplicate(ctx context.Context, id *auth.Identity, k *kind, req b
 			c.Links[rel] = targets
 		}
 		c.Links[store.DepartmentsRelation] = deps
+		if k.Tenancy {
+			c.Links[store.DepartmentsRelation] = []uuid.UUID{c.ID}
+			if errs, err := k.mirror(ctx, q, c); err != nil {
+				return err
+			} else if errs != nil {
+				return problem.Conflict("another department is named %q: give the copy a name", c.Name)
+			}
+		}
 		copyID = c.ID
 		return q.InsertRecord(ctx, c)
 	})

@@ -31,6 +31,10 @@ type kind struct {
 	// Secrets: the records keep secrets, sealed at rest, written through `secrets`, shown
 	// by name only (`secret_names`) and read by `decrypt`.
 	Secrets bool
+	// Tenancy: the records are the departments themselves. Each is in its own scope (it has
+	// no department_ids; its members read it), and the departments table, which every
+	// other record's departments refer to, follows its name (family.mirror).
+	Tenancy bool
 	// Check, when set, checks a created or changed record as a whole (what the request
 	// schema cannot say, such as one field bounding another).
 	Check func(r store.Record) []gen.FieldError
@@ -68,6 +72,10 @@ var (
 
 // kinds are the artifacts of the family, by name.
 var kinds = map[string]*kind{
+	"department": {
+		Name: "department", Plural: "departments", Title: "Department", Tenancy: true,
+		Fields: []kindField{{"code", ""}, {"timezone", "UTC"}},
+	},
 	"tool": {
 		Name: "tool", Plural: "tools", Title: "Tool", SharedReads: true,
 		Fields: []kindField{{"permissions", []any{}}, {"argument_schema", map[string]any{}}},
@@ -195,8 +203,12 @@ func fieldError(field, message string) []gen.FieldError {
 	return []gen.FieldError{{Field: field, Message: message}}
 }
 
-// relations are all of a kind's relations: its own, then departments.
+// relations are all of a kind's relations: its own, then departments (which a department
+// has not: it is its own scope).
 func (k *kind) relations() []relation {
+	if k.Tenancy {
+		return k.Relations
+	}
 	return append(k.Relations[:len(k.Relations):len(k.Relations)], departmentsRelation)
 }
 
@@ -215,6 +227,7 @@ type FamilyKind struct {
 	Name, Plural string
 	SharedReads  bool
 	Secrets      bool
+	Tenancy      bool             // the records are the departments
 	Relations    []FamilyRelation // besides departments
 }
 
@@ -228,7 +241,7 @@ type FamilyRelation struct {
 func FamilyKinds() []FamilyKind {
 	var out []FamilyKind
 	for _, k := range kinds {
-		fk := FamilyKind{Name: k.Name, Plural: k.Plural, SharedReads: k.SharedReads, Secrets: k.Secrets}
+		fk := FamilyKind{Name: k.Name, Plural: k.Plural, SharedReads: k.SharedReads, Secrets: k.Secrets, Tenancy: k.Tenancy}
 		for _, r := range k.Relations {
 			fk.Relations = append(fk.Relations, FamilyRelation{Name: r.Name, Key: r.Key, Facet: r.Facet, Kind: r.Source.Kind})
 		}

@@ -299,7 +299,7 @@ func (s *Service) PersonaSearch(ctx context.Context, in *gen.PersonaSearchReques
 		TotalCount: total,
 		PageSize:   pageSize,
 		PageOffset: offset,
-		DepartmentFilter: gen.DepartmentFilter{
+		DepartmentFilter: gen.DepartmentFacet{
 			Options:     make([]gen.FacetOption, len(facet)),
 			SelectedIds: ids(in.FilterDepartmentIds),
 		},
@@ -615,10 +615,10 @@ func personaOut(p store.Persona) gen.Persona {
 	}
 }
 
-func departmentsOut(ds []store.Department) []gen.Department {
-	out := make([]gen.Department, len(ds))
+func departmentsOut(ds []store.Department) []gen.DepartmentRef {
+	out := make([]gen.DepartmentRef, len(ds))
 	for i, d := range ds {
-		out[i] = gen.Department{Id: d.ID, Name: d.Name}
+		out[i] = gen.DepartmentRef{Id: d.ID, Name: d.Name}
 	}
 	return out
 }

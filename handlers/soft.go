@@ -103,6 +103,11 @@ func (f family) accept(ctx context.Context, id *auth.Identity, k *kind, op *gen.
 			return nil
 		}
 		if accept {
+			for _, recordID := range call.RecordIDs {
+				if err := f.mirrorStaged(ctx, q, k, recordID); err != nil {
+					return err
+				}
+			}
 			return q.PromoteRecords(ctx, call.RecordIDs)
 		}
 		return q.PurgeRecords(ctx, call.RecordIDs)
@@ -133,4 +138,22 @@ func (f family) accept(ctx context.Context, id *auth.Identity, k *kind, op *gen.
 		res["pending"] = false
 	}
 	return res, nil
+}
+
+// mirrorStaged mirrors a staged department as its create is accepted (staged ones have no
+// department yet: nothing may belong to them).
+func (f family) mirrorStaged(ctx context.Context, q store.Q, k *kind, recordID uuid.UUID) error {
+	if !k.Tenancy {
+		return nil
+	}
+	r, err := q.RecordByID(ctx, k.Name, recordID)
+	if err != nil {
+		return err
+	}
+	if errs, err := k.mirror(ctx, q, r); err != nil {
+		return err
+	} else if errs != nil {
+		return problem.Conflict("%s %q: %s", k.Name, r.Name, errs[0].Message)
+	}
+	return nil
 }

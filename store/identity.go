@@ -126,18 +126,6 @@ func (q Q) ProfilesChangedSince(ctx context.Context, t time.Time) ([]ProfileChan
 	return cs, err
 }
 
-// EnsureDepartment returns the department with this name, creating it if needed.
-func (q Q) EnsureDepartment(ctx context.Context, name string) (Department, error) {
-	var d Department
-	err := q.get(ctx, &d, `SELECT id, name, created_at FROM departments WHERE name = ?`, name)
-	if !errors.Is(err, ErrNotFound) {
-		return d, err
-	}
-	d = Department{ID: NewID(), Name: name, CreatedAt: Now()}
-	_, err = q.exec(ctx, `INSERT INTO departments (id, name, created_at) VALUES (?, ?, ?)`, d.ID, d.Name, d.CreatedAt)
-	return d, err
-}
-
 // DepartmentsByIDs returns the departments among ids that exist, by name.
 func (q Q) DepartmentsByIDs(ctx context.Context, ids []uuid.UUID) ([]Department, error) {
 	if len(ids) == 0 {

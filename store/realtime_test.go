@@ -127,7 +127,7 @@ func TestPresenceSearch(t *testing.T) {
 			q := d.Open(t).Q()
 			ada, _ := q.CreateProfile(ctx, "ada", "learner")
 			bob, _ := q.CreateProfile(ctx, "bob", "learner")
-			sales, _ := q.EnsureDepartment(ctx, "sales")
+			sales, _ := q.EnsureDepartment(ctx, "sales", ada.ID)
 			_ = q.AddProfileDepartment(ctx, ada.ID, sales.ID)
 			at := store.Now().Add(-time.Minute)
 			add := func(p uuid.UUID, state string, n int) {

@@ -40,11 +40,11 @@ func TestIdentityRoundTrip(t *testing.T) {
 				t.Fatalf("ProfileByName = %+v, %v; want %+v", got, err, p)
 			}
 
-			sales, err := q.EnsureDepartment(ctx, "sales")
+			sales, err := q.EnsureDepartment(ctx, "sales", p.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			again, err := q.EnsureDepartment(ctx, "sales")
+			again, err := q.EnsureDepartment(ctx, "sales", p.ID)
 			if err != nil || again.ID != sales.ID {
 				t.Fatalf("EnsureDepartment twice = %+v, %v; want %+v", again, err, sales)
 			}
@@ -91,8 +91,8 @@ func TestPersonaSearchScopeAndFacets(t *testing.T) {
 			s := d.Open(t)
 			q := s.Q()
 			owner, _ := q.CreateProfile(ctx, "owner", "admin")
-			sales, _ := q.EnsureDepartment(ctx, "sales")
-			support, _ := q.EnsureDepartment(ctx, "support")
+			sales, _ := q.EnsureDepartment(ctx, "sales", owner.ID)
+			support, _ := q.EnsureDepartment(ctx, "support", owner.ID)
 
 			mk := func(name, desc string, deps ...uuid.UUID) store.Persona {
 				now := store.Now()

@@ -45,6 +45,9 @@ func successes(want ...bool) func(t *testing.T, b map[string]any) {
 func familyScenarios() []scenario {
 	var out []scenario
 	for _, k := range handlers.FamilyKinds() {
+		if k.Tenancy {
+			continue // departments have rows of their own: departmentScenarios
+		}
 		x, xs := k.Name, k.Plural
 		fx := func(s string) string { return x + s }    // fixture names of this kind
 		otherDept, remaining := 403, []bool{true, true} // A and Support remain to delete
@@ -202,7 +205,70 @@ func familyScenarios() []scenario {
 			scenario{name: "gone", op: x + ".get", as: "admin", body: fmt.Sprintf(`{"%s_id":"{{%s}}"}`, x, fx("A")), status: 404},
 		)
 	}
-	return out
+	return append(out, departmentScenarios...)
+}
+
+// departmentScenarios are the department kind's parity rows. A department's record is in
+// its own scope: its members read it, admins change it, and its name is the department's.
+var departmentScenarios = []scenario{
+	{name: "editors may not create departments", op: "department.create", as: "editor", body: `{"departments":[{"name":"Mine"}]}`, status: 403},
+	{name: "admin creates, a name taken and a blank one fail", op: "department.create", as: "admin",
+		body:   `{"departments":[{"name":"Research","code":"RES"},{"name":"sales"},{"name":"  "}]}`,
+		status: 200, capture: map[string]string{"research": "results.0.department_id"}, check: successes(true, false, false)},
+	{name: "a member reads theirs", op: "department.get", as: "editor", body: `{"department_id":"{{sales}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "department.name") != "sales" || pathValue(b, "department.timezone") != "UTC" || b["can_edit"] != false ||
+				pathValue(b, "department.department_ids") != nil {
+				t.Errorf("get: %v", b)
+			}
+		}},
+	{name: "a learner reads theirs", op: "department.get", as: "learner", body: `{"department_id":"{{sales}}"}`, status: 200},
+	{name: "not a member", op: "department.get", as: "editor", body: `{"department_id":"{{support}}"}`, status: 403},
+	{name: "admin reads the new one", op: "department.get", as: "admin", body: `{"department_id":"{{research}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "department.code") != "RES" || b["can_edit"] != true {
+				t.Errorf("get: %v", b)
+			}
+		}},
+	{name: "a member's search", op: "department.search", as: "editor", body: `{}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["total_count"] != 1.0 || pathValue(b, "departments.0.name") != "sales" || pathValue(b, "departments.0.can_edit") != false {
+				t.Errorf("search: %v", b)
+			}
+		}},
+	{name: "admin searches", op: "department.search", as: "admin", body: `{"search":"RESEARCH"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["total_count"] != 1.0 {
+				t.Errorf("search: %v", b)
+			}
+		}},
+	{name: "rename, and a name taken", op: "department.update", as: "admin",
+		body:   `{"departments":[{"id":"{{research}}","name":"Research and development","timezone":"Europe/Berlin"},{"id":"{{research}}","name":"support"}]}`,
+		status: 200, check: successes(true, false)},
+	{name: "editors may not change departments", op: "department.update", as: "editor", body: `{"departments":[{"id":"{{sales}}","code":"S"}]}`, status: 403},
+	{name: "copy one", op: "department.duplicate", as: "admin", body: `{"department_id":"{{research}}"}`, status: 200,
+		capture: map[string]string{"researchCopy": "department_id"}},
+	{name: "a copy named as another", op: "department.duplicate", as: "admin", body: `{"department_id":"{{research}}","name":"sales"}`, status: 409},
+	{name: "a member's draft", op: "department.draft", as: "editor", body: `{"department_id":"{{sales}}","form_state":{"code":"SLS"}}`, status: 200},
+	{name: "a member's drafts", op: "department.drafts", as: "editor", body: `{}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["total_count"] != 1.0 {
+				t.Errorf("drafts: %v", b)
+			}
+		}},
+	{name: "export a member's", op: "department.export", as: "editor", body: `{}`, status: 200, differ: "the file's name carries the time"},
+	{name: "a working group", op: "department.group", as: "editor", body: `{}`, status: 200},
+	{name: "report about one", op: "department.problem", as: "editor", body: `{"type":"question","message":"who runs it?","department_id":"{{sales}}"}`, status: 200},
+	{name: "refresh them", op: "department.refresh", as: "admin", body: `{}`, status: 200},
+	{name: "a department drafted by the model", op: "department.generate", as: "admin", body: `{"instructions":["A team for field service"]}`, status: 200},
+	{name: "editors may not generate one", op: "department.generate", as: "editor", body: `{"instructions":["x"],"subject_id":"{{sales}}"}`, status: 403},
+	{name: "a member's runs", op: "department.generations", as: "editor", body: `{}`, status: 200},
+	{name: "stage one", op: "department.create", as: "admin", body: `{"departments":[{"name":"Staged team"}],"soft":true,"idempotency_key":"stage-department"}`,
+		status: 200, capture: map[string]string{"stagedDepartment": "results.0.department_id"}},
+	{name: "accept it", op: "department.create", as: "admin", body: `{"idempotency_key":"stage-department","accept":true}`, status: 200, check: successes(true)},
+	{name: "a department with members stays", op: "department.delete", as: "admin",
+		body: `{"department_ids":["{{sales}}","{{research}}","{{researchCopy}}","{{stagedDepartment}}"]}`, status: 200, check: successes(false, true, true, true)},
+	{name: "the deleted one is gone", op: "department.get", as: "admin", body: `{"department_id":"{{research}}"}`, status: 404},
 }
 
 // familyTarget is a record of the tenancy matrix: of the caller's department, another's,
@@ -258,9 +324,18 @@ func TestFamilyTenancy(t *testing.T) {
 						_ = json.Unmarshal(raw, &m)
 						return status, m
 					}
-					// One record per target, made by admin.
+					// One record per target, made by admin; a department's own record is the
+					// department (none is shared).
 					records := map[familyTarget]string{}
+					targets := []familyTarget{ownDepartment, otherDepartment, sharedRecord}
+					if k.Tenancy {
+						records[ownDepartment], records[otherDepartment] = sales, support
+						targets = targets[:2]
+					}
 					for target, deps := range map[familyTarget]string{ownDepartment: `["` + sales + `"]`, otherDepartment: `["` + support + `"]`, sharedRecord: `[]`} {
+						if k.Tenancy {
+							break
+						}
 						_, b := call("admin", "create", fmt.Sprintf(`{%q:[{"name":"%s %s","department_ids":%s}]}`, k.Plural, target, k.Name, deps))
 						id, _ := pathValue(b, "results.0."+k.Name+"_id").(string)
 						if id == "" {
@@ -274,8 +349,8 @@ func TestFamilyTenancy(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
-							for _, target := range []familyTarget{ownDepartment, otherDepartment, sharedRecord} {
-								body, wantStatus, wantSuccess := familyCell(k, op, id.Level, target, records[target], sales, support)
+							for _, target := range targets {
+								body, wantStatus, wantSuccess := familyCell(k, op, id.Level, target, records[target], sales, support, cells)
 								if !id.Can(k.Name, op) {
 									wantStatus, wantSuccess = http.StatusForbidden, nil
 								}
@@ -321,7 +396,7 @@ func familyOperations(kind string) []string {
 // familyCell is one cell of the tenancy matrix: the body of op on the record (of target),
 // the status it must answer when the caller holds the permission, and for bulk changes
 // whether its one item must succeed.
-func familyCell(k handlers.FamilyKind, op string, level int, target familyTarget, record, sales, support string) (string, int, *bool) {
+func familyCell(k handlers.FamilyKind, op string, level int, target familyTarget, record, sales, support string, cell int) (string, int, *bool) {
 	yes, no := true, false
 	manage := &no // a change succeeds at level 0, or on a record of one's own department
 	if level == 0 || target == ownDepartment {
@@ -330,6 +405,12 @@ func familyCell(k handlers.FamilyKind, op string, level int, target familyTarget
 	read := http.StatusOK
 	if target == otherDepartment && level != 0 && !k.SharedReads {
 		read = http.StatusForbidden
+	}
+	switch {
+	case k.Tenancy && op == "create": // departments are named uniquely, and in their own scope
+		return fmt.Sprintf(`{%q:[{"name":"made %d"}]}`, k.Plural, cell), http.StatusOK, manage
+	case k.Tenancy && op == "duplicate":
+		return fmt.Sprintf(`{"%s_id":%q,"name":"copy %d"}`, k.Name, record, cell), read, nil
 	}
 	switch op {
 	case "create":
@@ -511,6 +592,10 @@ func TestFamilyRoundTripEveryKind(t *testing.T) {
 					sales := env.Department(t, "sales").String()
 					links := map[string]any{"department_ids": []string{sales}}
 					other := map[string]any{"department_ids": []string{sales}} // the second record: the last target of each
+					facets := append(k.Relations, handlers.FamilyRelation{Name: "departments", Key: "department_ids", Facet: "department"})
+					if k.Tenancy { // a department is its own scope
+						links, other, facets = map[string]any{}, map[string]any{}, k.Relations
+					}
 					for key, tg := range targets {
 						links[key], other[key] = tg.ids, tg.ids[len(tg.ids)-1:]
 					}
@@ -537,11 +622,11 @@ func TestFamilyRoundTripEveryKind(t *testing.T) {
 							}
 						}
 					}
-					if pathValue(got, "departments.0.name") != "sales" {
+					if pathValue(got, "departments.0.name") != "sales" && !k.Tenancy {
 						t.Errorf("departments: %v", got["departments"])
 					}
 
-					for _, rel := range append(k.Relations, handlers.FamilyRelation{Name: "departments", Key: "department_ids", Facet: "department"}) {
+					for _, rel := range facets {
 						first, last := sales, sales
 						if tg, ok := targets[rel.Key]; ok {
 							first, last = tg.ids[0], tg.ids[len(tg.ids)-1]
@@ -798,4 +883,67 @@ func awaitRun(t *testing.T, post func(string, any) map[string]any, started map[s
 	}
 	t.Fatalf("run %v did not end", runID)
 	return nil
+}
+
+// TestDepartmentsAreTheirRecords: a department's record of the family is the department
+// profiles, personas and records belong to. One made with department.create is the one a
+// token names; a rename renames it; a delete is refused while it has members and removes
+// it otherwise; a staged department is no department until it is accepted, and then only
+// if its name is still free. Departments made outside the family have their record too.
+func TestDepartmentsAreTheirRecords(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			env := testserver.Start(t, d, nil)
+			admin := poster(t, env, env.Admin)
+			created := func(b map[string]any) string {
+				t.Helper()
+				id, _ := pathValue(b, "results.0.department_id").(string)
+				if id == "" || pathValue(b, "results.0.success") != true {
+					t.Fatalf("not created: %v", b)
+				}
+				return id
+			}
+			ops := created(admin("/department/create", `{"departments":[{"name":"Ops","code":"OPS"}]}`))
+			editor := env.Token(t, "ops-editor", "editor", "Ops")
+			if got := env.Department(t, "Ops").String(); got != ops {
+				t.Fatalf("the token's department is %s, the record %s", got, ops)
+			}
+			member := poster(t, env, editor)
+			if b := member("/department/search", `{}`); b["total_count"] != 1.0 || pathValue(b, "departments.0.id") != ops {
+				t.Errorf("the member's departments: %v", b)
+			}
+			agent := pathValue(member("/agent/create", `{"agents":[{"name":"Ops agent"}]}`), "results.0.agent_id")
+			if got := member("/agent/get", map[string]any{"agent_id": agent}); fmt.Sprint(pathValue(got, "agent.department_ids")) != "["+ops+"]" {
+				t.Errorf("the member's agent: %v", got["agent"])
+			}
+
+			successes(true)(t, admin("/department/update", fmt.Sprintf(`{"departments":[{"id":%q,"name":"Operations"}]}`, ops)))
+			if got := env.Department(t, "Operations").String(); got != ops {
+				t.Errorf("renamed, the department is %s, want %s", got, ops)
+			}
+			successes(false)(t, admin("/department/delete", fmt.Sprintf(`{"department_ids":[%q]}`, ops)))
+			if b := member("/department/get", map[string]any{"department_id": ops}); pathValue(b, "department.name") != "Operations" {
+				t.Errorf("after the refused delete: %v", b)
+			}
+
+			empty := created(admin("/department/create", `{"departments":[{"name":"Empty"}]}`))
+			successes(true)(t, admin("/department/delete", fmt.Sprintf(`{"department_ids":[%q]}`, empty)))
+			if got := env.Department(t, "Empty").String(); got == empty {
+				t.Errorf("a deleted department came back")
+			}
+
+			staged := created(admin("/department/create", `{"departments":[{"name":"Later"}],"soft":true,"idempotency_key":"later"}`))
+			if got := env.Department(t, "Later").String(); got == staged {
+				t.Errorf("a staged department is a department already")
+			}
+			if res := env.Post(t, env.Admin, "/department/create", `{"idempotency_key":"later","accept":true}`); res.Status != http.StatusConflict {
+				t.Errorf("accepting a department whose name was taken meanwhile: %d %s", res.Status, res.Body)
+			}
+
+			legacy := env.Department(t, "legacy").String()
+			if b := admin("/department/get", map[string]any{"department_id": legacy}); pathValue(b, "department.name") != "legacy" {
+				t.Errorf("a department made outside the family: %v", b)
+			}
+		})
+	}
 }

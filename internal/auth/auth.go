@@ -359,7 +359,7 @@ func Issue(ctx context.Context, q store.Q, profile, role, label string, departme
 		out.PreviousRole, p.Role = p.Role, role
 	}
 	for _, name := range departments {
-		d, err := q.EnsureDepartment(ctx, strings.TrimSpace(name))
+		d, err := q.EnsureDepartment(ctx, strings.TrimSpace(name), p.ID)
 		if err != nil {
 			return out, err
 		}

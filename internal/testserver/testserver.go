@@ -144,7 +144,14 @@ func (e *Env) Token(t testing.TB, profile, role string, departments ...string) s
 // Department returns the id of a department, creating it if needed.
 func (e *Env) Department(t testing.TB, name string) uuid.UUID {
 	t.Helper()
-	d, err := e.Server.Store.Q().EnsureDepartment(context.Background(), name)
+	var d store.Department
+	err := e.Server.Store.Tx(context.Background(), func(q store.Q) error {
+		admin, err := q.ProfileByName(context.Background(), "admin")
+		if err == nil {
+			d, err = q.EnsureDepartment(context.Background(), name, admin.ID)
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

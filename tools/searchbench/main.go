@@ -134,20 +134,22 @@ type fixture struct {
 func seed(ctx context.Context, st *store.Store, rows int) (fixture, error) {
 	var f fixture
 	rng := rand.New(rand.NewPCG(1, 2)) // the same records on every run
-	q := st.Q()
 	var departments []uuid.UUID
-	for i := range 5 {
-		d, err := q.EnsureDepartment(ctx, fmt.Sprintf("department %d", i+1))
-		if err != nil {
-			return f, err
-		}
-		departments = append(departments, d.ID)
-	}
 	var creator uuid.UUID
 	err := st.Tx(ctx, func(q store.Q) error {
 		issued, err := auth.Issue(ctx, q, "searchbench-editor", "editor", "searchbench", "department 1", "department 2")
+		if err != nil {
+			return err
+		}
 		f.token, creator = issued.Token, issued.Profile.ID
-		return err
+		for i := range 5 {
+			d, err := q.EnsureDepartment(ctx, fmt.Sprintf("department %d", i+1), creator)
+			if err != nil {
+				return err
+			}
+			departments = append(departments, d.ID)
+		}
+		return nil
 	})
 	if err != nil {
 		return f, err

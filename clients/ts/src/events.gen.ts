@@ -108,6 +108,34 @@ export interface ClientToServerEvents {
   "cohort.search": (request: Schemas["CohortSearchRequest"], ack: (answer: Ack<Schemas["CohortSearchResponse"]>) => void) => void;
   /** Update cohorts in bulk: POST /cohort/update. */
   "cohort.update": (request: Schemas["CohortUpdateRequest"], ack: (answer: Ack<Schemas["CohortUpdateResponse"]>) => void) => void;
+  /** Create departments in bulk: POST /department/create. */
+  "department.create": (request: Schemas["DepartmentCreateRequest"], ack: (answer: Ack<Schemas["DepartmentCreateResponse"]>) => void) => void;
+  /** Delete departments in bulk: POST /department/delete. */
+  "department.delete": (request: Schemas["DepartmentDeleteRequest"], ack: (answer: Ack<Schemas["DepartmentDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /department/draft. */
+  "department.draft": (request: Schemas["DepartmentDraftRequest"], ack: (answer: Ack<Schemas["DepartmentDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /department/drafts. */
+  "department.drafts": (request: Schemas["DepartmentDraftsRequest"], ack: (answer: Ack<Schemas["DepartmentDraftsResponse"]>) => void) => void;
+  /** Copy a department: POST /department/duplicate. */
+  "department.duplicate": (request: Schemas["DepartmentDuplicateRequest"], ack: (answer: Ack<Schemas["DepartmentDuplicateResponse"]>) => void) => void;
+  /** Export departments to CSV: POST /department/export. */
+  "department.export": (request: Schemas["DepartmentExportRequest"], ack: (answer: Ack<Schemas["DepartmentExportResponse"]>) => void) => void;
+  /** Start a generation run: POST /department/generate. */
+  "department.generate": (request: Schemas["DepartmentGenerateRequest"], ack: (answer: Ack<Schemas["DepartmentGenerateResponse"]>) => void) => void;
+  /** List generation runs: POST /department/generations. */
+  "department.generations": (request: Schemas["DepartmentGenerationsRequest"], ack: (answer: Ack<Schemas["DepartmentGenerationsResponse"]>) => void) => void;
+  /** Get one department: POST /department/get. */
+  "department.get": (request: Schemas["DepartmentGetRequest"], ack: (answer: Ack<Schemas["DepartmentGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /department/group. */
+  "department.group": (request: Schemas["DepartmentGroupRequest"], ack: (answer: Ack<Schemas["DepartmentGroupResponse"]>) => void) => void;
+  /** Report a problem with departments: POST /department/problem. */
+  "department.problem": (request: Schemas["DepartmentProblemRequest"], ack: (answer: Ack<Schemas["DepartmentProblemResponse"]>) => void) => void;
+  /** Recompute what departments derive: POST /department/refresh. */
+  "department.refresh": (request: Schemas["DepartmentRefreshRequest"], ack: (answer: Ack<Schemas["DepartmentRefreshResponse"]>) => void) => void;
+  /** Search departments: POST /department/search. */
+  "department.search": (request: Schemas["DepartmentSearchRequest"], ack: (answer: Ack<Schemas["DepartmentSearchResponse"]>) => void) => void;
+  /** Update departments in bulk: POST /department/update. */
+  "department.update": (request: Schemas["DepartmentUpdateRequest"], ack: (answer: Ack<Schemas["DepartmentUpdateResponse"]>) => void) => void;
   /** Create evals in bulk: POST /eval/create. */
   "eval.create": (request: Schemas["EvalCreateRequest"], ack: (answer: Ack<Schemas["EvalCreateResponse"]>) => void) => void;
   /** Delete evals in bulk: POST /eval/delete. */
@@ -513,6 +541,34 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "cohort.update.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
+  "department.create.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.delete.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.generate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.generations.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.refresh.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.search.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "department.update.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
   "eval.create.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "eval.delete.started": (event: Schemas["CallStarted"]) => void;
@@ -912,6 +968,34 @@ export interface ServerToClientEvents {
   "cohort.search.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "cohort.update.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.create.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.delete.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.generate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.generations.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.refresh.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.search.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "department.update.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "eval.create.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
@@ -1313,6 +1397,34 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "cohort.update.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
+  "department.create.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.delete.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.generate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.generations.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.refresh.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.search.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "department.update.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
   "eval.create.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "eval.delete.failed": (event: Schemas["CallFailed"]) => void;
@@ -1625,6 +1737,8 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "cohort.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "department.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "eval.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "field.generate.text.progress": (event: Schemas["GenerateTextProgress"]) => void;
@@ -1656,6 +1770,8 @@ export interface ServerToClientEvents {
   "auth.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "cohort.generate.progress": (event: Schemas["GenerateProgress"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "department.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
   "eval.generate.progress": (event: Schemas["GenerateProgress"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -1689,6 +1805,8 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "cohort.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "department.generate.paused": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "eval.generate.paused": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "field.generate.paused": (event: Schemas["GenerateState"]) => void;
@@ -1720,6 +1838,8 @@ export interface ServerToClientEvents {
   "auth.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "cohort.generate.resumed": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "department.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "eval.generate.resumed": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
@@ -1753,6 +1873,8 @@ export interface ServerToClientEvents {
   /** On run/<id> or attempt/<id>. */
   "cohort.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
+  "department.generate.interrupted": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
   "eval.generate.interrupted": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "field.generate.interrupted": (event: Schemas["GenerateState"]) => void;
@@ -1784,6 +1906,8 @@ export interface ServerToClientEvents {
   "auth.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "cohort.generate.stopped": (event: Schemas["GenerateState"]) => void;
+  /** On run/<id> or attempt/<id>. */
+  "department.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */
   "eval.generate.stopped": (event: Schemas["GenerateState"]) => void;
   /** On run/<id> or attempt/<id>. */

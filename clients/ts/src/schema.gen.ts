@@ -4479,6 +4479,312 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/department/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create departments in bulk
+         * @description Creates up to 100 departments; each item succeeds or fails on its own, one result per
+         *     item in input order. Department names are unique. A department's record is in its own
+         *     scope: its members read it, and only level 0 changes it (the seeded roles give create,
+         *     update, delete and duplicate to admins only). With `soft` and an `idempotency_key` the call is staged instead: its
+         *     results say what it would do (a create stores its departments pending, seen only by the
+         *     caller), and a later call with that key and `accept` carries it out or discards it.
+         */
+        post: operations["department.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one department
+         * @description The department, what the caller may do with it, and for each relation the options the
+         *     editor may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that
+         *     saved draft. A department the caller does not belong to answers 403.
+         */
+        post: operations["department.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update departments in bulk
+         * @description Patches up to 100 departments, each on its own, or with `all` every department `filter`
+         *     selects in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its departments pending, seen only by the caller), and a later call with that key
+         *     and `accept` carries it out or discards it.
+         */
+        post: operations["department.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete departments in bulk
+         * @description Deletes up to 100 departments, each on its own (a department that still has members is
+         *     refused: move them first), or with `all` every department `filter`
+         *     selects in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key`
+         *     the call is staged instead: its results say what it would do (a create stores its
+         *     departments pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["department.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search departments
+         * @description A page of the departments the caller belongs to (all, for level 0), matching `search` (case-insensitive, name
+         *     and description) and the facet filters, newest change first. Each facet counts the
+         *     matches per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["department.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a department
+         * @description Copies a department the caller can see into a new department with its fields, named
+         *     `name` or the original's with " (copy)". Its members stay where they are.
+         */
+        post: operations["department.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["department.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of departments, newest first.
+         */
+        post: operations["department.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export departments to CSV
+         * @description Writes the departments in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["department.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for departments: the one used within the last 60 seconds, or
+         *     a new one; `group_id` picks one, `name` names it.
+         */
+        post: operations["department.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with departments
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["department.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what departments derive
+         * @description Drops the links of the departments in the caller's scope (or one) to records that are
+         *     gone, and says how many departments it checked.
+         */
+        post: operations["department.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a run in which the model drafts a department from the instructions, or a change
+         *     of one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `department.create` (or `.update`) with `accept` carries out or discards. With
+         *     `dangerous: true` it is applied. Its events follow on the run's topic.
+         */
+        post: operations["department.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/department/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's department runs, newest first.
+         */
+        post: operations["department.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -4517,7 +4823,7 @@ export interface components {
          *     a 409.
          */
         IdempotencyKey: string;
-        Department: {
+        DepartmentRef: {
             /** Format: uuid */
             id: string;
             name: string;
@@ -4672,7 +4978,7 @@ export interface components {
         PersonaGetResponse: {
             persona: components["schemas"]["Persona"];
             /** @description The persona's departments, with names. */
-            departments: components["schemas"]["Department"][];
+            departments: components["schemas"]["DepartmentRef"][];
             can_edit: boolean;
             can_delete: boolean;
             draft?: components["schemas"]["PersonaDraft"];
@@ -4706,13 +5012,13 @@ export interface components {
         };
         PersonaSearchResponse: {
             personas: components["schemas"]["PersonaRow"][];
-            department_filter: components["schemas"]["DepartmentFilter"];
+            department_filter: components["schemas"]["DepartmentFacet"];
             /** @description Matches in the caller's scope, across all pages. */
             total_count: number;
             page_size: number;
             page_offset: number;
         };
-        DepartmentFilter: {
+        DepartmentFacet: {
             options: components["schemas"]["FacetOption"][];
             selected_ids: string[];
         };
@@ -4807,7 +5113,7 @@ export interface components {
             profile: components["schemas"]["Profile"];
             role: components["schemas"]["Role"];
             permissions: components["schemas"]["Permission"][];
-            departments: components["schemas"]["Department"][];
+            departments: components["schemas"]["DepartmentRef"][];
             /** Format: uuid */
             session_id: string;
         };
@@ -8801,6 +9107,266 @@ export interface components {
         SettingGenerateResponse: components["schemas"]["GenerateResponse"];
         SettingGenerationsRequest: components["schemas"]["GenerationsRequest"];
         SettingGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Department: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description A short code for reports and imports, such as `SALES`. */
+            code: string;
+            /** @description The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC). */
+            timezone: string;
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        DepartmentRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        DepartmentInput: {
+            name: string;
+            description?: string;
+            /** @description A short code for reports and imports, such as `SALES`. */
+            code?: string;
+            /** @description The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC). */
+            timezone?: string;
+        };
+        DepartmentPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description A short code for reports and imports, such as `SALES`. */
+            code?: string;
+            /** @description The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC). */
+            timezone?: string;
+        };
+        DepartmentFormState: {
+            name?: string;
+            description?: string;
+            /** @description A short code for reports and imports, such as `SALES`. */
+            code?: string;
+            /** @description The IANA time zone its schedules and reports use, such as `Europe/Berlin` (default UTC). */
+            timezone?: string;
+        };
+        DepartmentDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new department.
+             */
+            department_id?: string;
+            name: string;
+            form_state: components["schemas"]["DepartmentFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        DepartmentResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            department_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which departments a search, or an update or delete of `all`, takes. */
+        DepartmentFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+        };
+        /** @description Either `departments`, or `accept` with the `idempotency_key` of a staged create. */
+        DepartmentCreateRequest: {
+            departments?: components["schemas"]["DepartmentInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        DepartmentCreateResponse: {
+            results: components["schemas"]["DepartmentResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        DepartmentGetRequest: {
+            /** Format: uuid */
+            department_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the department.
+             */
+            draft_id?: string;
+        };
+        DepartmentGetResponse: {
+            department: components["schemas"]["Department"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["DepartmentDraft"];
+        };
+        /** @description Either `departments`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        DepartmentUpdateRequest: {
+            departments?: components["schemas"]["DepartmentPatch"][];
+            /** @description Every department `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["DepartmentFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["DepartmentFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        DepartmentUpdateResponse: {
+            results: components["schemas"]["DepartmentResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `department_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        DepartmentDeleteRequest: {
+            department_ids?: string[];
+            /** @description Every department `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["DepartmentFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        DepartmentDeleteResponse: {
+            results: components["schemas"]["DepartmentResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        DepartmentSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        DepartmentSearchResponse: {
+            departments: components["schemas"]["DepartmentRow"][];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        DepartmentDuplicateRequest: {
+            /** Format: uuid */
+            department_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        DepartmentDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new department.
+             */
+            department_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        DepartmentDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The department being edited; omit when drafting a new one.
+             */
+            department_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["DepartmentFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        DepartmentDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["DepartmentDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        DepartmentDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this department.
+             */
+            department_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        DepartmentDraftsResponse: {
+            entries: components["schemas"]["DepartmentDraft"][];
+            total_count: number;
+        };
+        DepartmentExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this department.
+             */
+            department_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        DepartmentExportResponse: components["schemas"]["ExportResponse"];
+        DepartmentGroupRequest: components["schemas"]["GroupRequest"];
+        DepartmentGroupResponse: components["schemas"]["GroupResponse"];
+        DepartmentProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The department the report is about.
+             */
+            department_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        DepartmentProblemResponse: components["schemas"]["ProblemReportResponse"];
+        DepartmentRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this department.
+             */
+            department_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        DepartmentRefreshResponse: components["schemas"]["RefreshResponse"];
+        DepartmentGenerateRequest: components["schemas"]["RecordGenerateRequest"];
+        DepartmentGenerateResponse: components["schemas"]["GenerateResponse"];
+        DepartmentGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        DepartmentGenerationsResponse: components["schemas"]["GenerationsResponse"];
     };
     responses: {
         /** @description The body is not JSON (or is missing). */
@@ -14905,6 +15471,416 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "department.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DepartmentGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepartmentGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["ValidationFailed"];
         };
     };
