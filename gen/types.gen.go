@@ -6629,7 +6629,9 @@ type AttemptStreamParams struct {
 
 	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
 	// that cannot send one (a browser's `EventSource`).
-	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+	Ticket *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+
+	// LastEventID The number of the last event the client got, as `since`.
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -6640,7 +6642,9 @@ type ModelStreamParams struct {
 
 	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
 	// that cannot send one (a browser's `EventSource`).
-	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+	Ticket *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+
+	// LastEventID The number of the last event the client got, as `since`.
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -6651,7 +6655,9 @@ type PersonaStreamParams struct {
 
 	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
 	// that cannot send one (a browser's `EventSource`).
-	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+	Ticket *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+
+	// LastEventID The number of the last event the client got, as `since`.
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -6662,7 +6668,9 @@ type ProfileStreamParams struct {
 
 	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
 	// that cannot send one (a browser's `EventSource`).
-	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+	Ticket *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+
+	// LastEventID The number of the last event the client got, as `since`.
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -6673,7 +6681,9 @@ type ProviderStreamParams struct {
 
 	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
 	// that cannot send one (a browser's `EventSource`).
-	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+	Ticket *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+
+	// LastEventID The number of the last event the client got, as `since`.
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
@@ -6684,7 +6694,9 @@ type SystemStreamParams struct {
 
 	// Ticket A stream ticket (`system.stream_ticket`) in place of the bearer token, for a client
 	// that cannot send one (a browser's `EventSource`).
-	Ticket      *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+	Ticket *string `form:"ticket,omitempty" json:"ticket,omitempty"`
+
+	// LastEventID The number of the last event the client got, as `since`.
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 

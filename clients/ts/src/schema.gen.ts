@@ -11159,6 +11159,7 @@ export interface operations {
                 ticket?: string;
             };
             header?: {
+                /** @description The number of the last event the client got, as `since`. */
                 "Last-Event-ID"?: string;
             };
             path?: never;
@@ -11192,6 +11193,7 @@ export interface operations {
                 ticket?: string;
             };
             header?: {
+                /** @description The number of the last event the client got, as `since`. */
                 "Last-Event-ID"?: string;
             };
             path?: never;
@@ -11225,6 +11227,7 @@ export interface operations {
                 ticket?: string;
             };
             header?: {
+                /** @description The number of the last event the client got, as `since`. */
                 "Last-Event-ID"?: string;
             };
             path?: never;
@@ -11258,6 +11261,7 @@ export interface operations {
                 ticket?: string;
             };
             header?: {
+                /** @description The number of the last event the client got, as `since`. */
                 "Last-Event-ID"?: string;
             };
             path?: never;
@@ -11291,6 +11295,7 @@ export interface operations {
                 ticket?: string;
             };
             header?: {
+                /** @description The number of the last event the client got, as `since`. */
                 "Last-Event-ID"?: string;
             };
             path?: never;
@@ -11324,6 +11329,7 @@ export interface operations {
                 ticket?: string;
             };
             header?: {
+                /** @description The number of the last event the client got, as `since`. */
                 "Last-Event-ID"?: string;
             };
             path?: never;
