@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -274,9 +275,9 @@ type RecordFilter struct {
 	Viewer uuid.UUID
 }
 
-// where returns the condition on the records (aliased a) that f keeps; without is a
+// recordWhere returns the condition on the records (aliased a) that f keeps; without is a
 // relation whose filter it leaves out (a facet counts its options so).
-func (f RecordFilter) where(without string) (string, []any) {
+func (q Q) recordWhere(f RecordFilter, without string) (string, []any) {
 	conds := []string{"a.kind = ?", "a.deleted_at IS NULL", "(a.pending_by IS NULL OR a.pending_by = ?)"}
 	args := []any{f.Kind, f.Viewer}
 	add := func(c string, a ...any) {
@@ -293,6 +294,13 @@ func (f RecordFilter) where(without string) (string, []any) {
 	}
 	if f.Text != "" {
 		pattern := likePattern(f.Text)
+		if text := strings.ToLower(f.Text); q.x.DriverName() == "sqlite" && utf8.RuneCountInString(text) >= 3 {
+			// The trigram index (migration 00012) finds the candidates, and the LIKE below
+			// confirms them. The kind's index must not drive the query instead: the unary +
+			// keeps SQLite from using it for the kind.
+			conds[0] = "+a.kind = ?"
+			add(`a.text_key IN (SELECT rowid FROM artifacts_text WHERE artifacts_text MATCH ?)`, `"`+strings.ReplaceAll(text, `"`, `""`)+`"`)
+		}
 		add(`(lower(a.name) LIKE ? ESCAPE '\' OR lower(a.description) LIKE ? ESCAPE '\')`, pattern, pattern)
 	}
 	if f.ID != nil {
@@ -316,7 +324,7 @@ func (f RecordFilter) where(without string) (string, []any) {
 // SearchRecords returns one page of the matching records, most recently changed first, and
 // the number of matches across all pages.
 func (q Q) SearchRecords(ctx context.Context, f RecordFilter, limit, offset int) ([]Record, int, error) {
-	where, args := f.where("")
+	where, args := q.recordWhere(f, "")
 	var rows []recordRow
 	total, err := q.page(ctx, &rows, recordColumns, "artifacts a", where, "a.updated_at DESC, a.id DESC", args, limit, offset)
 	if err != nil {
@@ -328,7 +336,7 @@ func (q Q) SearchRecords(ctx context.Context, f RecordFilter, limit, offset int)
 
 // ListRecords returns every matching record, by name.
 func (q Q) ListRecords(ctx context.Context, f RecordFilter) ([]Record, error) {
-	where, args := f.where("")
+	where, args := q.recordWhere(f, "")
 	var rows []recordRow
 	if err := q.sel(ctx, &rows, `SELECT `+recordColumns+` FROM artifacts a WHERE `+where+` ORDER BY a.name, a.id`, args...); err != nil {
 		return nil, err
@@ -388,7 +396,7 @@ func (q Q) RecordFacets(ctx context.Context, f RecordFilter, facets []Facet) (ma
 // countLinks adds to counts, per relation and target, the records matching f (without its
 // filter on the relation without) that link to it.
 func (q Q) countLinks(ctx context.Context, f RecordFilter, without string, relations []string, counts map[string]map[uuid.UUID]int) error {
-	where, args := f.where(without)
+	where, args := q.recordWhere(f, without)
 	relIn, relArgs := in(`l.relation IN (?)`, relations)
 	// CROSS JOIN keeps SQLite's loop on the records outside: driven from the links instead, it
 	// would visit every link of the relations and then look their records up.
@@ -448,7 +456,7 @@ func (q Q) Targets(ctx context.Context, src Source, f OptionFilter) ([]Named, er
 	switch {
 	case f.Scope != nil && src.Table == "artifacts":
 		scoped := RecordFilter{Kind: src.Kind, Scope: f.Scope}
-		where, a := scoped.where("")
+		where, a := q.recordWhere(scoped, "")
 		query += ` AND t.id IN (SELECT a.id FROM artifacts a WHERE ` + where + `)`
 		args = append(args, a...)
 	case f.Scope != nil && src.Departments != nil:
@@ -469,7 +477,7 @@ func (q Q) Targets(ctx context.Context, src Source, f OptionFilter) ([]Named, er
 // PruneLinks drops the links of relation, from the matching records, to targets that no
 // longer exist in src, and returns how many links it dropped.
 func (q Q) PruneLinks(ctx context.Context, f RecordFilter, relation string, src Source) (int, error) {
-	where, args := f.where("")
+	where, args := q.recordWhere(f, "")
 	live, liveArgs := src.live()
 	n, err := q.exec(ctx, `DELETE FROM artifact_links WHERE relation = ?
 		AND artifact_id IN (SELECT a.id FROM artifacts a WHERE `+where+`)
@@ -489,7 +497,7 @@ func (q Q) PruneLinks(ctx context.Context, f RecordFilter, relation string, src 
 
 // CountRecords counts the matching records.
 func (q Q) CountRecords(ctx context.Context, f RecordFilter) (int, error) {
-	where, args := f.where("")
+	where, args := q.recordWhere(f, "")
 	var n int
 	err := q.get(ctx, &n, `SELECT COUNT(*) FROM artifacts a WHERE `+where, args...)
 	return n, err

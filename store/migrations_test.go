@@ -12,7 +12,7 @@ import (
 
 // TestDepartmentsGetTheirRecords: a database of before the department kind (migration
 // 00010) keeps its departments; migration 00011 gives each its record, in its own scope,
-// with the department's id and name.
+// with the department's id and name, and 00012 indexes the records' text for searches.
 func TestDepartmentsGetTheirRecords(t *testing.T) {
 	ctx := context.Background()
 	db, err := sqlx.Open("sqlite", sqliteDSN(filepath.Join(t.TempDir(), "glow.db")))
@@ -54,5 +54,12 @@ func TestDepartmentsGetTheirRecords(t *testing.T) {
 	var scope string
 	if err := q.get(ctx, &scope, `SELECT scope FROM artifacts WHERE id = ?`, d.ID); err != nil || scope != "|"+d.ID.String()+"|" {
 		t.Errorf("its scope: %q, %v", scope, err)
+	}
+	if _, err := p.UpTo(ctx, 12); err != nil {
+		t.Fatal(err)
+	}
+	found, total, err := q.SearchRecords(ctx, RecordFilter{Kind: DepartmentKind, Text: "SAL"}, 10, 0)
+	if err != nil || total != 1 || found[0].ID != d.ID {
+		t.Errorf("searching the indexed records: %v, %d, %v", found, total, err)
 	}
 }
