@@ -278,7 +278,13 @@ type RecordFilter struct {
 // recordWhere returns the condition on the records (aliased a) that f keeps; without is a
 // relation whose filter it leaves out (a facet counts its options so).
 func (q Q) recordWhere(f RecordFilter, without string) (string, []any) {
-	conds := []string{"a.kind = ?", "a.deleted_at IS NULL", "(a.pending_by IS NULL OR a.pending_by = ?)"}
+	text := strings.ToLower(f.Text)
+	indexed := q.x.DriverName() == "sqlite" && utf8.RuneCountInString(text) >= 3 // the trigram index serves it
+	kind := "a.kind = ?"
+	if indexed {
+		kind = "+a.kind = ?" // the unary + keeps the kind's index from driving the query instead
+	}
+	conds := []string{kind, "a.deleted_at IS NULL", "(a.pending_by IS NULL OR a.pending_by = ?)"}
 	args := []any{f.Kind, f.Viewer}
 	add := func(c string, a ...any) {
 		conds = append(conds, c)
@@ -294,11 +300,8 @@ func (q Q) recordWhere(f RecordFilter, without string) (string, []any) {
 	}
 	if f.Text != "" {
 		pattern := likePattern(f.Text)
-		if text := strings.ToLower(f.Text); q.x.DriverName() == "sqlite" && utf8.RuneCountInString(text) >= 3 {
-			// The trigram index (migration 00012) finds the candidates, and the LIKE below
-			// confirms them. The kind's index must not drive the query instead: the unary +
-			// keeps SQLite from using it for the kind.
-			conds[0] = "+a.kind = ?"
+		if indexed {
+			// The trigram index (migration 00012) finds the candidates; the LIKE confirms them.
 			add(`a.text_key IN (SELECT rowid FROM artifacts_text WHERE artifacts_text MATCH ?)`, `"`+strings.ReplaceAll(text, `"`, `""`)+`"`)
 		}
 		add(`(lower(a.name) LIKE ? ESCAPE '\' OR lower(a.description) LIKE ? ESCAPE '\')`, pattern, pattern)
