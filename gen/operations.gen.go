@@ -191,19 +191,33 @@ type Handlers interface {
 	FieldSearch(ctx context.Context, in *FieldSearchRequest) (*FieldSearchResponse, error)
 	// FieldUpdate serves POST /field/update and the socket.io event field.update: Update fields in bulk.
 	FieldUpdate(ctx context.Context, in *FieldUpdateRequest) (*FieldUpdateResponse, error)
-	// ModelCreate serves POST /model/create and the socket.io event model.create: Add a model.
+	// ModelCreate serves POST /model/create and the socket.io event model.create: Create models in bulk.
 	ModelCreate(ctx context.Context, in *ModelCreateRequest) (*ModelCreateResponse, error)
-	// ModelDelete serves POST /model/delete and the socket.io event model.delete: Remove a model.
+	// ModelDelete serves POST /model/delete and the socket.io event model.delete: Delete models in bulk.
 	ModelDelete(ctx context.Context, in *ModelDeleteRequest) (*ModelDeleteResponse, error)
+	// ModelDraft serves POST /model/draft and the socket.io event model.draft: Save an editor draft.
+	ModelDraft(ctx context.Context, in *ModelDraftRequest) (*ModelDraftResponse, error)
+	// ModelDrafts serves POST /model/drafts and the socket.io event model.drafts: List the caller's drafts.
+	ModelDrafts(ctx context.Context, in *ModelDraftsRequest) (*ModelDraftsResponse, error)
+	// ModelDuplicate serves POST /model/duplicate and the socket.io event model.duplicate: Copy a model.
+	ModelDuplicate(ctx context.Context, in *ModelDuplicateRequest) (*ModelDuplicateResponse, error)
+	// ModelExport serves POST /model/export and the socket.io event model.export: Export models to CSV.
+	ModelExport(ctx context.Context, in *ModelExportRequest) (*ModelExportResponse, error)
 	// ModelGenerate serves POST /model/generate and the socket.io event model.generate: Start a generation run.
 	ModelGenerate(ctx context.Context, in *ModelGenerateRequest) (*ModelGenerateResponse, error)
 	// ModelGenerations serves POST /model/generations and the socket.io event model.generations: List generation runs.
 	ModelGenerations(ctx context.Context, in *ModelGenerationsRequest) (*ModelGenerationsResponse, error)
 	// ModelGet serves POST /model/get and the socket.io event model.get: Get one model.
 	ModelGet(ctx context.Context, in *ModelGetRequest) (*ModelGetResponse, error)
+	// ModelGroup serves POST /model/group and the socket.io event model.group: Resolve the caller's working group.
+	ModelGroup(ctx context.Context, in *ModelGroupRequest) (*ModelGroupResponse, error)
+	// ModelProblem serves POST /model/problem and the socket.io event model.problem: Report a problem with models.
+	ModelProblem(ctx context.Context, in *ModelProblemRequest) (*ModelProblemResponse, error)
+	// ModelRefresh serves POST /model/refresh and the socket.io event model.refresh: Recompute what models derive.
+	ModelRefresh(ctx context.Context, in *ModelRefreshRequest) (*ModelRefreshResponse, error)
 	// ModelSearch serves POST /model/search and the socket.io event model.search: Search models.
 	ModelSearch(ctx context.Context, in *ModelSearchRequest) (*ModelSearchResponse, error)
-	// ModelUpdate serves POST /model/update and the socket.io event model.update: Change a model.
+	// ModelUpdate serves POST /model/update and the socket.io event model.update: Update models in bulk.
 	ModelUpdate(ctx context.Context, in *ModelUpdateRequest) (*ModelUpdateResponse, error)
 	// ModelWatch serves POST /model/watch and the socket.io event model.watch: Wait for runs to end.
 	ModelWatch(ctx context.Context, in *ModelWatchRequest) (*ModelWatchResponse, error)
@@ -273,21 +287,35 @@ type Handlers interface {
 	ProfileGenerations(ctx context.Context, in *ProfileGenerationsRequest) (*ProfileGenerationsResponse, error)
 	// ProfileWatch serves POST /profile/watch and the socket.io event profile.watch: Wait for runs to end.
 	ProfileWatch(ctx context.Context, in *ProfileWatchRequest) (*ProfileWatchResponse, error)
-	// ProviderCreate serves POST /provider/create and the socket.io event provider.create: Add a provider.
+	// ProviderCreate serves POST /provider/create and the socket.io event provider.create: Create providers in bulk.
 	ProviderCreate(ctx context.Context, in *ProviderCreateRequest) (*ProviderCreateResponse, error)
-	// ProviderDecrypt serves POST /provider/decrypt and the socket.io event provider.decrypt: Read a provider's API key.
+	// ProviderDecrypt serves POST /provider/decrypt and the socket.io event provider.decrypt: Read a provider's secrets.
 	ProviderDecrypt(ctx context.Context, in *ProviderDecryptRequest) (*ProviderDecryptResponse, error)
-	// ProviderDelete serves POST /provider/delete and the socket.io event provider.delete: Remove a provider.
+	// ProviderDelete serves POST /provider/delete and the socket.io event provider.delete: Delete providers in bulk.
 	ProviderDelete(ctx context.Context, in *ProviderDeleteRequest) (*ProviderDeleteResponse, error)
+	// ProviderDraft serves POST /provider/draft and the socket.io event provider.draft: Save an editor draft.
+	ProviderDraft(ctx context.Context, in *ProviderDraftRequest) (*ProviderDraftResponse, error)
+	// ProviderDrafts serves POST /provider/drafts and the socket.io event provider.drafts: List the caller's drafts.
+	ProviderDrafts(ctx context.Context, in *ProviderDraftsRequest) (*ProviderDraftsResponse, error)
+	// ProviderDuplicate serves POST /provider/duplicate and the socket.io event provider.duplicate: Copy a provider.
+	ProviderDuplicate(ctx context.Context, in *ProviderDuplicateRequest) (*ProviderDuplicateResponse, error)
+	// ProviderExport serves POST /provider/export and the socket.io event provider.export: Export providers to CSV.
+	ProviderExport(ctx context.Context, in *ProviderExportRequest) (*ProviderExportResponse, error)
 	// ProviderGenerate serves POST /provider/generate and the socket.io event provider.generate: Start a generation run.
 	ProviderGenerate(ctx context.Context, in *ProviderGenerateRequest) (*ProviderGenerateResponse, error)
 	// ProviderGenerations serves POST /provider/generations and the socket.io event provider.generations: List generation runs.
 	ProviderGenerations(ctx context.Context, in *ProviderGenerationsRequest) (*ProviderGenerationsResponse, error)
 	// ProviderGet serves POST /provider/get and the socket.io event provider.get: Get one provider.
 	ProviderGet(ctx context.Context, in *ProviderGetRequest) (*ProviderGetResponse, error)
+	// ProviderGroup serves POST /provider/group and the socket.io event provider.group: Resolve the caller's working group.
+	ProviderGroup(ctx context.Context, in *ProviderGroupRequest) (*ProviderGroupResponse, error)
+	// ProviderProblem serves POST /provider/problem and the socket.io event provider.problem: Report a problem with providers.
+	ProviderProblem(ctx context.Context, in *ProviderProblemRequest) (*ProviderProblemResponse, error)
+	// ProviderRefresh serves POST /provider/refresh and the socket.io event provider.refresh: Recompute what providers derive.
+	ProviderRefresh(ctx context.Context, in *ProviderRefreshRequest) (*ProviderRefreshResponse, error)
 	// ProviderSearch serves POST /provider/search and the socket.io event provider.search: Search providers.
 	ProviderSearch(ctx context.Context, in *ProviderSearchRequest) (*ProviderSearchResponse, error)
-	// ProviderUpdate serves POST /provider/update and the socket.io event provider.update: Change a provider.
+	// ProviderUpdate serves POST /provider/update and the socket.io event provider.update: Update providers in bulk.
 	ProviderUpdate(ctx context.Context, in *ProviderUpdateRequest) (*ProviderUpdateResponse, error)
 	// ProviderWatch serves POST /provider/watch and the socket.io event provider.watch: Wait for runs to end.
 	ProviderWatch(ctx context.Context, in *ProviderWatchRequest) (*ProviderWatchResponse, error)
@@ -2452,13 +2480,13 @@ var Operations = []Operation{
 		Name:           "create",
 		Method:         "POST",
 		Path:           "/model/create",
-		Summary:        "Add a model",
+		Summary:        "Create models in bulk",
 		RequestSchema:  "ModelCreateRequest",
 		ResponseSchema: "ModelCreateResponse",
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ModelCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelCreate(ctx, in.(*ModelCreateRequest))
@@ -2474,16 +2502,104 @@ var Operations = []Operation{
 		Name:           "delete",
 		Method:         "POST",
 		Path:           "/model/delete",
-		Summary:        "Remove a model",
+		Summary:        "Delete models in bulk",
 		RequestSchema:  "ModelDeleteRequest",
 		ResponseSchema: "ModelDeleteResponse",
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ModelDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelDelete(ctx, in.(*ModelDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.draft",
+		Artifact:       "model",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/model/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "ModelDraftRequest",
+		ResponseSchema: "ModelDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ModelDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelDraft(ctx, in.(*ModelDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.drafts",
+		Artifact:       "model",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/model/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "ModelDraftsRequest",
+		ResponseSchema: "ModelDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ModelDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelDrafts(ctx, in.(*ModelDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.duplicate",
+		Artifact:       "model",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/model/duplicate",
+		Summary:        "Copy a model",
+		RequestSchema:  "ModelDuplicateRequest",
+		ResponseSchema: "ModelDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ModelDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelDuplicate(ctx, in.(*ModelDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.export",
+		Artifact:       "model",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/model/export",
+		Summary:        "Export models to CSV",
+		RequestSchema:  "ModelExportRequest",
+		ResponseSchema: "ModelExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ModelExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelExport(ctx, in.(*ModelExportRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -2502,7 +2618,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ModelGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGenerate(ctx, in.(*ModelGenerateRequest))
@@ -2524,7 +2640,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ModelGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGenerations(ctx, in.(*ModelGenerationsRequest))
@@ -2546,10 +2662,76 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ModelGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelGet(ctx, in.(*ModelGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.group",
+		Artifact:       "model",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/model/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "ModelGroupRequest",
+		ResponseSchema: "ModelGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ModelGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelGroup(ctx, in.(*ModelGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.problem",
+		Artifact:       "model",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/model/problem",
+		Summary:        "Report a problem with models",
+		RequestSchema:  "ModelProblemRequest",
+		ResponseSchema: "ModelProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ModelProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelProblem(ctx, in.(*ModelProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "model.refresh",
+		Artifact:       "model",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/model/refresh",
+		Summary:        "Recompute what models derive",
+		RequestSchema:  "ModelRefreshRequest",
+		ResponseSchema: "ModelRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ModelRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ModelRefresh(ctx, in.(*ModelRefreshRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -2568,7 +2750,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ModelSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelSearch(ctx, in.(*ModelSearchRequest))
@@ -2584,13 +2766,13 @@ var Operations = []Operation{
 		Name:           "update",
 		Method:         "POST",
 		Path:           "/model/update",
-		Summary:        "Change a model",
+		Summary:        "Update models in bulk",
 		RequestSchema:  "ModelUpdateRequest",
 		ResponseSchema: "ModelUpdateResponse",
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ModelUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ModelUpdate(ctx, in.(*ModelUpdateRequest))
@@ -3354,13 +3536,13 @@ var Operations = []Operation{
 		Name:           "create",
 		Method:         "POST",
 		Path:           "/provider/create",
-		Summary:        "Add a provider",
+		Summary:        "Create providers in bulk",
 		RequestSchema:  "ProviderCreateRequest",
 		ResponseSchema: "ProviderCreateResponse",
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderCreate(ctx, in.(*ProviderCreateRequest))
@@ -3376,13 +3558,13 @@ var Operations = []Operation{
 		Name:           "decrypt",
 		Method:         "POST",
 		Path:           "/provider/decrypt",
-		Summary:        "Read a provider's API key",
+		Summary:        "Read a provider's secrets",
 		RequestSchema:  "ProviderDecryptRequest",
 		ResponseSchema: "ProviderDecryptResponse",
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderDecryptRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderDecrypt(ctx, in.(*ProviderDecryptRequest))
@@ -3398,16 +3580,104 @@ var Operations = []Operation{
 		Name:           "delete",
 		Method:         "POST",
 		Path:           "/provider/delete",
-		Summary:        "Remove a provider",
+		Summary:        "Delete providers in bulk",
 		RequestSchema:  "ProviderDeleteRequest",
 		ResponseSchema: "ProviderDeleteResponse",
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderDelete(ctx, in.(*ProviderDeleteRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.draft",
+		Artifact:       "provider",
+		Name:           "draft",
+		Method:         "POST",
+		Path:           "/provider/draft",
+		Summary:        "Save an editor draft",
+		RequestSchema:  "ProviderDraftRequest",
+		ResponseSchema: "ProviderDraftResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ProviderDraftRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderDraft(ctx, in.(*ProviderDraftRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.drafts",
+		Artifact:       "provider",
+		Name:           "drafts",
+		Method:         "POST",
+		Path:           "/provider/drafts",
+		Summary:        "List the caller's drafts",
+		RequestSchema:  "ProviderDraftsRequest",
+		ResponseSchema: "ProviderDraftsResponse",
+		Public:         false,
+		Idempotent:     false,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ProviderDraftsRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderDrafts(ctx, in.(*ProviderDraftsRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.duplicate",
+		Artifact:       "provider",
+		Name:           "duplicate",
+		Method:         "POST",
+		Path:           "/provider/duplicate",
+		Summary:        "Copy a provider",
+		RequestSchema:  "ProviderDuplicateRequest",
+		ResponseSchema: "ProviderDuplicateResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ProviderDuplicateRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderDuplicate(ctx, in.(*ProviderDuplicateRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.export",
+		Artifact:       "provider",
+		Name:           "export",
+		Method:         "POST",
+		Path:           "/provider/export",
+		Summary:        "Export providers to CSV",
+		RequestSchema:  "ProviderExportRequest",
+		ResponseSchema: "ProviderExportResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ProviderExportRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderExport(ctx, in.(*ProviderExportRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -3426,7 +3696,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGenerate(ctx, in.(*ProviderGenerateRequest))
@@ -3448,7 +3718,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGenerations(ctx, in.(*ProviderGenerationsRequest))
@@ -3470,10 +3740,76 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderGet(ctx, in.(*ProviderGetRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.group",
+		Artifact:       "provider",
+		Name:           "group",
+		Method:         "POST",
+		Path:           "/provider/group",
+		Summary:        "Resolve the caller's working group",
+		RequestSchema:  "ProviderGroupRequest",
+		ResponseSchema: "ProviderGroupResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ProviderGroupRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderGroup(ctx, in.(*ProviderGroupRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.problem",
+		Artifact:       "provider",
+		Name:           "problem",
+		Method:         "POST",
+		Path:           "/provider/problem",
+		Summary:        "Report a problem with providers",
+		RequestSchema:  "ProviderProblemRequest",
+		ResponseSchema: "ProviderProblemResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ProviderProblemRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderProblem(ctx, in.(*ProviderProblemRequest))
+			if err != nil || out == nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	},
+	{
+		ID:             "provider.refresh",
+		Artifact:       "provider",
+		Name:           "refresh",
+		Method:         "POST",
+		Path:           "/provider/refresh",
+		Summary:        "Recompute what providers derive",
+		RequestSchema:  "ProviderRefreshRequest",
+		ResponseSchema: "ProviderRefreshResponse",
+		Public:         false,
+		Idempotent:     true,
+		Timeout:        0,
+		Family:         "standard",
+		NewRequest:     func() any { return new(ProviderRefreshRequest) },
+		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
+			out, err := h.ProviderRefresh(ctx, in.(*ProviderRefreshRequest))
 			if err != nil || out == nil {
 				return nil, err
 			}
@@ -3492,7 +3828,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderSearch(ctx, in.(*ProviderSearchRequest))
@@ -3508,13 +3844,13 @@ var Operations = []Operation{
 		Name:           "update",
 		Method:         "POST",
 		Path:           "/provider/update",
-		Summary:        "Change a provider",
+		Summary:        "Update providers in bulk",
 		RequestSchema:  "ProviderUpdateRequest",
 		ResponseSchema: "ProviderUpdateResponse",
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(ProviderUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.ProviderUpdate(ctx, in.(*ProviderUpdateRequest))
@@ -5957,6 +6293,132 @@ func (f FamilyOperations) FieldUpdate(ctx context.Context, in *FieldUpdateReques
 	return out, nil
 }
 
+// ModelCreate serves model.create with the family's implementation.
+func (f FamilyOperations) ModelCreate(ctx context.Context, in *ModelCreateRequest) (*ModelCreateResponse, error) {
+	out := new(ModelCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelDelete serves model.delete with the family's implementation.
+func (f FamilyOperations) ModelDelete(ctx context.Context, in *ModelDeleteRequest) (*ModelDeleteResponse, error) {
+	out := new(ModelDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelDraft serves model.draft with the family's implementation.
+func (f FamilyOperations) ModelDraft(ctx context.Context, in *ModelDraftRequest) (*ModelDraftResponse, error) {
+	out := new(ModelDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelDrafts serves model.drafts with the family's implementation.
+func (f FamilyOperations) ModelDrafts(ctx context.Context, in *ModelDraftsRequest) (*ModelDraftsResponse, error) {
+	out := new(ModelDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelDuplicate serves model.duplicate with the family's implementation.
+func (f FamilyOperations) ModelDuplicate(ctx context.Context, in *ModelDuplicateRequest) (*ModelDuplicateResponse, error) {
+	out := new(ModelDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelExport serves model.export with the family's implementation.
+func (f FamilyOperations) ModelExport(ctx context.Context, in *ModelExportRequest) (*ModelExportResponse, error) {
+	out := new(ModelExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelGenerate serves model.generate with the family's implementation.
+func (f FamilyOperations) ModelGenerate(ctx context.Context, in *ModelGenerateRequest) (*ModelGenerateResponse, error) {
+	out := new(ModelGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelGenerations serves model.generations with the family's implementation.
+func (f FamilyOperations) ModelGenerations(ctx context.Context, in *ModelGenerationsRequest) (*ModelGenerationsResponse, error) {
+	out := new(ModelGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelGet serves model.get with the family's implementation.
+func (f FamilyOperations) ModelGet(ctx context.Context, in *ModelGetRequest) (*ModelGetResponse, error) {
+	out := new(ModelGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelGroup serves model.group with the family's implementation.
+func (f FamilyOperations) ModelGroup(ctx context.Context, in *ModelGroupRequest) (*ModelGroupResponse, error) {
+	out := new(ModelGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelProblem serves model.problem with the family's implementation.
+func (f FamilyOperations) ModelProblem(ctx context.Context, in *ModelProblemRequest) (*ModelProblemResponse, error) {
+	out := new(ModelProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelRefresh serves model.refresh with the family's implementation.
+func (f FamilyOperations) ModelRefresh(ctx context.Context, in *ModelRefreshRequest) (*ModelRefreshResponse, error) {
+	out := new(ModelRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelSearch serves model.search with the family's implementation.
+func (f FamilyOperations) ModelSearch(ctx context.Context, in *ModelSearchRequest) (*ModelSearchResponse, error) {
+	out := new(ModelSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ModelUpdate serves model.update with the family's implementation.
+func (f FamilyOperations) ModelUpdate(ctx context.Context, in *ModelUpdateRequest) (*ModelUpdateResponse, error) {
+	out := new(ModelUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["model.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ParameterCreate serves parameter.create with the family's implementation.
 func (f FamilyOperations) ParameterCreate(ctx context.Context, in *ParameterCreateRequest) (*ParameterCreateResponse, error) {
 	out := new(ParameterCreateResponse)
@@ -6078,6 +6540,141 @@ func (f FamilyOperations) ParameterSearch(ctx context.Context, in *ParameterSear
 func (f FamilyOperations) ParameterUpdate(ctx context.Context, in *ParameterUpdateRequest) (*ParameterUpdateResponse, error) {
 	out := new(ParameterUpdateResponse)
 	if err := f.Family.Serve(ctx, operationsByID["parameter.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderCreate serves provider.create with the family's implementation.
+func (f FamilyOperations) ProviderCreate(ctx context.Context, in *ProviderCreateRequest) (*ProviderCreateResponse, error) {
+	out := new(ProviderCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderDecrypt serves provider.decrypt with the family's implementation.
+func (f FamilyOperations) ProviderDecrypt(ctx context.Context, in *ProviderDecryptRequest) (*ProviderDecryptResponse, error) {
+	out := new(ProviderDecryptResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.decrypt"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderDelete serves provider.delete with the family's implementation.
+func (f FamilyOperations) ProviderDelete(ctx context.Context, in *ProviderDeleteRequest) (*ProviderDeleteResponse, error) {
+	out := new(ProviderDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderDraft serves provider.draft with the family's implementation.
+func (f FamilyOperations) ProviderDraft(ctx context.Context, in *ProviderDraftRequest) (*ProviderDraftResponse, error) {
+	out := new(ProviderDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderDrafts serves provider.drafts with the family's implementation.
+func (f FamilyOperations) ProviderDrafts(ctx context.Context, in *ProviderDraftsRequest) (*ProviderDraftsResponse, error) {
+	out := new(ProviderDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderDuplicate serves provider.duplicate with the family's implementation.
+func (f FamilyOperations) ProviderDuplicate(ctx context.Context, in *ProviderDuplicateRequest) (*ProviderDuplicateResponse, error) {
+	out := new(ProviderDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderExport serves provider.export with the family's implementation.
+func (f FamilyOperations) ProviderExport(ctx context.Context, in *ProviderExportRequest) (*ProviderExportResponse, error) {
+	out := new(ProviderExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderGenerate serves provider.generate with the family's implementation.
+func (f FamilyOperations) ProviderGenerate(ctx context.Context, in *ProviderGenerateRequest) (*ProviderGenerateResponse, error) {
+	out := new(ProviderGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderGenerations serves provider.generations with the family's implementation.
+func (f FamilyOperations) ProviderGenerations(ctx context.Context, in *ProviderGenerationsRequest) (*ProviderGenerationsResponse, error) {
+	out := new(ProviderGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderGet serves provider.get with the family's implementation.
+func (f FamilyOperations) ProviderGet(ctx context.Context, in *ProviderGetRequest) (*ProviderGetResponse, error) {
+	out := new(ProviderGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderGroup serves provider.group with the family's implementation.
+func (f FamilyOperations) ProviderGroup(ctx context.Context, in *ProviderGroupRequest) (*ProviderGroupResponse, error) {
+	out := new(ProviderGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderProblem serves provider.problem with the family's implementation.
+func (f FamilyOperations) ProviderProblem(ctx context.Context, in *ProviderProblemRequest) (*ProviderProblemResponse, error) {
+	out := new(ProviderProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderRefresh serves provider.refresh with the family's implementation.
+func (f FamilyOperations) ProviderRefresh(ctx context.Context, in *ProviderRefreshRequest) (*ProviderRefreshResponse, error) {
+	out := new(ProviderRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderSearch serves provider.search with the family's implementation.
+func (f FamilyOperations) ProviderSearch(ctx context.Context, in *ProviderSearchRequest) (*ProviderSearchResponse, error) {
+	out := new(ProviderSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ProviderUpdate serves provider.update with the family's implementation.
+func (f FamilyOperations) ProviderUpdate(ctx context.Context, in *ProviderUpdateRequest) (*ProviderUpdateResponse, error) {
+	out := new(ProviderUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["provider.update"], in, out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -447,6 +447,60 @@ func (e ProviderKind) Valid() bool {
 	}
 }
 
+// Defines values for ProviderFormStateKind.
+const (
+	ProviderFormStateKindLocal  ProviderFormStateKind = "local"
+	ProviderFormStateKindOpenai ProviderFormStateKind = "openai"
+)
+
+// Valid indicates whether the value is a known member of the ProviderFormStateKind enum.
+func (e ProviderFormStateKind) Valid() bool {
+	switch e {
+	case ProviderFormStateKindLocal:
+		return true
+	case ProviderFormStateKindOpenai:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProviderInputKind.
+const (
+	ProviderInputKindLocal  ProviderInputKind = "local"
+	ProviderInputKindOpenai ProviderInputKind = "openai"
+)
+
+// Valid indicates whether the value is a known member of the ProviderInputKind enum.
+func (e ProviderInputKind) Valid() bool {
+	switch e {
+	case ProviderInputKindLocal:
+		return true
+	case ProviderInputKindOpenai:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProviderPatchKind.
+const (
+	ProviderPatchKindLocal  ProviderPatchKind = "local"
+	ProviderPatchKindOpenai ProviderPatchKind = "openai"
+)
+
+// Valid indicates whether the value is a known member of the ProviderPatchKind enum.
+func (e ProviderPatchKind) Valid() bool {
+	switch e {
+	case ProviderPatchKindLocal:
+		return true
+	case ProviderPatchKindOpenai:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RunKind.
 const (
 	RunKindChatReply    RunKind = "chat_reply"
@@ -3417,58 +3471,209 @@ type MetricsSnapshot struct {
 // Model defines model for Model.
 type Model struct {
 	CreatedAt time.Time          `json:"created_at"`
-	Id        openapi_types.UUID `json:"id"`
-	IsDefault bool               `json:"is_default"`
-	Label     string             `json:"label"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
 
-	// Name The provider's name for it (e.g. `gpt-4o-mini`).
-	Name       string             `json:"name"`
-	ProviderId openapi_types.UUID `json:"provider_id"`
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
 
-	// TokenDelayMs Local models only, the pause between streamed words; the server's default when absent.
-	TokenDelayMs *int      `json:"token_delay_ms,omitempty"`
+	// IsDefault It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on.
+	IsDefault bool   `json:"is_default"`
+	Name      string `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// ProviderIds The provider that serves it (exactly one); the embedded provider when a create names none.
+	ProviderIds []openapi_types.UUID `json:"provider_ids"`
+
+	// ProviderModel The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty.
+	ProviderModel string `json:"provider_model"`
+
+	// TokenDelayMs Local models only, the pause between streamed words; the server's default when null.
+	TokenDelayMs *int      `json:"token_delay_ms"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-// ModelCreateRequest defines model for ModelCreateRequest.
+// ModelCreateRequest Either `models`, or `accept` with the `idempotency_key` of a staged create.
 type ModelCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
-	IsDefault      *bool           `json:"is_default,omitempty"`
+	Models         []ModelInput    `json:"models,omitempty"`
 
-	// Label Defaults to the name.
-	Label        *string            `json:"label,omitempty"`
-	Name         string             `json:"name"`
-	ProviderId   openapi_types.UUID `json:"provider_id"`
-	TokenDelayMs *int               `json:"token_delay_ms,omitempty"`
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // ModelCreateResponse defines model for ModelCreateResponse.
 type ModelCreateResponse struct {
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
-	Model          Model   `json:"model"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []ModelResult `json:"results"`
 }
 
-// ModelDeleteRequest defines model for ModelDeleteRequest.
+// ModelDeleteRequest Either `model_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
 type ModelDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every model `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which models a search, or an update or delete of `all`, takes.
+	Filter *ModelFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	ModelIds       []openapi_types.UUID `json:"model_ids,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
+}
+
+// ModelDeleteResponse defines model for ModelDeleteResponse.
+type ModelDeleteResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []ModelResult `json:"results"`
+}
+
+// ModelDraft defines model for ModelDraft.
+type ModelDraft struct {
+	CreatedAt time.Time          `json:"created_at"`
+	FormState ModelFormState     `json:"form_state"`
+	Id        openapi_types.UUID `json:"id"`
+
+	// ModelId Absent for a draft of a new model.
+	ModelId   *openapi_types.UUID `json:"model_id,omitempty"`
+	Name      string              `json:"name"`
+	ProfileId openapi_types.UUID  `json:"profile_id"`
+}
+
+// ModelDraftRequest defines model for ModelDraftRequest.
+type ModelDraftRequest struct {
+	FormState ModelFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ModelId The model being edited; omit when drafting a new one.
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+}
+
+// ModelDraftResponse defines model for ModelDraftResponse.
+type ModelDraftResponse struct {
+	Draft          ModelDraft `json:"draft"`
+	IdempotencyKey *string    `json:"idempotency_key,omitempty"`
+	Message        string     `json:"message"`
+	Success        bool       `json:"success"`
+}
+
+// ModelDraftsRequest defines model for ModelDraftsRequest.
+type ModelDraftsRequest struct {
+	DateFrom *time.Time `json:"date_from,omitempty"`
+	DateTo   *time.Time `json:"date_to,omitempty"`
+
+	// ModelId Only drafts of this model.
+	ModelId    *openapi_types.UUID `json:"model_id,omitempty"`
+	PageLimit  *int                `json:"page_limit,omitempty"`
+	PageOffset *int                `json:"page_offset,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// ModelDraftsResponse defines model for ModelDraftsResponse.
+type ModelDraftsResponse struct {
+	Entries    []ModelDraft `json:"entries"`
+	TotalCount int          `json:"total_count"`
+}
+
+// ModelDuplicateRequest defines model for ModelDuplicateRequest.
+type ModelDuplicateRequest struct {
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey    `json:"idempotency_key,omitempty"`
 	ModelId        openapi_types.UUID `json:"model_id"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name *string `json:"name,omitempty"`
 }
 
-// ModelDeleteResponse defines model for ModelDeleteResponse.
-type ModelDeleteResponse struct {
-	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
-	ModelId        openapi_types.UUID `json:"model_id"`
-	Success        bool               `json:"success"`
+// ModelDuplicateResponse defines model for ModelDuplicateResponse.
+type ModelDuplicateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Message        string  `json:"message"`
+
+	// ModelId The new model.
+	ModelId openapi_types.UUID `json:"model_id"`
+	Success bool               `json:"success"`
+}
+
+// ModelExportRequest defines model for ModelExportRequest.
+type ModelExportRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ModelId Export only this model.
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
+}
+
+// ModelExportResponse defines model for ModelExportResponse.
+type ModelExportResponse = ExportResponse
+
+// ModelFilter Which models a search, or an update or delete of `all`, takes.
+type ModelFilter struct {
+	// FilterDepartmentIds Only models linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterProviderIds Only models linked to one of these.
+	FilterProviderIds []openapi_types.UUID `json:"filter_provider_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// ModelFormState defines model for ModelFormState.
+type ModelFormState struct {
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+
+	// IsDefault It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on.
+	IsDefault   *bool                 `json:"is_default,omitempty"`
+	Name        *string               `json:"name,omitempty"`
+	ProviderIds *[]openapi_types.UUID `json:"provider_ids,omitempty"`
+
+	// ProviderModel The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty.
+	ProviderModel *string `json:"provider_model,omitempty"`
+
+	// TokenDelayMs Local models only, the pause between streamed words; the server's default when null.
+	TokenDelayMs *int `json:"token_delay_ms,omitempty"`
 }
 
 // ModelGenerateRequest defines model for ModelGenerateRequest.
-type ModelGenerateRequest = GenerateRequest
+type ModelGenerateRequest = RecordGenerateRequest
 
 // ModelGenerateResponse defines model for ModelGenerateResponse.
 type ModelGenerateResponse = GenerateResponse
@@ -3481,50 +3686,191 @@ type ModelGenerationsResponse = GenerationsResponse
 
 // ModelGetRequest defines model for ModelGetRequest.
 type ModelGetRequest struct {
-	ModelId openapi_types.UUID `json:"model_id"`
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the model.
+	DraftId *openapi_types.UUID `json:"draft_id,omitempty"`
+	ModelId openapi_types.UUID  `json:"model_id"`
+
+	// Providers Narrows the options `get` lists for one relation.
+	Providers *SectionFilter `json:"providers,omitempty"`
 }
 
 // ModelGetResponse defines model for ModelGetResponse.
 type ModelGetResponse struct {
-	Model    Model    `json:"model"`
-	Provider Provider `json:"provider"`
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the model has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *ModelDraft      `json:"draft,omitempty"`
+	Model       Model            `json:"model"`
+
+	// Providers The providers the model has (selected), then others that may be chosen.
+	Providers []RelationOption `json:"providers"`
 }
 
-// ModelSearchRequest defines model for ModelSearchRequest.
-type ModelSearchRequest struct {
-	PageOffset *int                `json:"page_offset,omitempty"`
-	PageSize   *int                `json:"page_size,omitempty"`
-	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
-	Search     *string             `json:"search,omitempty"`
+// ModelGroupRequest defines model for ModelGroupRequest.
+type ModelGroupRequest = GroupRequest
+
+// ModelGroupResponse defines model for ModelGroupResponse.
+type ModelGroupResponse = GroupResponse
+
+// ModelInput defines model for ModelInput.
+type ModelInput struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+
+	// IsDefault It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on.
+	IsDefault   *bool                `json:"is_default,omitempty"`
+	Name        string               `json:"name"`
+	ProviderIds []openapi_types.UUID `json:"provider_ids,omitempty"`
+
+	// ProviderModel The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty.
+	ProviderModel *string `json:"provider_model,omitempty"`
+
+	// TokenDelayMs Local models only, the pause between streamed words; the server's default when null.
+	TokenDelayMs *int `json:"token_delay_ms,omitempty"`
 }
 
-// ModelSearchResponse defines model for ModelSearchResponse.
-type ModelSearchResponse struct {
-	Models     []Model `json:"models"`
-	PageOffset int     `json:"page_offset"`
-	PageSize   int     `json:"page_size"`
-	TotalCount int     `json:"total_count"`
+// ModelPatch defines model for ModelPatch.
+type ModelPatch struct {
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// IsDefault It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on.
+	IsDefault   *bool                `json:"is_default,omitempty"`
+	Name        *string              `json:"name,omitempty"`
+	ProviderIds []openapi_types.UUID `json:"provider_ids,omitempty"`
+
+	// ProviderModel The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty.
+	ProviderModel *string `json:"provider_model,omitempty"`
+
+	// TokenDelayMs Local models only, the pause between streamed words; the server's default when null.
+	TokenDelayMs *int `json:"token_delay_ms,omitempty"`
 }
 
-// ModelUpdateRequest defines model for ModelUpdateRequest.
-type ModelUpdateRequest struct {
+// ModelProblemRequest defines model for ModelProblemRequest.
+type ModelProblemRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+
+	// ModelId The model the report is about.
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
+	Type    ProblemType         `json:"type"`
+}
+
+// ModelProblemResponse defines model for ModelProblemResponse.
+type ModelProblemResponse = ProblemReportResponse
+
+// ModelRefreshRequest defines model for ModelRefreshRequest.
+type ModelRefreshRequest struct {
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
 
-	// IsDefault True makes this the default model; false is refused for the default (make another one the default instead).
-	IsDefault    *bool              `json:"is_default,omitempty"`
-	Label        *string            `json:"label,omitempty"`
-	ModelId      openapi_types.UUID `json:"model_id"`
-	Name         *string            `json:"name,omitempty"`
-	TokenDelayMs *int               `json:"token_delay_ms,omitempty"`
+	// ModelId Refresh only this model.
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
+}
+
+// ModelRefreshResponse defines model for ModelRefreshResponse.
+type ModelRefreshResponse = RefreshResponse
+
+// ModelResult defines model for ModelResult.
+type ModelResult struct {
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index   int                 `json:"index"`
+	Message string              `json:"message"`
+	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
+	Success bool                `json:"success"`
+}
+
+// ModelRow defines model for ModelRow.
+type ModelRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending     bool                 `json:"pending"`
+	ProviderIds []openapi_types.UUID `json:"provider_ids"`
+	UpdatedAt   time.Time            `json:"updated_at"`
+}
+
+// ModelSearchRequest defines model for ModelSearchRequest.
+type ModelSearchRequest struct {
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only models linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// FilterProviderIds Only models linked to one of these.
+	FilterProviderIds []openapi_types.UUID `json:"filter_provider_ids,omitempty"`
+	PageOffset        *int                 `json:"page_offset,omitempty"`
+	PageSize          *int                 `json:"page_size,omitempty"`
+
+	// ProviderSearch Narrows the provider facet's options by name.
+	ProviderSearch *string `json:"provider_search,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// ModelSearchResponse defines model for ModelSearchResponse.
+type ModelSearchResponse struct {
+	DepartmentFilter FacetFilter `json:"department_filter"`
+	Models           []ModelRow  `json:"models"`
+	PageOffset       int         `json:"page_offset"`
+	PageSize         int         `json:"page_size"`
+	ProviderFilter   FacetFilter `json:"provider_filter"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
+}
+
+// ModelUpdateRequest Either `models`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
+type ModelUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every model `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which models a search, or an update or delete of `all`, takes.
+	Filter *ModelFilter `json:"filter,omitempty"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Models         []ModelPatch    `json:"models,omitempty"`
+	Patch          *ModelFormState `json:"patch,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // ModelUpdateResponse defines model for ModelUpdateResponse.
 type ModelUpdateResponse struct {
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
-	Model          Model   `json:"model"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool         `json:"pending,omitempty"`
+	Results []ModelResult `json:"results"`
 }
 
 // ModelWatchRequest defines model for ModelWatchRequest.
@@ -4344,40 +4690,53 @@ type ProfileWatchResponse = WatchResponse
 
 // Provider defines model for Provider.
 type Provider struct {
-	BaseUrl   string    `json:"base_url"`
-	CreatedAt time.Time `json:"created_at"`
+	// BaseUrl Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+	BaseUrl   string             `json:"base_url"`
+	CreatedAt time.Time          `json:"created_at"`
+	CreatedBy openapi_types.UUID `json:"created_by"`
 
-	// HasApiKey The key itself is never returned.
-	HasApiKey bool               `json:"has_api_key"`
-	Id        openapi_types.UUID `json:"id"`
+	// DepartmentIds Empty means shared with every department.
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
 
-	// Kind `local`: the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
-	Kind      ProviderKind `json:"kind"`
-	Name      string       `json:"name"`
-	UpdatedAt time.Time    `json:"updated_at"`
+	// Kind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+	Kind ProviderKind `json:"kind"`
+	Name string       `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending bool `json:"pending"`
+
+	// SecretNames The names of its secrets; `provider.decrypt` returns their values.
+	SecretNames []string  `json:"secret_names"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// ProviderCreateRequest defines model for ProviderCreateRequest.
-type ProviderCreateRequest struct {
-	ApiKey *string `json:"api_key,omitempty"`
+// ProviderKind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+type ProviderKind string
 
-	// BaseUrl Required for `openai`, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
-	BaseUrl *string `json:"base_url,omitempty"`
+// ProviderCreateRequest Either `providers`, or `accept` with the `idempotency_key` of a staged create.
+type ProviderCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
 
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Providers      []ProviderInput `json:"providers,omitempty"`
 
-	// Kind `local`: the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
-	Kind ProviderKind `json:"kind"`
-	Name string       `json:"name"`
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // ProviderCreateResponse defines model for ProviderCreateResponse.
 type ProviderCreateResponse struct {
-	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
-	Provider       Provider `json:"provider"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool            `json:"pending,omitempty"`
+	Results []ProviderResult `json:"results"`
 }
 
 // ProviderDecryptRequest defines model for ProviderDecryptRequest.
@@ -4387,30 +4746,161 @@ type ProviderDecryptRequest struct {
 
 // ProviderDecryptResponse defines model for ProviderDecryptResponse.
 type ProviderDecryptResponse struct {
-	// ApiKey The key, when the provider has one.
-	ApiKey     *string            `json:"api_key,omitempty"`
-	HasApiKey  bool               `json:"has_api_key"`
 	ProviderId openapi_types.UUID `json:"provider_id"`
+
+	// Secrets The secrets by name; the call's events show the values redacted.
+	Secrets map[string]string `json:"secrets"`
 }
 
-// ProviderDeleteRequest defines model for ProviderDeleteRequest.
+// ProviderDeleteRequest Either `provider_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
 type ProviderDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every provider `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which providers a search, or an update or delete of `all`, takes.
+	Filter *ProviderFilter `json:"filter,omitempty"`
+
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
-	IdempotencyKey *IdempotencyKey    `json:"idempotency_key,omitempty"`
-	ProviderId     openapi_types.UUID `json:"provider_id"`
+	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
+	ProviderIds    []openapi_types.UUID `json:"provider_ids,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // ProviderDeleteResponse defines model for ProviderDeleteResponse.
 type ProviderDeleteResponse struct {
-	IdempotencyKey *string            `json:"idempotency_key,omitempty"`
-	ProviderId     openapi_types.UUID `json:"provider_id"`
-	Success        bool               `json:"success"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool            `json:"pending,omitempty"`
+	Results []ProviderResult `json:"results"`
 }
 
+// ProviderDraft defines model for ProviderDraft.
+type ProviderDraft struct {
+	CreatedAt time.Time          `json:"created_at"`
+	FormState ProviderFormState  `json:"form_state"`
+	Id        openapi_types.UUID `json:"id"`
+	Name      string             `json:"name"`
+	ProfileId openapi_types.UUID `json:"profile_id"`
+
+	// ProviderId Absent for a draft of a new provider.
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+}
+
+// ProviderDraftRequest defines model for ProviderDraftRequest.
+type ProviderDraftRequest struct {
+	FormState ProviderFormState `json:"form_state"`
+
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name A label for the draft; defaults to the form's name.
+	Name *string `json:"name,omitempty"`
+
+	// ProviderId The provider being edited; omit when drafting a new one.
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+}
+
+// ProviderDraftResponse defines model for ProviderDraftResponse.
+type ProviderDraftResponse struct {
+	Draft          ProviderDraft `json:"draft"`
+	IdempotencyKey *string       `json:"idempotency_key,omitempty"`
+	Message        string        `json:"message"`
+	Success        bool          `json:"success"`
+}
+
+// ProviderDraftsRequest defines model for ProviderDraftsRequest.
+type ProviderDraftsRequest struct {
+	DateFrom   *time.Time `json:"date_from,omitempty"`
+	DateTo     *time.Time `json:"date_to,omitempty"`
+	PageLimit  *int       `json:"page_limit,omitempty"`
+	PageOffset *int       `json:"page_offset,omitempty"`
+
+	// ProviderId Only drafts of this provider.
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+
+	// Search Case-insensitive match on the draft's name.
+	Search *string `json:"search,omitempty"`
+}
+
+// ProviderDraftsResponse defines model for ProviderDraftsResponse.
+type ProviderDraftsResponse struct {
+	Entries    []ProviderDraft `json:"entries"`
+	TotalCount int             `json:"total_count"`
+}
+
+// ProviderDuplicateRequest defines model for ProviderDuplicateRequest.
+type ProviderDuplicateRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// Name The copy's name; defaults to the original's with " (copy)".
+	Name       *string            `json:"name,omitempty"`
+	ProviderId openapi_types.UUID `json:"provider_id"`
+}
+
+// ProviderDuplicateResponse defines model for ProviderDuplicateResponse.
+type ProviderDuplicateResponse struct {
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+	Message        string  `json:"message"`
+
+	// ProviderId The new provider.
+	ProviderId openapi_types.UUID `json:"provider_id"`
+	Success    bool               `json:"success"`
+}
+
+// ProviderExportRequest defines model for ProviderExportRequest.
+type ProviderExportRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ProviderId Export only this provider.
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+}
+
+// ProviderExportResponse defines model for ProviderExportResponse.
+type ProviderExportResponse = ExportResponse
+
+// ProviderFilter Which providers a search, or an update or delete of `all`, takes.
+type ProviderFilter struct {
+	// FilterDepartmentIds Only providers linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
+// ProviderFormState defines model for ProviderFormState.
+type ProviderFormState struct {
+	// BaseUrl Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+	BaseUrl       *string               `json:"base_url,omitempty"`
+	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string               `json:"description,omitempty"`
+
+	// Kind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+	Kind *ProviderFormStateKind `json:"kind,omitempty"`
+	Name *string                `json:"name,omitempty"`
+}
+
+// ProviderFormStateKind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+type ProviderFormStateKind string
+
 // ProviderGenerateRequest defines model for ProviderGenerateRequest.
-type ProviderGenerateRequest = GenerateRequest
+type ProviderGenerateRequest = RecordGenerateRequest
 
 // ProviderGenerateResponse defines model for ProviderGenerateResponse.
 type ProviderGenerateResponse = GenerateResponse
@@ -4423,51 +4913,183 @@ type ProviderGenerationsResponse = GenerationsResponse
 
 // ProviderGetRequest defines model for ProviderGetRequest.
 type ProviderGetRequest struct {
-	ProviderId openapi_types.UUID `json:"provider_id"`
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
+	// DraftId Also return this draft of the provider.
+	DraftId    *openapi_types.UUID `json:"draft_id,omitempty"`
+	ProviderId openapi_types.UUID  `json:"provider_id"`
 }
 
 // ProviderGetResponse defines model for ProviderGetResponse.
 type ProviderGetResponse struct {
-	Models   []Model  `json:"models"`
-	Provider Provider `json:"provider"`
+	CanDelete bool `json:"can_delete"`
+	CanEdit   bool `json:"can_edit"`
+
+	// Departments The departments the provider has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *ProviderDraft   `json:"draft,omitempty"`
+	Provider    Provider         `json:"provider"`
 }
 
-// ProviderKind `local`: the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
-type ProviderKind string
+// ProviderGroupRequest defines model for ProviderGroupRequest.
+type ProviderGroupRequest = GroupRequest
+
+// ProviderGroupResponse defines model for ProviderGroupResponse.
+type ProviderGroupResponse = GroupResponse
+
+// ProviderInput defines model for ProviderInput.
+type ProviderInput struct {
+	// BaseUrl Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+	BaseUrl       *string              `json:"base_url,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+
+	// Kind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+	Kind *ProviderInputKind `json:"kind,omitempty"`
+	Name string             `json:"name"`
+
+	// Secrets Secrets by name (letters, digits, `_`, `-`, `.`; at most 100 characters). They are
+	// stored encrypted (AES-256-GCM) and never shown but by `decrypt`. On update, the names
+	// given replace their values and an empty value removes a secret; the others are kept.
+	Secrets *SecretValues `json:"secrets,omitempty"`
+}
+
+// ProviderInputKind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+type ProviderInputKind string
+
+// ProviderPatch defines model for ProviderPatch.
+type ProviderPatch struct {
+	// BaseUrl Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+	BaseUrl       *string              `json:"base_url,omitempty"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
+	Description   *string              `json:"description,omitempty"`
+	Id            openapi_types.UUID   `json:"id"`
+
+	// Kind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+	Kind *ProviderPatchKind `json:"kind,omitempty"`
+	Name *string            `json:"name,omitempty"`
+
+	// Secrets Secrets by name (letters, digits, `_`, `-`, `.`; at most 100 characters). They are
+	// stored encrypted (AES-256-GCM) and never shown but by `decrypt`. On update, the names
+	// given replace their values and an empty value removes a secret; the others are kept.
+	Secrets *SecretValues `json:"secrets,omitempty"`
+}
+
+// ProviderPatchKind `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+type ProviderPatchKind string
+
+// ProviderProblemRequest defines model for ProviderProblemRequest.
+type ProviderProblemRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+	Message        string          `json:"message"`
+
+	// ProviderId The provider the report is about.
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+	Type       ProblemType         `json:"type"`
+}
+
+// ProviderProblemResponse defines model for ProviderProblemResponse.
+type ProviderProblemResponse = ProblemReportResponse
+
+// ProviderRefreshRequest defines model for ProviderRefreshRequest.
+type ProviderRefreshRequest struct {
+	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
+	// first response; the same key with another body, or while the first call runs, is
+	// a 409.
+	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
+
+	// ProviderId Refresh only this provider.
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+}
+
+// ProviderRefreshResponse defines model for ProviderRefreshResponse.
+type ProviderRefreshResponse = RefreshResponse
+
+// ProviderResult defines model for ProviderResult.
+type ProviderResult struct {
+	Errors []FieldError `json:"errors,omitempty"`
+
+	// Index The item's position in the request.
+	Index      int                 `json:"index"`
+	Message    string              `json:"message"`
+	ProviderId *openapi_types.UUID `json:"provider_id,omitempty"`
+	Success    bool                `json:"success"`
+}
+
+// ProviderRow defines model for ProviderRow.
+type ProviderRow struct {
+	CanDelete     bool                 `json:"can_delete"`
+	CanDuplicate  bool                 `json:"can_duplicate"`
+	CanEdit       bool                 `json:"can_edit"`
+	DepartmentIds []openapi_types.UUID `json:"department_ids"`
+	Description   string               `json:"description"`
+	Id            openapi_types.UUID   `json:"id"`
+	Name          string               `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
 
 // ProviderSearchRequest defines model for ProviderSearchRequest.
 type ProviderSearchRequest struct {
-	PageOffset *int    `json:"page_offset,omitempty"`
-	PageSize   *int    `json:"page_size,omitempty"`
-	Search     *string `json:"search,omitempty"`
+	// DepartmentSearch Narrows the department facet's options by name.
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only providers linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+	PageOffset          *int                 `json:"page_offset,omitempty"`
+	PageSize            *int                 `json:"page_size,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
 }
 
 // ProviderSearchResponse defines model for ProviderSearchResponse.
 type ProviderSearchResponse struct {
-	PageOffset int        `json:"page_offset"`
-	PageSize   int        `json:"page_size"`
-	Providers  []Provider `json:"providers"`
-	TotalCount int        `json:"total_count"`
+	DepartmentFilter FacetFilter   `json:"department_filter"`
+	PageOffset       int           `json:"page_offset"`
+	PageSize         int           `json:"page_size"`
+	Providers        []ProviderRow `json:"providers"`
+
+	// TotalCount Matches in the caller's scope, across all pages.
+	TotalCount int `json:"total_count"`
 }
 
-// ProviderUpdateRequest defines model for ProviderUpdateRequest.
+// ProviderUpdateRequest Either `providers`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
 type ProviderUpdateRequest struct {
-	// ApiKey An empty string removes the key.
-	ApiKey  *string `json:"api_key,omitempty"`
-	BaseUrl *string `json:"base_url,omitempty"`
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every provider `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which providers a search, or an update or delete of `all`, takes.
+	Filter *ProviderFilter `json:"filter,omitempty"`
 
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey    `json:"idempotency_key,omitempty"`
-	Name           *string            `json:"name,omitempty"`
-	ProviderId     openapi_types.UUID `json:"provider_id"`
+	Patch          *ProviderFormState `json:"patch,omitempty"`
+	Providers      []ProviderPatch    `json:"providers,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // ProviderUpdateResponse defines model for ProviderUpdateResponse.
 type ProviderUpdateResponse struct {
-	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
-	Provider       Provider `json:"provider"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool            `json:"pending,omitempty"`
+	Results []ProviderResult `json:"results"`
 }
 
 // ProviderWatchRequest defines model for ProviderWatchRequest.
@@ -6976,6 +7598,18 @@ type ModelCreateJSONRequestBody = ModelCreateRequest
 // ModelDeleteJSONRequestBody defines body for ModelDelete for application/json ContentType.
 type ModelDeleteJSONRequestBody = ModelDeleteRequest
 
+// ModelDraftJSONRequestBody defines body for ModelDraft for application/json ContentType.
+type ModelDraftJSONRequestBody = ModelDraftRequest
+
+// ModelDraftsJSONRequestBody defines body for ModelDrafts for application/json ContentType.
+type ModelDraftsJSONRequestBody = ModelDraftsRequest
+
+// ModelDuplicateJSONRequestBody defines body for ModelDuplicate for application/json ContentType.
+type ModelDuplicateJSONRequestBody = ModelDuplicateRequest
+
+// ModelExportJSONRequestBody defines body for ModelExport for application/json ContentType.
+type ModelExportJSONRequestBody = ModelExportRequest
+
 // ModelGenerateJSONRequestBody defines body for ModelGenerate for application/json ContentType.
 type ModelGenerateJSONRequestBody = ModelGenerateRequest
 
@@ -6984,6 +7618,15 @@ type ModelGenerationsJSONRequestBody = ModelGenerationsRequest
 
 // ModelGetJSONRequestBody defines body for ModelGet for application/json ContentType.
 type ModelGetJSONRequestBody = ModelGetRequest
+
+// ModelGroupJSONRequestBody defines body for ModelGroup for application/json ContentType.
+type ModelGroupJSONRequestBody = ModelGroupRequest
+
+// ModelProblemJSONRequestBody defines body for ModelProblem for application/json ContentType.
+type ModelProblemJSONRequestBody = ModelProblemRequest
+
+// ModelRefreshJSONRequestBody defines body for ModelRefresh for application/json ContentType.
+type ModelRefreshJSONRequestBody = ModelRefreshRequest
 
 // ModelSearchJSONRequestBody defines body for ModelSearch for application/json ContentType.
 type ModelSearchJSONRequestBody = ModelSearchRequest
@@ -7102,6 +7745,18 @@ type ProviderDecryptJSONRequestBody = ProviderDecryptRequest
 // ProviderDeleteJSONRequestBody defines body for ProviderDelete for application/json ContentType.
 type ProviderDeleteJSONRequestBody = ProviderDeleteRequest
 
+// ProviderDraftJSONRequestBody defines body for ProviderDraft for application/json ContentType.
+type ProviderDraftJSONRequestBody = ProviderDraftRequest
+
+// ProviderDraftsJSONRequestBody defines body for ProviderDrafts for application/json ContentType.
+type ProviderDraftsJSONRequestBody = ProviderDraftsRequest
+
+// ProviderDuplicateJSONRequestBody defines body for ProviderDuplicate for application/json ContentType.
+type ProviderDuplicateJSONRequestBody = ProviderDuplicateRequest
+
+// ProviderExportJSONRequestBody defines body for ProviderExport for application/json ContentType.
+type ProviderExportJSONRequestBody = ProviderExportRequest
+
 // ProviderGenerateJSONRequestBody defines body for ProviderGenerate for application/json ContentType.
 type ProviderGenerateJSONRequestBody = ProviderGenerateRequest
 
@@ -7110,6 +7765,15 @@ type ProviderGenerationsJSONRequestBody = ProviderGenerationsRequest
 
 // ProviderGetJSONRequestBody defines body for ProviderGet for application/json ContentType.
 type ProviderGetJSONRequestBody = ProviderGetRequest
+
+// ProviderGroupJSONRequestBody defines body for ProviderGroup for application/json ContentType.
+type ProviderGroupJSONRequestBody = ProviderGroupRequest
+
+// ProviderProblemJSONRequestBody defines body for ProviderProblem for application/json ContentType.
+type ProviderProblemJSONRequestBody = ProviderProblemRequest
+
+// ProviderRefreshJSONRequestBody defines body for ProviderRefresh for application/json ContentType.
+type ProviderRefreshJSONRequestBody = ProviderRefreshRequest
 
 // ProviderSearchJSONRequestBody defines body for ProviderSearch for application/json ContentType.
 type ProviderSearchJSONRequestBody = ProviderSearchRequest

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -231,9 +232,16 @@ func (f family) set(ctx context.Context, q store.Q, id *auth.Identity, k *kind, 
 	}
 	for _, rel := range k.Relations {
 		if !item.has(rel.Key) {
+			if rel.One && creating {
+				r.Links[rel.Name] = []uuid.UUID{rel.Default}
+			}
 			continue
 		}
 		targets := item.ids(rel.Key)
+		if rel.One && len(targets) != 1 {
+			errs = append(errs, gen.FieldError{Field: rel.Key, Message: fmt.Sprintf("a %s has one %s: give its id", k.Name, strings.TrimSuffix(rel.Name, "s"))})
+			continue
+		}
 		missing, err := f.missing(ctx, q, id, rel, targets)
 		if err != nil {
 			return nil, err
@@ -359,7 +367,7 @@ func (f family) createOne(ctx context.Context, q store.Q, id *auth.Identity, k *
 		return nil, err
 	}
 	if errs == nil && !f.dry {
-		errs, err = k.mirror(ctx, q, r)
+		errs, err = k.save(ctx, q, r)
 	}
 	if err != nil {
 		return nil, err
@@ -368,19 +376,6 @@ func (f family) createOne(ctx context.Context, q store.Q, id *auth.Identity, k *
 		return result(i, k, nil, false, "not created", errs...), nil
 	}
 	return result(i, k, &r.ID, true, "created"), q.InsertRecord(ctx, r)
-}
-
-// mirror keeps the departments table in step with a department's record, before the
-// record is written: a name another department has fails the item.
-func (k *kind) mirror(ctx context.Context, q store.Q, r store.Record) ([]gen.FieldError, error) {
-	if !k.Tenancy {
-		return nil, nil
-	}
-	err := q.SaveDepartment(ctx, r.ID, r.Name, r.CreatedAt)
-	if errors.Is(err, store.ErrDuplicate) {
-		return fieldError("name", "another department has this name"), nil
-	}
-	return nil, err
 }
 
 func (f family) get(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {
@@ -575,7 +570,7 @@ func (f family) patch(ctx context.Context, q store.Q, id *auth.Identity, k *kind
 	if !save {
 		return result(i, k, &r.ID, true, "updated"), nil
 	}
-	if errs, err := k.mirror(ctx, q, r); err != nil || errs != nil {
+	if errs, err := k.save(ctx, q, r); err != nil || errs != nil {
 		return result(i, k, &r.ID, false, "not updated", errs...), err
 	}
 	r.UpdatedAt = store.Now()
@@ -588,15 +583,9 @@ func (f family) delete(ctx context.Context, id *auth.Identity, k *kind, req body
 		return nil, err
 	}
 	return f.eachRecord(ctx, id, k, targets, "delete", func(q store.Q, i int, r store.Record) (map[string]any, error) {
-		if k.Tenancy {
-			switch n, err := q.DepartmentMembers(ctx, r.ID); {
-			case err != nil:
-				return nil, err
-			case n > 0:
-				return result(i, k, &r.ID, false, fmt.Sprintf("the department has %d members: move them first", n)), nil
-			}
-			if err := q.DeleteDepartment(ctx, r.ID); err != nil {
-				return nil, err
+		if k.Mirror != nil {
+			if refused, err := k.Mirror.remove(ctx, q, r); err != nil || refused != "" {
+				return result(i, k, &r.ID, false, refused), err
 			}
 		}
 		return result(i, k, &r.ID, true, "deleted"), q.DeleteRecord(ctx, k.Name, r.ID)
@@ -658,19 +647,23 @@ func (f family) duplicate(ctx context.Context, id *auth.Identity, k *kind, req b
 			name = truncate(r.Name+" (copy)", 200)
 		}
 		now := store.Now()
-		c := store.Record{ID: store.NewID(), Kind: k.Name, Name: name, Description: r.Description, Fields: r.Fields,
-			Secrets: r.Secrets, Links: map[string][]uuid.UUID{}, CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
-		for rel, targets := range r.Links {
-			c.Links[rel] = targets
+		c := store.Record{ID: store.NewID(), Kind: k.Name, Name: name, Description: r.Description, Fields: maps.Clone(r.Fields),
+			Secrets: r.Secrets, Links: maps.Clone(r.Links), CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
+		for _, fd := range k.Fields {
+			if slices.Contains(k.Uncopied, fd.Name) {
+				if c.Fields[fd.Name], err = json.Marshal(fd.Default); err != nil {
+					return err
+				}
+			}
 		}
 		c.Links[store.DepartmentsRelation] = deps
 		if k.Tenancy {
 			c.Links[store.DepartmentsRelation] = []uuid.UUID{c.ID}
-			if errs, err := k.mirror(ctx, q, c); err != nil {
-				return err
-			} else if errs != nil {
-				return problem.Conflict("another department is named %q: give the copy a name", c.Name)
-			}
+		}
+		if errs, err := k.save(ctx, q, c); err != nil {
+			return err
+		} else if errs != nil {
+			return problem.Conflict("the copy %q: %s", c.Name, errs[0].Message)
 		}
 		copyID = c.ID
 		return q.InsertRecord(ctx, c)

@@ -192,16 +192,6 @@ func (s *Service) SystemGenerate(ctx context.Context, in *gen.GenerateRequest) (
 	return s.textRun(ctx, "system", in)
 }
 
-// ProviderGenerate answers instructions about providers.
-func (s *Service) ProviderGenerate(ctx context.Context, in *gen.GenerateRequest) (*gen.GenerateResponse, error) {
-	return s.textRun(ctx, "provider", in)
-}
-
-// ModelGenerate answers instructions about models.
-func (s *Service) ModelGenerate(ctx context.Context, in *gen.GenerateRequest) (*gen.GenerateResponse, error) {
-	return s.textRun(ctx, "model", in)
-}
-
 // describe returns what a text run should know of the record subjectID of an artifact:
 // "Label: value" lines. It is also the check that the caller may see that record.
 func (s *Service) describe(ctx context.Context, id *auth.Identity, artifact string, subjectID uuid.UUID) ([][2]string, error) {
@@ -216,18 +206,6 @@ func (s *Service) describe(ctx context.Context, id *auth.Identity, artifact stri
 			return nil, notFound(err, "profile", subjectID)
 		}
 		return [][2]string{{"Profile", p.Name}, {"Role", p.Role}}, nil
-	case "provider":
-		p, err := q.ProviderByID(ctx, subjectID)
-		if err != nil {
-			return nil, notFound(err, "provider", subjectID)
-		}
-		return [][2]string{{"Provider", p.Name}, {"Kind", p.Kind}, {"Base URL", p.BaseURL}}, nil
-	case "model":
-		m, err := q.ModelByID(ctx, subjectID)
-		if err != nil {
-			return nil, notFound(err, "model", subjectID)
-		}
-		return [][2]string{{"Model", m.Label}, {"Name at the provider", m.Name}}, nil
 	}
 	return nil, problem.Invalid("validation failed", problem.Detail{Location: "body.subject_id",
 		Message: fmt.Sprintf("%s runs take no subject", artifact), Value: subjectID.String()})
@@ -251,16 +229,6 @@ func (s *Service) ProfileGenerations(ctx context.Context, in *gen.GenerationsReq
 // SystemGenerations lists the caller's system runs.
 func (s *Service) SystemGenerations(ctx context.Context, in *gen.GenerationsRequest) (*gen.GenerationsResponse, error) {
 	return s.generations(ctx, "system", in)
-}
-
-// ProviderGenerations lists the caller's provider runs.
-func (s *Service) ProviderGenerations(ctx context.Context, in *gen.GenerationsRequest) (*gen.GenerationsResponse, error) {
-	return s.generations(ctx, "provider", in)
-}
-
-// ModelGenerations lists the caller's model runs.
-func (s *Service) ModelGenerations(ctx context.Context, in *gen.GenerationsRequest) (*gen.GenerationsResponse, error) {
-	return s.generations(ctx, "model", in)
 }
 
 func (s *Service) generations(ctx context.Context, artifact string, in *gen.GenerationsRequest) (*gen.GenerationsResponse, error) {

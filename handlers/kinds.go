@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/store"
 )
@@ -21,6 +23,9 @@ type kind struct {
 	// record gets when a create leaves them out. They are stored as given (the request
 	// schema has checked them) and exported as JSON when they are not text or numbers.
 	Fields []kindField
+	// Uncopied are the fields a copy of a record does not take from it: it gets their
+	// defaults (a model's is_default: there is one default).
+	Uncopied []string
 	// Relations link a record to other records, besides its departments (which every kind
 	// has): each is a list of ids in requests and responses, a search facet and a section of
 	// get's options.
@@ -32,9 +37,10 @@ type kind struct {
 	// by name only (`secret_names`) and read by `decrypt`.
 	Secrets bool
 	// Tenancy: the records are the departments themselves. Each is in its own scope (it has
-	// no department_ids; its members read it), and the departments table, which every
-	// other record's departments refer to, follows its name (family.mirror).
+	// no department_ids; its members read it).
 	Tenancy bool
+	// Mirror, when set, keeps a table outside the family in step with the records.
+	Mirror mirror
 	// Check, when set, checks a created or changed record as a whole (what the request
 	// schema cannot say, such as one field bounding another).
 	Check func(r store.Record) []gen.FieldError
@@ -51,6 +57,10 @@ type relation struct {
 	Key    string // the ids' field in requests and responses: "model_ids"
 	Facet  string // the search facet: filter_<Facet>_ids, <Facet>_search, <Facet>_filter
 	Source store.Source
+	// One: a record links to exactly one target (a model's provider); a create that names
+	// none links to Default.
+	One     bool
+	Default uuid.UUID
 }
 
 var departmentsRelation = relation{Name: store.DepartmentsRelation, Key: "department_ids", Facet: "department",
@@ -63,7 +73,6 @@ func familyKind(name string) store.Source {
 
 // Sources of relations to records outside the family's table.
 var (
-	modelsSource   = store.Source{Table: "models", Label: "label", Soft: true}
 	personasSource = store.Source{Table: "personas", Label: "name", Soft: true,
 		Departments: &store.Membership{Table: "persona_departments", Key: "persona_id", Shared: true}}
 	profilesSource = store.Source{Table: "profiles", Label: "name",
@@ -73,8 +82,20 @@ var (
 // kinds are the artifacts of the family, by name.
 var kinds = map[string]*kind{
 	"department": {
-		Name: "department", Plural: "departments", Title: "Department", Tenancy: true,
+		Name: "department", Plural: "departments", Title: "Department", Tenancy: true, Mirror: departments{},
 		Fields: []kindField{{"code", ""}, {"timezone", "UTC"}},
+	},
+	"provider": {
+		Name: "provider", Plural: "providers", Title: "Provider", Secrets: true, Mirror: providers{},
+		Fields: []kindField{{"kind", store.ProviderLocal}, {"base_url", ""}},
+		Check:  checkProvider,
+	},
+	"model": {
+		Name: "model", Plural: "models", Title: "Model", Mirror: models{},
+		Fields:   []kindField{{"provider_model", ""}, {"is_default", false}, {"token_delay_ms", nil}},
+		Uncopied: []string{"is_default"},
+		Relations: []relation{{Name: store.ModelProviderRelation, Key: "provider_ids", Facet: "provider", Source: familyKind("provider"),
+			One: true, Default: store.LocalProviderID}},
 	},
 	"tool": {
 		Name: "tool", Plural: "tools", Title: "Tool", SharedReads: true,
@@ -84,7 +105,7 @@ var kinds = map[string]*kind{
 		Name: "agent", Plural: "agents", Title: "Agent",
 		Fields: []kindField{{"instructions", ""}, {"temperature", 0.7}, {"reasoning_level", "medium"}},
 		Relations: []relation{
-			{Name: "models", Key: "model_ids", Facet: "model", Source: modelsSource},
+			{Name: "models", Key: "model_ids", Facet: "model", Source: familyKind("model")},
 			{Name: "tools", Key: "tool_ids", Facet: "tool", Source: familyKind("tool")},
 		},
 	},
@@ -231,10 +252,12 @@ type FamilyKind struct {
 	Relations    []FamilyRelation // besides departments
 }
 
-// FamilyRelation is a relation of a FamilyKind: its key in requests, its facet, and the kind
-// of the family its targets are (empty when they live elsewhere, such as models).
+// FamilyRelation is a relation of a FamilyKind: its key in requests, its facet, the kind of
+// the family its targets are (empty when they live elsewhere, such as personas), and
+// whether a record has exactly one target.
 type FamilyRelation struct {
 	Name, Key, Facet, Kind string
+	One                    bool
 }
 
 // FamilyKinds lists the kinds of the family, by name.
@@ -243,7 +266,7 @@ func FamilyKinds() []FamilyKind {
 	for _, k := range kinds {
 		fk := FamilyKind{Name: k.Name, Plural: k.Plural, SharedReads: k.SharedReads, Secrets: k.Secrets, Tenancy: k.Tenancy}
 		for _, r := range k.Relations {
-			fk.Relations = append(fk.Relations, FamilyRelation{Name: r.Name, Key: r.Key, Facet: r.Facet, Kind: r.Source.Kind})
+			fk.Relations = append(fk.Relations, FamilyRelation{Name: r.Name, Key: r.Key, Facet: r.Facet, Kind: r.Source.Kind, One: r.One})
 		}
 		out = append(out, fk)
 	}

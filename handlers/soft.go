@@ -140,17 +140,17 @@ func (f family) accept(ctx context.Context, id *auth.Identity, k *kind, op *gen.
 	return res, nil
 }
 
-// mirrorStaged mirrors a staged department as its create is accepted (staged ones have no
-// department yet: nothing may belong to them).
+// mirrorStaged mirrors a staged record as its create is accepted (a staged department is
+// no department yet: nothing may belong to it).
 func (f family) mirrorStaged(ctx context.Context, q store.Q, k *kind, recordID uuid.UUID) error {
-	if !k.Tenancy {
+	if k.Mirror == nil {
 		return nil
 	}
 	r, err := q.RecordByID(ctx, k.Name, recordID)
 	if err != nil {
 		return err
 	}
-	if errs, err := k.mirror(ctx, q, r); err != nil {
+	if errs, err := k.save(ctx, q, r); err != nil {
 		return err
 	} else if errs != nil {
 		return problem.Conflict("%s %q: %s", k.Name, r.Name, errs[0].Message)

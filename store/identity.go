@@ -100,8 +100,10 @@ func (q Q) CreateProfile(ctx context.Context, name, role string) (Profile, error
 		return Profile{}, err
 	}
 	p := Profile{ID: NewID(), Name: name, Role: role, CreatedAt: Now()}
-	_, err := q.exec(ctx, `INSERT INTO profiles (id, name, role, created_at) VALUES (?, ?, ?, ?)`, p.ID, p.Name, p.Role, p.CreatedAt)
-	return p, err
+	if _, err := q.exec(ctx, `INSERT INTO profiles (id, name, role, created_at) VALUES (?, ?, ?, ?)`, p.ID, p.Name, p.Role, p.CreatedAt); err != nil {
+		return p, err
+	}
+	return p, q.AdoptProviders(ctx, p.ID)
 }
 
 // SetProfileRole changes a profile's role.

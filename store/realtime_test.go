@@ -69,41 +69,65 @@ func TestRunsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestProvidersAndModels: saving a provider or a model creates it and then writes it; one
+// model is the default; a deleted provider takes its models; and AdoptProviders gives those
+// without a record theirs, the API key among its secrets.
 func TestProvidersAndModels(t *testing.T) {
 	for _, d := range testdb.Dialects(t) {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := context.Background()
 			q := d.Open(t).Q()
 			now := store.Now()
-			prov := store.Provider{ID: store.NewID(), Name: "ollama", Kind: store.ProviderOpenAI, BaseURL: "http://127.0.0.1:11434/v1", CreatedAt: now, UpdatedAt: now}
-			if err := q.InsertProvider(ctx, prov); err != nil {
+			prov := store.Provider{ID: store.NewID(), Name: "ollama", Kind: store.ProviderOpenAI, BaseURL: "http://127.0.0.1:11434/v1",
+				APIKey: "sk-first", CreatedAt: now, UpdatedAt: now}
+			if err := q.SaveProvider(ctx, prov); err != nil {
 				t.Fatal(err)
+			}
+			prov.APIKey, prov.BaseURL = "sk-second", "http://127.0.0.1:11435/v1"
+			if err := q.SaveProvider(ctx, prov); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := q.ProviderByID(ctx, prov.ID); err != nil || got.APIKey != "sk-second" || got.BaseURL != prov.BaseURL {
+				t.Fatalf("the provider saved twice: %+v %v", got, err)
 			}
 			delay := 5
 			m := store.Model{ID: store.NewID(), ProviderID: prov.ID, Name: "llama3", Label: "Llama 3", IsDefault: true, TokenDelayMS: &delay, CreatedAt: now, UpdatedAt: now}
-			if err := q.InsertModel(ctx, m); err != nil {
+			if err := q.SaveModel(ctx, m); err != nil {
 				t.Fatal(err)
 			}
 			def, err := q.DefaultModel(ctx)
 			if err != nil || def.ID != m.ID || def.TokenDelayMS == nil || *def.TokenDelayMS != 5 {
 				t.Fatalf("the new default: %+v %v", def, err)
 			}
-			ms, total, err := q.SearchModels(ctx, nil, "", 10, 0)
-			if err != nil || total != 2 {
-				t.Fatalf("models: %d %v", total, err)
+			local := uuid.MustParse("00000000-0000-7000-8000-000000000002") // the embedded model
+			if was, err := q.ModelByID(ctx, local); err != nil || was.IsDefault {
+				t.Fatalf("the former default: %+v %v", was, err)
 			}
-			defaults := 0
-			for _, x := range ms {
-				if x.IsDefault {
-					defaults++
-				}
+			if n, err := q.ProviderModels(ctx, prov.ID); err != nil || n != 1 {
+				t.Fatalf("the provider's models: %d %v", n, err)
 			}
-			if defaults != 1 {
-				t.Fatalf("%d default models", defaults)
+
+			owner, err := q.CreateProfile(ctx, "owner", "admin") // adopts them
+			if err != nil {
+				t.Fatal(err)
 			}
-			if _, total, _ := q.SearchModels(ctx, &prov.ID, "LLAMA", 10, 0); total != 1 {
-				t.Fatalf("models of the provider matching llama: %d", total)
+			r, err := q.RecordByID(ctx, store.ProviderKind, prov.ID)
+			if err != nil || r.Name != "ollama" || r.Secrets["api_key"] != "sk-second" || r.CreatedBy != owner.ID ||
+				string(r.Fields["base_url"]) != `"http://127.0.0.1:11435/v1"` {
+				t.Fatalf("the provider's record: %+v %v", r, err)
 			}
+			r, err = q.RecordByID(ctx, store.ModelKind, m.ID)
+			if err != nil || r.Name != "Llama 3" || string(r.Fields["provider_model"]) != `"llama3"` || string(r.Fields["is_default"]) != "true" ||
+				string(r.Fields["token_delay_ms"]) != "5" || len(r.Links[store.ModelProviderRelation]) != 1 || r.Links[store.ModelProviderRelation][0] != prov.ID {
+				t.Fatalf("the model's record: %+v %v", r, err)
+			}
+			if _, err := q.RecordByID(ctx, store.ModelKind, local); err != nil {
+				t.Fatalf("the embedded model's record: %v", err)
+			}
+			if err := q.AdoptProviders(ctx, owner.ID); err != nil {
+				t.Fatalf("adopting again: %v", err)
+			}
+
 			if err := q.DeleteProvider(ctx, prov.ID); err != nil {
 				t.Fatal(err)
 			}
@@ -113,8 +137,42 @@ func TestProvidersAndModels(t *testing.T) {
 			if _, err := q.DefaultModel(ctx); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("no default is left after deleting it: %v", err)
 			}
-			if _, total, _ := q.SearchProviders(ctx, "", 10, 0); total != 1 {
-				t.Fatalf("providers after delete: %d", total)
+		})
+	}
+}
+
+// TestProvidersAdoptedAtStart: a provider stored without a record (as a database older than
+// the provider kind keeps it) gets its record, its API key resealed among the record's
+// secrets, when the store next opens.
+func TestProvidersAdoptedAtStart(t *testing.T) {
+	for _, d := range testdb.Dialects(t) {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := d.Config(t)
+			s, err := store.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			owner, err := s.Q().CreateProfile(ctx, "owner", "admin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := store.Provider{ID: store.NewID(), Name: "older", Kind: store.ProviderOpenAI, BaseURL: "http://127.0.0.1:9/v1",
+				APIKey: "sk-older", CreatedAt: store.Now(), UpdatedAt: store.Now()}
+			if err := s.Q().SaveProvider(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Q().RecordByID(ctx, store.ProviderKind, p.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a record before the start: %v", err)
+			}
+			s.Close()
+			if s, err = store.Open(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			r, err := s.Q().RecordByID(ctx, store.ProviderKind, p.ID)
+			if err != nil || r.Secrets["api_key"] != "sk-older" || r.CreatedBy != owner.ID || r.Name != "older" {
+				t.Fatalf("the record after the start: %+v %v", r, err)
 			}
 		})
 	}

@@ -31,7 +31,7 @@ func TestSecretKey(t *testing.T) {
 			}
 			p := store.Provider{ID: store.NewID(), Name: "p", Kind: store.ProviderOpenAI, BaseURL: "http://127.0.0.1:9/v1",
 				APIKey: "sk-the-key", CreatedAt: store.Now(), UpdatedAt: store.Now()}
-			if err := s.Q().InsertProvider(ctx, p); err != nil {
+			if err := s.Q().SaveProvider(ctx, p); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()
@@ -83,7 +83,7 @@ func TestPlainKeysSealedAtStart(t *testing.T) {
 	}
 	p := store.Provider{ID: store.NewID(), Name: "old", Kind: store.ProviderOpenAI, BaseURL: "http://127.0.0.1:9/v1",
 		CreatedAt: store.Now(), UpdatedAt: store.Now()}
-	if err := s.Q().InsertProvider(ctx, p); err != nil {
+	if err := s.Q().SaveProvider(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -122,6 +122,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err == nil {
 		err = s.checkSecrets(ctx)
 	}
+	if err == nil {
+		err = s.adoptProviders(ctx)
+	}
 	if err != nil {
 		s.db.Close()
 		return nil, err

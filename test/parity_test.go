@@ -329,56 +329,86 @@ var scenarios = []scenario{
 			}
 		}},
 
-	// providers, models, and runs on a slow model
-	{name: "admin adds a provider", op: "provider.create", as: "admin", body: `{"name":"ollama","kind":"openai","base_url":"http://127.0.0.1:1/v1","api_key":"sk-secret"}`, status: 200,
-		capture: map[string]string{"provider": "provider.id"},
+	// providers, models, and runs on a slow model (their standard operations are also in
+	// familyScenarios: these rows are what is theirs alone)
+	{name: "admin adds a provider", op: "provider.create", as: "admin",
+		body:   `{"providers":[{"name":"ollama","kind":"openai","base_url":"http://127.0.0.1:1/v1","secrets":{"api_key":"sk-secret"}}]}`,
+		status: 200, capture: map[string]string{"provider": "results.0.provider_id"}, check: successes(true)},
+	{name: "an openai provider needs a URL", op: "provider.create", as: "admin", body: `{"providers":[{"name":"bad","kind":"openai"}]}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
-			if pathValue(b, "provider.has_api_key") != true || strings.Contains(mustJSON(b), "sk-secret") {
-				t.Errorf("provider: %v", b)
+			if pathValue(b, "results.0.success") != false || pathValue(b, "results.0.errors.0.field") != "base_url" {
+				t.Errorf("create: %v", b)
 			}
 		}},
-	{name: "an openai provider needs a URL", op: "provider.create", as: "admin", body: `{"name":"bad","kind":"openai"}`, status: 422},
-	{name: "a provider name of only spaces", op: "provider.create", as: "admin", body: `{"name":"   ","kind":"local"}`, status: 422,
+	{name: "the provider shows its key by name", op: "provider.get", as: "admin", body: `{"provider_id":"{{provider}}"}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
-			if pathValue(b, "errors.0.location") != "body.name" {
-				t.Errorf("errors: %v", b["errors"])
+			if mustJSON(pathValue(b, "provider.secret_names")) != `["api_key"]` || strings.Contains(mustJSON(b), "sk-secret") {
+				t.Errorf("provider: %v", b)
 			}
 		}},
 	{name: "admin reads the key", op: "provider.decrypt", as: "admin", body: `{"provider_id":"{{provider}}"}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
-			if b["api_key"] != "sk-secret" || b["has_api_key"] != true {
+			if pathValue(b, "secrets.api_key") != "sk-secret" {
 				t.Errorf("decrypt: %v", b)
 			}
 		}},
 	{name: "editors may not read keys", op: "provider.decrypt", as: "editor", body: `{"provider_id":"{{provider}}"}`, status: 403},
-	{name: "the key of no provider", op: "provider.decrypt", as: "admin", body: `{"provider_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
-	{name: "editors may not add providers", op: "provider.create", as: "editor", body: `{"name":"x","kind":"local"}`, status: 403},
-	{name: "admin adds a model", op: "model.create", as: "admin", body: `{"provider_id":"{{provider}}","name":"llama3","label":"Llama 3"}`, status: 200,
-		capture: map[string]string{"model": "model.id"}},
-	{name: "a model name of only spaces", op: "model.create", as: "admin", body: `{"provider_id":"{{provider}}","name":" \t "}`, status: 422},
-	{name: "a label of only spaces", op: "model.update", as: "admin", body: `{"model_id":"{{model}}","label":"  "}`, status: 422},
-	{name: "a model of no provider", op: "model.create", as: "admin", body: `{"provider_id":"00000000-0000-4000-8000-000000000000","name":"x"}`, status: 404},
-	{name: "a slow local model", op: "model.create", as: "admin", body: `{"provider_id":"{{localProvider}}","name":"glow-local","label":"Slow","token_delay_ms":2000}`, status: 200,
-		capture: map[string]string{"slowModel": "model.id"}},
-	{name: "the provider and its model", op: "provider.get", as: "admin", body: `{"provider_id":"{{provider}}"}`, status: 200},
+	{name: "admin adds a model", op: "model.create", as: "admin",
+		body:   `{"models":[{"name":"Llama 3","provider_model":"llama3","provider_ids":["{{provider}}"]}]}`,
+		status: 200, capture: map[string]string{"model": "results.0.model_id"}, check: successes(true)},
+	{name: "a model of a provider that does not exist, or of none", op: "model.create", as: "admin",
+		body:   `{"models":[{"name":"x","provider_ids":["00000000-0000-4000-8000-000000000000"]},{"name":"y","provider_ids":[]}]}`,
+		status: 200, check: successes(false, false)},
+	{name: "a model of two providers", op: "model.create", as: "admin",
+		body: `{"models":[{"name":"y","provider_ids":["{{provider}}","{{localProvider}}"]}]}`, status: 422},
+	{name: "a slow local model", op: "model.create", as: "admin", body: `{"models":[{"name":"Slow","provider_model":"glow-local","token_delay_ms":2000}]}`, status: 200,
+		capture: map[string]string{"slowModel": "results.0.model_id"}, check: successes(true)},
+	{name: "its provider is the embedded one", op: "model.get", as: "editor", body: `{"model_id":"{{slowModel}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "model.provider_ids.0") != store.LocalProviderID.String() {
+				t.Errorf("model: %v", b)
+			}
+		}},
 	{name: "a keyless provider", op: "provider.decrypt", as: "admin", body: `{"provider_id":"{{localProvider}}"}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
-			if _, has := b["api_key"]; has || b["has_api_key"] != false {
+			if mustJSON(b["secrets"]) != `{}` {
 				t.Errorf("decrypt: %v", b)
 			}
 		}},
-	{name: "rename it", op: "provider.update", as: "admin", body: `{"provider_id":"{{provider}}","name":"ollama-1","api_key":""}`, status: 200,
+	{name: "rename it and drop its key", op: "provider.update", as: "admin", body: `{"providers":[{"id":"{{provider}}","name":"ollama-1","secrets":{"api_key":""}}]}`, status: 200,
+		check: successes(true)},
+	{name: "the key is gone", op: "provider.get", as: "admin", body: `{"provider_id":"{{provider}}"}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
-			if pathValue(b, "provider.has_api_key") != false {
-				t.Errorf("the key was not removed: %v", b)
+			if mustJSON(pathValue(b, "provider.secret_names")) != `[]` || pathValue(b, "provider.name") != "ollama-1" {
+				t.Errorf("provider: %v", b)
 			}
 		}},
-	{name: "no such provider", op: "provider.get", as: "admin", body: `{"provider_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
-	{name: "providers", op: "provider.search", as: "admin", body: `{"search":"OLL"}`, status: 200},
-	{name: "the model", op: "model.get", as: "editor", body: `{"model_id":"{{model}}"}`, status: 200},
-	{name: "relabel it", op: "model.update", as: "admin", body: `{"model_id":"{{model}}","label":"Llama 3 (8B)"}`, status: 200},
-	{name: "the default model stays the default", op: "model.update", as: "admin", body: `{"model_id":"00000000-0000-7000-8000-000000000002","is_default":false}`, status: 409},
-	{name: "models of the provider", op: "model.search", as: "editor", body: `{"provider_id":"{{provider}}"}`, status: 200},
+	{name: "models by provider", op: "model.search", as: "editor", body: `{"filter_provider_ids":["{{provider}}"]}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if b["total_count"] != float64(1) || pathValue(b, "models.0.name") != "Llama 3" {
+				t.Errorf("search: %v", b)
+			}
+		}},
+	{name: "the default model stays the default", op: "model.update", as: "admin", body: `{"models":[{"id":"{{localModel}}","is_default":false}]}`, status: 200,
+		check: successes(false)},
+	{name: "another model takes the default", op: "model.update", as: "admin", body: `{"models":[{"id":"{{model}}","is_default":true}]}`, status: 200,
+		check: successes(true)},
+	{name: "the former default says so", op: "model.get", as: "admin", body: `{"model_id":"{{localModel}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "model.is_default") != false {
+				t.Errorf("model: %v", b)
+			}
+		}},
+	{name: "a copy of the default is not the default", op: "model.duplicate", as: "admin", body: `{"model_id":"{{model}}","name":"Llama copy"}`, status: 200,
+		capture: map[string]string{"modelCopy": "model_id"}},
+	{name: "the copy", op: "model.get", as: "admin", body: `{"model_id":"{{modelCopy}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "model.is_default") != false || pathValue(b, "model.provider_model") != "llama3" {
+				t.Errorf("the copy: %v", b)
+			}
+		}},
+	{name: "the embedded model takes it back", op: "model.update", as: "admin", body: `{"models":[{"id":"{{localModel}}","is_default":true}]}`, status: 200,
+		check: successes(true)},
 	{name: "a run on the slow model", op: "persona.generate", as: "editor", body: `{"instructions":["A patient teacher"],"model_id":"{{slowModel}}"}`, status: 200,
 		capture: map[string]string{"slowRun": "run.id"}},
 	{name: "pause it", op: "system.run_pause", as: "editor", body: `{"run_id":"{{slowRun}}"}`, status: 200, waitRun: "slowRun"},
@@ -391,18 +421,21 @@ var scenarios = []scenario{
 		}},
 	{name: "a running run does not resume", op: "system.run_resume", as: "editor", body: `{"run_id":"{{slowRun}}"}`, status: 409},
 	{name: "stop it mid-way", op: "system.run_stop", as: "editor", body: `{"run_id":"{{slowRun}}"}`, status: 200},
-	{name: "delete the model", op: "model.delete", as: "admin", body: `{"model_id":"{{model}}"}`, status: 200},
-	{name: "the default model cannot go", op: "model.delete", as: "admin", body: `{"model_id":"00000000-0000-7000-8000-000000000002"}`, status: 409},
-	{name: "delete the provider", op: "provider.delete", as: "admin", body: `{"provider_id":"{{provider}}"}`, status: 200},
-	{name: "the default model's provider cannot go", op: "provider.delete", as: "admin", body: `{"provider_id":"{{localProvider}}"}`, status: 409},
+	{name: "a provider with models stays", op: "provider.delete", as: "admin", body: `{"provider_ids":["{{provider}}"]}`, status: 200,
+		check: successes(false)},
+	{name: "delete its models, not the default", op: "model.delete", as: "admin", body: `{"model_ids":["{{model}}","{{modelCopy}}","{{localModel}}"]}`, status: 200,
+		check: successes(true, true, false)},
+	{name: "delete the provider", op: "provider.delete", as: "admin", body: `{"provider_ids":["{{provider}}"]}`, status: 200, check: successes(true)},
+	{name: "the default model's provider cannot go", op: "provider.delete", as: "admin", body: `{"provider_ids":["{{localProvider}}"]}`, status: 200,
+		check: successes(false)},
 
 	{name: "a text run about a profile", op: "profile.generate", as: "learner", body: `{"instructions":["What can I practise here?"]}`, status: 200,
 		capture: map[string]string{"profileRun": "run.id"}},
 	{name: "about another profile", op: "profile.generate", as: "learner", body: `{"instructions":["x"],"subject_id":"{{editorProfile}}"}`, status: 403},
 	{name: "a system run", op: "system.generate", as: "admin", body: `{"instructions":["Summarise the week"]}`, status: 200, capture: map[string]string{"systemRun": "run.id"}},
 	{name: "a system run takes no subject", op: "system.generate", as: "admin", body: `{"instructions":["x"],"subject_id":"{{shared}}"}`, status: 422},
-	{name: "a provider run", op: "provider.generate", as: "admin", body: `{"instructions":["Is this provider fast?"],"subject_id":"{{localProvider}}"}`, status: 200, capture: map[string]string{"providerRun": "run.id"}},
-	{name: "a model run", op: "model.generate", as: "admin", body: `{"instructions":["Describe this model"],"subject_id":"{{slowModel}}"}`, status: 200, capture: map[string]string{"modelRun": "run.id"}},
+	{name: "a provider drafted by the model", op: "provider.generate", as: "admin", body: `{"instructions":["An in-house vLLM server"]}`, status: 200, capture: map[string]string{"providerRun": "run.id"}},
+	{name: "a change of a model drafted by the model", op: "model.generate", as: "admin", body: `{"instructions":["Describe it for learners"],"subject_id":"{{slowModel}}"}`, status: 200, capture: map[string]string{"modelRun": "run.id"}},
 	{name: "a reply on demand", op: "attempt.generate", as: "learner", body: `{"chat_id":"{{chat}}"}`, status: 200, capture: map[string]string{"reply3": "run.id"}},
 	{name: "they end", op: "profile.watch", as: "learner", body: `{"run_ids":["{{profileRun}}"],"timeout_seconds":30}`, status: 200},
 	{name: "a profile run is not a system run", op: "system.watch", as: "admin", body: `{"run_ids":["{{profileRun}}"]}`, status: 404},
@@ -633,7 +666,7 @@ func (s *side) waitRunning(t *testing.T, name string) {
 
 func newSide(t *testing.T, d testdb.Dialect, socketIO bool) *side {
 	env := testserver.Start(t, d, &server.Options{LocalTokenDelay: 5 * time.Millisecond})
-	grantEditors(t, env, "auth") // the seeded roles leave sign-in methods to admins
+	grantEditors(t, env, "auth", "provider", "model") // the seeded roles leave these to admins
 	s := &side{env: env, names: map[string]string{}, tokens: map[string]string{
 		"admin":    env.Admin,
 		"editor":   env.Token(t, "editor", "editor", "sales"),
@@ -642,7 +675,8 @@ func newSide(t *testing.T, d testdb.Dialect, socketIO bool) *side {
 	}}
 	s.names["sales"] = env.Department(t, "sales").String()
 	s.names["support"] = env.Department(t, "support").String()
-	s.names["localProvider"] = "00000000-0000-7000-8000-000000000001"
+	s.names["localProvider"] = store.LocalProviderID.String()
+	s.names["localModel"] = store.LocalModelID.String()
 	for _, actor := range []string{"learner", "editor"} {
 		p, err := env.Server.Store.Q().ProfileByName(context.Background(), actor)
 		if err != nil {

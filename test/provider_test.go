@@ -46,21 +46,23 @@ func TestProviderOpenAIEndToEnd(t *testing.T) {
 	contract := env.Server.Dispatch.Contract()
 
 	// The admin sets the provider up over HTTP.
-	res := env.Post(t, env.Admin, "/provider/create", map[string]any{
-		"name": "fake openai", "kind": "openai", "base_url": fake.url + "/v1", "api_key": providerKey})
-	provider := providerDecode(t, "provider.create", res, http.StatusOK)["provider"].(map[string]any)
-	if provider["has_api_key"] != true || provider["kind"] != "openai" || provider["base_url"] != fake.url+"/v1" ||
+	res := env.Post(t, env.Admin, "/provider/create", map[string]any{"providers": []any{map[string]any{
+		"name": "fake openai", "kind": "openai", "base_url": fake.url + "/v1", "secrets": map[string]any{"api_key": providerKey}}}})
+	providerID, _ := providerPath(t, providerDecode(t, "provider.create", res, http.StatusOK), "results.0.provider_id").(string)
+	res = env.Post(t, env.Admin, "/provider/get", map[string]any{"provider_id": providerID})
+	provider := providerDecode(t, "provider.get", res, http.StatusOK)["provider"].(map[string]any)
+	if fmt.Sprint(provider["secret_names"]) != "[api_key]" || provider["kind"] != "openai" || provider["base_url"] != fake.url+"/v1" ||
 		strings.Contains(string(res.Body), providerKey) {
-		t.Fatalf("provider.create: %s", res.Body)
+		t.Fatalf("provider.get: %s", res.Body)
 	}
-	providerID := provider["id"].(string)
-	res = env.Post(t, env.Admin, "/model/create", map[string]any{
-		"provider_id": providerID, "name": providerModel, "label": "Fake GPT", "is_default": true})
-	model := providerDecode(t, "model.create", res, http.StatusOK)["model"].(map[string]any)
-	if model["is_default"] != true || model["name"] != providerModel {
-		t.Fatalf("model.create: %s", res.Body)
+	res = env.Post(t, env.Admin, "/model/create", map[string]any{"models": []any{map[string]any{
+		"provider_ids": []string{providerID}, "name": "Fake GPT", "provider_model": providerModel, "is_default": true}}})
+	modelID, _ := providerPath(t, providerDecode(t, "model.create", res, http.StatusOK), "results.0.model_id").(string)
+	res = env.Post(t, env.Admin, "/model/get", map[string]any{"model_id": modelID})
+	model := providerDecode(t, "model.get", res, http.StatusOK)["model"].(map[string]any)
+	if model["is_default"] != true || model["provider_model"] != providerModel {
+		t.Fatalf("model.get: %s", res.Body)
 	}
-	modelID := model["id"].(string)
 
 	// A persona of the learner's department.
 	learner := env.Token(t, "provider-learner", "learner", "provider-sales")
@@ -181,8 +183,11 @@ func TestProviderOpenAIEndToEnd(t *testing.T) {
 	for _, f := range failures {
 		t.Run(strings.ReplaceAll(f.name, " ", "_"), func(t *testing.T) {
 			if f.key != "" {
-				res := env.Post(t, env.Admin, "/provider/update", map[string]any{"provider_id": providerID, "api_key": f.key})
-				providerDecode(t, "provider.update", res, http.StatusOK)
+				res := env.Post(t, env.Admin, "/provider/update", map[string]any{"providers": []any{map[string]any{
+					"id": providerID, "secrets": map[string]any{"api_key": f.key}}}})
+				if ok := providerPath(t, providerDecode(t, "provider.update", res, http.StatusOK), "results.0.success"); ok != true {
+					t.Fatalf("provider.update: %s", res.Body)
+				}
 			}
 			before := len(fake.requests())
 			fake.set(f.script)

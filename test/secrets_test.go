@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/glowhq/glow/internal/testdb"
@@ -48,23 +49,28 @@ func TestNoSecretInEventsLogsOrReceipts(t *testing.T) {
 			}
 
 			var provider struct {
-				Provider struct {
-					ID string `json:"id"`
-				} `json:"provider"`
+				Results []struct {
+					ID string `json:"provider_id"`
+				} `json:"results"`
 			}
-			_ = json.Unmarshal(call("provider.create", map[string]any{"name": "openai", "kind": "openai",
-				"base_url": "http://127.0.0.1:9/v1", "api_key": planted + "-socket"}), &provider)
-			post("/provider/update", map[string]any{"provider_id": provider.Provider.ID, "api_key": planted + "-http", "idempotency_key": "rotate-1"})
+			_ = json.Unmarshal(call("provider.create", map[string]any{"providers": []any{map[string]any{"name": "openai", "kind": "openai",
+				"base_url": "http://127.0.0.1:9/v1", "secrets": map[string]any{"api_key": planted + "-socket"}}}}), &provider)
+			providerID := provider.Results[0].ID
+			post("/provider/update", map[string]any{"providers": []any{map[string]any{"id": providerID,
+				"secrets": map[string]any{"api_key": planted + "-http"}}}, "idempotency_key": "rotate-1"})
 			started := sock.WaitEvent(t, "provider.update.started", nil, 5*time.Second)
-			if !strings.Contains(string(started.Data), `"api_key":"[redacted]"`) {
+			if !strings.Contains(string(started.Data), `"secrets":"[redacted]"`) {
 				t.Fatalf("provider.update.started does not show the key redacted: %s", started.Data)
 			}
-			var key struct {
-				APIKey string `json:"api_key"`
+			if key, err := env.Server.Store.Q().ProviderByID(context.Background(), uuid.MustParse(providerID)); err != nil || key.APIKey != planted+"-http" {
+				t.Fatalf("the key the runs use: %q, %v", key.APIKey, err)
 			}
-			_ = json.Unmarshal(call("provider.decrypt", map[string]any{"provider_id": provider.Provider.ID}), &key)
-			if key.APIKey != planted+"-http" {
-				t.Fatalf("provider.decrypt answers %q", key.APIKey)
+			var key struct {
+				Secrets map[string]string `json:"secrets"`
+			}
+			_ = json.Unmarshal(call("provider.decrypt", map[string]any{"provider_id": providerID}), &key)
+			if key.Secrets["api_key"] != planted+"-http" {
+				t.Fatalf("provider.decrypt answers %v", key.Secrets)
 			}
 			if ev := sock.WaitEvent(t, "provider.decrypt.completed", nil, 5*time.Second); !strings.Contains(string(ev.Data), `"api_key":"[redacted]"`) {
 				t.Fatalf("provider.decrypt.completed does not show the key redacted: %s", ev.Data)
@@ -154,14 +160,20 @@ func rawDB(t *testing.T, env *testserver.Env) *sqlx.DB {
 	return openDB(t, env, "?mode=ro")
 }
 
-// grantEditors lets the seeded editor role call every operation of the artifacts, as a
-// deployment may (the parity table runs every kind's rows as an editor).
+// grantEditors lets the seeded editor role call every standard operation of the artifacts
+// but decrypt, as a deployment may (the parity table runs every kind's rows as an editor).
 func grantEditors(t *testing.T, env *testserver.Env, artifacts ...string) {
 	t.Helper()
 	db := openDB(t, env, "?_pragma=busy_timeout(10000)")
 	for _, a := range artifacts {
-		if _, err := db.Exec(db.Rebind(`INSERT INTO role_permissions (role, artifact, operation) VALUES ('editor', ?, '*')`), a); err != nil {
-			t.Fatal(err)
+		for _, op := range familyOperations(a) {
+			if op == "decrypt" {
+				continue
+			}
+			if _, err := db.Exec(db.Rebind(`INSERT INTO role_permissions (role, artifact, operation) VALUES ('editor', ?, ?)
+				ON CONFLICT DO NOTHING`), a, op); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

@@ -317,7 +317,7 @@ func TestRestartFailsRunsOfOtherModels(t *testing.T) {
 	p, _ := st.Q().CreateProfile(ctx, "owner", "admin")
 	run := store.Run{ID: store.NewID(), Artifact: "test", Kind: "echo", Topic: "run/x", ProfileID: p.ID, ModelID: &model.ID,
 		Status: store.RunRunning, Input: []byte(`{}`), CreatedAt: now, UpdatedAt: now, StartedAt: &now}
-	for _, err := range []error{st.Q().InsertProvider(ctx, prov), st.Q().InsertModel(ctx, model), st.Q().InsertRun(ctx, run)} {
+	for _, err := range []error{st.Q().SaveProvider(ctx, prov), st.Q().SaveModel(ctx, model), st.Q().InsertRun(ctx, run)} {
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -142,13 +142,14 @@ run(async () => {
   // ---- 3. a long replay while the topic is busy
   const fast = await mustPost(
     "/model/create",
-    { provider_id: localProvider, name: "glow-local", label: "fast local", token_delay_ms: 1 },
+    { models: [{ name: "fast local", provider_model: "glow-local", provider_ids: [localProvider], token_delay_ms: 1 }] },
     admin,
   );
+  const fastModel = fast.results[0].model_id;
   const talker = await makePersona(url, admin, "Long-winded Lou", [department], (ABOUT + ". ").repeat(4).slice(0, 1990));
   const busy = await mustPost("/attempt/start", { persona_id: talker });
   const busyTopic = `attempt/${busy.attempt_id}`;
-  const generate = () => mustPost("/attempt/generate", { chat_id: busy.chat_id, model_id: fast.model.id });
+  const generate = () => mustPost("/attempt/generate", { chat_id: busy.chat_id, model_id: fastModel });
   const fourth = await connect(url, watcherToken, ws);
   for (let i = 0; i < 3; i++) { // some 900 events to replay
     const earlier = await generate();

@@ -45,9 +45,15 @@ async function asAdmin(path, body) {
 
 run(async () => {
   if (mode === "fail") {
-    const provider = await asAdmin("/provider/create", { name: "slow fake", kind: "openai", base_url: env("GLOW_OPENAI_URL") });
-    const model = await asAdmin("/model/create", { provider_id: provider.provider.id, name: "fake-model", is_default: true });
-    equal("fail/model-is-default", model.model.is_default, true);
+    const provider = await asAdmin("/provider/create", {
+      providers: [{ name: "slow fake", kind: "openai", base_url: env("GLOW_OPENAI_URL") }],
+    });
+    const providerId = provider.results[0].provider_id;
+    const model = await asAdmin("/model/create", {
+      models: [{ name: "fake-model", provider_ids: [providerId], is_default: true }],
+    });
+    const made = await asAdmin("/model/get", { model_id: model.results[0].model_id });
+    equal("fail/model-is-default", made.model.is_default, true);
   }
   const personaId = await makePersona(url, admin, "Restarted Rosa", [department]);
   const sock = await connect(url, token, {

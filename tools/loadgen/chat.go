@@ -334,20 +334,28 @@ func setupChat(ctx context.Context, tgt *target, timeout time.Duration) (chatEnv
 	env.personaID = created.Results[0].PersonaID
 	var models struct {
 		Models []struct {
-			ID        string `json:"id"`
-			IsDefault bool   `json:"is_default"`
+			ID string `json:"id"`
 		} `json:"models"`
 	}
 	if err := api.call(ctx, tgt.Admin, "/model/search", map[string]any{"page_size": 200}, &models); err != nil {
 		return env, err
 	}
-	for _, m := range models.Models {
-		if m.IsDefault {
+	for _, m := range models.Models { // search rows leave is_default to get
+		var got struct {
+			Model struct {
+				IsDefault bool `json:"is_default"`
+			} `json:"model"`
+		}
+		if err := api.call(ctx, tgt.Admin, "/model/get", map[string]any{"model_id": m.ID}, &got); err != nil {
+			return env, err
+		}
+		if got.Model.IsDefault {
 			env.modelID = m.ID
+			break
 		}
 	}
 	if env.modelID == "" {
-		return env, errors.New("model.search lists no default model")
+		return env, errors.New("no model is the default")
 	}
 	return env, nil
 }
@@ -388,8 +396,17 @@ func runChatStep(ctx context.Context, tgt *target, env chatEnv, cfg chatStepConf
 	res := chatResult{chatStepConfig: cfg}
 	api := apiClient{base: tgt.URL, http: &http.Client{Timeout: cfg.Timeout}}
 	pace := int(cfg.Pace / time.Millisecond)
-	if err := api.call(ctx, tgt.Admin, "/model/update", map[string]any{"model_id": env.modelID, "token_delay_ms": pace}, nil); err != nil {
+	var paced struct {
+		Results []struct {
+			Success bool   `json:"success"`
+			Message string `json:"message"`
+		} `json:"results"`
+	}
+	if err := api.call(ctx, tgt.Admin, "/model/update", map[string]any{"models": []any{map[string]any{"id": env.modelID, "token_delay_ms": pace}}}, &paced); err != nil {
 		return res, fmt.Errorf("set the model's pace: %w", err)
+	}
+	if len(paced.Results) != 1 || !paced.Results[0].Success {
+		return res, fmt.Errorf("set the model's pace: %+v", paced.Results)
 	}
 	owner, _ := clientTokens(tgt, 1, false)
 	var started struct {

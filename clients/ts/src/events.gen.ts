@@ -192,19 +192,33 @@ export interface ClientToServerEvents {
   "field.search": (request: Schemas["FieldSearchRequest"], ack: (answer: Ack<Schemas["FieldSearchResponse"]>) => void) => void;
   /** Update fields in bulk: POST /field/update. */
   "field.update": (request: Schemas["FieldUpdateRequest"], ack: (answer: Ack<Schemas["FieldUpdateResponse"]>) => void) => void;
-  /** Add a model: POST /model/create. */
+  /** Create models in bulk: POST /model/create. */
   "model.create": (request: Schemas["ModelCreateRequest"], ack: (answer: Ack<Schemas["ModelCreateResponse"]>) => void) => void;
-  /** Remove a model: POST /model/delete. */
+  /** Delete models in bulk: POST /model/delete. */
   "model.delete": (request: Schemas["ModelDeleteRequest"], ack: (answer: Ack<Schemas["ModelDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /model/draft. */
+  "model.draft": (request: Schemas["ModelDraftRequest"], ack: (answer: Ack<Schemas["ModelDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /model/drafts. */
+  "model.drafts": (request: Schemas["ModelDraftsRequest"], ack: (answer: Ack<Schemas["ModelDraftsResponse"]>) => void) => void;
+  /** Copy a model: POST /model/duplicate. */
+  "model.duplicate": (request: Schemas["ModelDuplicateRequest"], ack: (answer: Ack<Schemas["ModelDuplicateResponse"]>) => void) => void;
+  /** Export models to CSV: POST /model/export. */
+  "model.export": (request: Schemas["ModelExportRequest"], ack: (answer: Ack<Schemas["ModelExportResponse"]>) => void) => void;
   /** Start a generation run: POST /model/generate. */
   "model.generate": (request: Schemas["ModelGenerateRequest"], ack: (answer: Ack<Schemas["ModelGenerateResponse"]>) => void) => void;
   /** List generation runs: POST /model/generations. */
   "model.generations": (request: Schemas["ModelGenerationsRequest"], ack: (answer: Ack<Schemas["ModelGenerationsResponse"]>) => void) => void;
   /** Get one model: POST /model/get. */
   "model.get": (request: Schemas["ModelGetRequest"], ack: (answer: Ack<Schemas["ModelGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /model/group. */
+  "model.group": (request: Schemas["ModelGroupRequest"], ack: (answer: Ack<Schemas["ModelGroupResponse"]>) => void) => void;
+  /** Report a problem with models: POST /model/problem. */
+  "model.problem": (request: Schemas["ModelProblemRequest"], ack: (answer: Ack<Schemas["ModelProblemResponse"]>) => void) => void;
+  /** Recompute what models derive: POST /model/refresh. */
+  "model.refresh": (request: Schemas["ModelRefreshRequest"], ack: (answer: Ack<Schemas["ModelRefreshResponse"]>) => void) => void;
   /** Search models: POST /model/search. */
   "model.search": (request: Schemas["ModelSearchRequest"], ack: (answer: Ack<Schemas["ModelSearchResponse"]>) => void) => void;
-  /** Change a model: POST /model/update. */
+  /** Update models in bulk: POST /model/update. */
   "model.update": (request: Schemas["ModelUpdateRequest"], ack: (answer: Ack<Schemas["ModelUpdateResponse"]>) => void) => void;
   /** Wait for runs to end: POST /model/watch. */
   "model.watch": (request: Schemas["ModelWatchRequest"], ack: (answer: Ack<Schemas["ModelWatchResponse"]>) => void) => void;
@@ -274,21 +288,35 @@ export interface ClientToServerEvents {
   "profile.generations": (request: Schemas["ProfileGenerationsRequest"], ack: (answer: Ack<Schemas["ProfileGenerationsResponse"]>) => void) => void;
   /** Wait for runs to end: POST /profile/watch. */
   "profile.watch": (request: Schemas["ProfileWatchRequest"], ack: (answer: Ack<Schemas["ProfileWatchResponse"]>) => void) => void;
-  /** Add a provider: POST /provider/create. */
+  /** Create providers in bulk: POST /provider/create. */
   "provider.create": (request: Schemas["ProviderCreateRequest"], ack: (answer: Ack<Schemas["ProviderCreateResponse"]>) => void) => void;
-  /** Read a provider's API key: POST /provider/decrypt. */
+  /** Read a provider's secrets: POST /provider/decrypt. */
   "provider.decrypt": (request: Schemas["ProviderDecryptRequest"], ack: (answer: Ack<Schemas["ProviderDecryptResponse"]>) => void) => void;
-  /** Remove a provider: POST /provider/delete. */
+  /** Delete providers in bulk: POST /provider/delete. */
   "provider.delete": (request: Schemas["ProviderDeleteRequest"], ack: (answer: Ack<Schemas["ProviderDeleteResponse"]>) => void) => void;
+  /** Save an editor draft: POST /provider/draft. */
+  "provider.draft": (request: Schemas["ProviderDraftRequest"], ack: (answer: Ack<Schemas["ProviderDraftResponse"]>) => void) => void;
+  /** List the caller's drafts: POST /provider/drafts. */
+  "provider.drafts": (request: Schemas["ProviderDraftsRequest"], ack: (answer: Ack<Schemas["ProviderDraftsResponse"]>) => void) => void;
+  /** Copy a provider: POST /provider/duplicate. */
+  "provider.duplicate": (request: Schemas["ProviderDuplicateRequest"], ack: (answer: Ack<Schemas["ProviderDuplicateResponse"]>) => void) => void;
+  /** Export providers to CSV: POST /provider/export. */
+  "provider.export": (request: Schemas["ProviderExportRequest"], ack: (answer: Ack<Schemas["ProviderExportResponse"]>) => void) => void;
   /** Start a generation run: POST /provider/generate. */
   "provider.generate": (request: Schemas["ProviderGenerateRequest"], ack: (answer: Ack<Schemas["ProviderGenerateResponse"]>) => void) => void;
   /** List generation runs: POST /provider/generations. */
   "provider.generations": (request: Schemas["ProviderGenerationsRequest"], ack: (answer: Ack<Schemas["ProviderGenerationsResponse"]>) => void) => void;
   /** Get one provider: POST /provider/get. */
   "provider.get": (request: Schemas["ProviderGetRequest"], ack: (answer: Ack<Schemas["ProviderGetResponse"]>) => void) => void;
+  /** Resolve the caller's working group: POST /provider/group. */
+  "provider.group": (request: Schemas["ProviderGroupRequest"], ack: (answer: Ack<Schemas["ProviderGroupResponse"]>) => void) => void;
+  /** Report a problem with providers: POST /provider/problem. */
+  "provider.problem": (request: Schemas["ProviderProblemRequest"], ack: (answer: Ack<Schemas["ProviderProblemResponse"]>) => void) => void;
+  /** Recompute what providers derive: POST /provider/refresh. */
+  "provider.refresh": (request: Schemas["ProviderRefreshRequest"], ack: (answer: Ack<Schemas["ProviderRefreshResponse"]>) => void) => void;
   /** Search providers: POST /provider/search. */
   "provider.search": (request: Schemas["ProviderSearchRequest"], ack: (answer: Ack<Schemas["ProviderSearchResponse"]>) => void) => void;
-  /** Change a provider: POST /provider/update. */
+  /** Update providers in bulk: POST /provider/update. */
   "provider.update": (request: Schemas["ProviderUpdateRequest"], ack: (answer: Ack<Schemas["ProviderUpdateResponse"]>) => void) => void;
   /** Wait for runs to end: POST /provider/watch. */
   "provider.watch": (request: Schemas["ProviderWatchRequest"], ack: (answer: Ack<Schemas["ProviderWatchResponse"]>) => void) => void;
@@ -629,11 +657,25 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "model.delete.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
+  "model.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "model.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "model.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "model.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
   "model.generate.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "model.generations.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "model.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "model.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "model.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "model.refresh.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "model.search.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
@@ -713,11 +755,25 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "provider.delete.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
+  "provider.draft.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "provider.drafts.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "provider.duplicate.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "provider.export.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
   "provider.generate.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "provider.generations.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "provider.get.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "provider.group.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "provider.problem.started": (event: Schemas["CallStarted"]) => void;
+  /** On profile/<id>. */
+  "provider.refresh.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
   "provider.search.started": (event: Schemas["CallStarted"]) => void;
   /** On profile/<id>. */
@@ -1057,11 +1113,25 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "model.delete.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
+  "model.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "model.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "model.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "model.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
   "model.generate.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "model.generations.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "model.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "model.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "model.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "model.refresh.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "model.search.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
@@ -1141,11 +1211,25 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "provider.delete.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
+  "provider.draft.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "provider.drafts.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "provider.duplicate.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "provider.export.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
   "provider.generate.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "provider.generations.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "provider.get.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "provider.group.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "provider.problem.completed": (event: Schemas["CallCompleted"]) => void;
+  /** On profile/<id>. */
+  "provider.refresh.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
   "provider.search.completed": (event: Schemas["CallCompleted"]) => void;
   /** On profile/<id>. */
@@ -1485,11 +1569,25 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "model.delete.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
+  "model.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "model.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "model.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "model.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
   "model.generate.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "model.generations.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "model.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "model.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "model.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "model.refresh.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "model.search.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
@@ -1569,11 +1667,25 @@ export interface ServerToClientEvents {
   /** On profile/<id>. */
   "provider.delete.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
+  "provider.draft.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "provider.drafts.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "provider.duplicate.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "provider.export.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
   "provider.generate.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "provider.generations.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "provider.get.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "provider.group.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "provider.problem.failed": (event: Schemas["CallFailed"]) => void;
+  /** On profile/<id>. */
+  "provider.refresh.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */
   "provider.search.failed": (event: Schemas["CallFailed"]) => void;
   /** On profile/<id>. */

@@ -683,49 +683,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/provider/generate": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Start a generation run
-         * @description Starts a run that answers the instructions about providers (about the provider `subject_id`, when
-         *     given) with the default model (or `model_id`), and returns at once. The text streams as
-         *     `provider.generate.text.progress` events on the run's topic (`run/<id>`), also pushed to every
-         *     socket of the caller; the text is the run's result.
-         */
-        post: operations["provider.generate"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/provider/generations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * List generation runs
-         * @description The caller's provider generation runs, newest first.
-         */
-        post: operations["provider.generations"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/provider/watch": {
         parameters: {
             query?: never;
@@ -748,49 +705,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/model/generate": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Start a generation run
-         * @description Starts a run that answers the instructions about models (about the model `subject_id`, when
-         *     given) with the default model (or `model_id`), and returns at once. The text streams as
-         *     `model.generate.text.progress` events on the run's topic (`run/<id>`), also pushed to every
-         *     socket of the caller; the text is the run's result.
-         */
-        post: operations["model.generate"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/model/generations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * List generation runs
-         * @description The caller's model generation runs, newest first.
-         */
-        post: operations["model.generations"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/model/watch": {
         parameters: {
             query?: never;
@@ -807,228 +721,6 @@ export interface paths {
          *     be the caller's model runs.
          */
         post: operations["model.watch"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/provider/create": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Add a provider
-         * @description Adds a place where text is generated: `local` (the embedded model) or `openai` (any OpenAI-compatible server at `base_url`). The API key is stored, never returned.
-         */
-        post: operations["provider.create"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/provider/get": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Get one provider
-         * @description The provider and its models.
-         */
-        post: operations["provider.get"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/provider/update": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Change a provider
-         * @description Changes the fields present in the request.
-         */
-        post: operations["provider.update"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/provider/delete": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Remove a provider
-         * @description Archives the provider and its models. Runs that used it keep their record.
-         */
-        post: operations["provider.delete"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/provider/search": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Search providers
-         * @description A page of providers, by name.
-         */
-        post: operations["provider.search"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/provider/decrypt": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Read a provider's API key
-         * @description The provider's API key, which no other operation or event shows (they say
-         *     `has_api_key`). Needs the (provider, decrypt) permission, which the seeded roles give
-         *     to admins only. The call's events show the key redacted.
-         */
-        post: operations["provider.decrypt"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/model/create": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Add a model
-         * @description Adds a model of a provider. `is_default` makes it the model of every generation that names none.
-         */
-        post: operations["model.create"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/model/get": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Get one model
-         * @description The model and its provider.
-         */
-        post: operations["model.get"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/model/update": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Change a model
-         * @description Changes the fields present in the request.
-         */
-        post: operations["model.update"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/model/delete": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Remove a model
-         * @description Archives the model. Runs that used it keep their record.
-         */
-        post: operations["model.delete"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/model/search": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Search models
-         * @description A page of models, by name.
-         */
-        post: operations["model.search"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4785,6 +4477,638 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/provider/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create providers in bulk
+         * @description Creates up to 100 providers; each item succeeds or fails on its own, one result per item
+         *     in input order. A caller below level 0 must name departments they belong to (their own
+         *     are used when none are given); only level 0 may create a provider shared with every
+         *     department. With `soft` and an `idempotency_key` the call is staged instead: its results
+         *     say what it would do (a create stores its providers pending, seen only by the caller),
+         *     and a later call with that key and `accept` carries it out or discards it.
+         */
+        post: operations["provider.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one provider
+         * @description The provider, what the caller may do with it, and for each relation the options the
+         *     editor may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that
+         *     saved draft. A provider outside the caller's departments answers 403.
+         */
+        post: operations["provider.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update providers in bulk
+         * @description Patches up to 100 providers, each on its own, or with `all` every provider `filter`
+         *     selects in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its providers pending, seen only by the caller), and a later call with that key
+         *     and `accept` carries it out or discards it.
+         */
+        post: operations["provider.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete providers in bulk
+         * @description Deletes up to 100 providers, each on its own, or with `all` every provider `filter`
+         *     selects in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key`
+         *     the call is staged instead: its results say what it would do (a create stores its
+         *     providers pending, seen only by the caller), and a later call with that key and `accept`
+         *     carries it out or discards it.
+         */
+        post: operations["provider.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search providers
+         * @description A page of the providers the caller can see, matching `search` (case-insensitive, name
+         *     and description) and the facet filters, newest change first. Each facet counts the
+         *     matches per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["provider.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a provider
+         * @description Copies a provider the caller can see. The copy keeps the departments the caller belongs
+         *     to (all of them for level 0).
+         */
+        post: operations["provider.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["provider.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of providers, newest first.
+         */
+        post: operations["provider.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export providers to CSV
+         * @description Writes the providers in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["provider.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for providers: the one used within the last 60 seconds, or a
+         *     new one; `group_id` picks one, `name` names it.
+         */
+        post: operations["provider.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with providers
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["provider.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what providers derive
+         * @description Drops the links of the providers in the caller's scope (or one) to records that are
+         *     gone, and says how many providers it checked.
+         */
+        post: operations["provider.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a run in which the model drafts a provider from the instructions, or a change of
+         *     one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `provider.create` (or `.update`) with `accept` carries out or discards. With `dangerous:
+         *     true` it is applied. Its events follow on the run's topic.
+         */
+        post: operations["provider.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's provider runs, newest first.
+         */
+        post: operations["provider.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/provider/decrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read a provider's secrets
+         * @description The values of the provider's secrets, which no other operation or event shows. Needs the
+         *     (provider, decrypt) permission, which the seeded roles give to admins only, and the
+         *     provider's departments.
+         */
+        post: operations["provider.decrypt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create models in bulk
+         * @description Creates up to 100 models; each item succeeds or fails on its own, one result per item in
+         *     input order. A caller below level 0 must name departments they belong to (their own are
+         *     used when none are given); only level 0 may create a model shared with every department.
+         *     With `soft` and an `idempotency_key` the call is staged instead: its results say what it
+         *     would do (a create stores its models pending, seen only by the caller), and a later call
+         *     with that key and `accept` carries it out or discards it.
+         */
+        post: operations["model.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get one model
+         * @description The model, what the caller may do with it, and for each relation the options the editor
+         *     may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that saved
+         *     draft. A model outside the caller's departments answers 403.
+         */
+        post: operations["model.get"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Update models in bulk
+         * @description Patches up to 100 models, each on its own, or with `all` every model `filter` selects in
+         *     the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its models pending, seen only by the caller), and a later call with that key and
+         *     `accept` carries it out or discards it.
+         */
+        post: operations["model.update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete models in bulk
+         * @description Deletes up to 100 models, each on its own, or with `all` every model `filter` selects in
+         *     the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key` the call is
+         *     staged instead: its results say what it would do (a create stores its models pending,
+         *     seen only by the caller), and a later call with that key and `accept` carries it out or
+         *     discards it.
+         */
+        post: operations["model.delete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search models
+         * @description A page of the models the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
+         */
+        post: operations["model.search"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a model
+         * @description Copies a model the caller can see. The copy keeps the departments the caller belongs to
+         *     (all of them for level 0).
+         */
+        post: operations["model.duplicate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Save an editor draft
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
+         */
+        post: operations["model.draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List the caller's drafts
+         * @description The caller's drafts of models, newest first.
+         */
+        post: operations["model.drafts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export models to CSV
+         * @description Writes the models in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
+         */
+        post: operations["model.export"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve the caller's working group
+         * @description The caller's current group for models: the one used within the last 60 seconds, or a new
+         *     one; `group_id` picks one, `name` names it.
+         */
+        post: operations["model.group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a problem with models
+         * @description Records a report, listed by `system.activity`.
+         */
+        post: operations["model.problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recompute what models derive
+         * @description Drops the links of the models in the caller's scope (or one) to records that are gone,
+         *     and says how many models it checked.
+         */
+        post: operations["model.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a run in which the model drafts a model from the instructions, or a change of one
+         *     (`subject_id`). With `dangerous: false` (the default) the result is staged for review as
+         *     a soft call: the run's result names its `idempotency_key`, which `model.create` (or
+         *     `.update`) with `accept` carries out or discards. With `dangerous: true` it is applied.
+         *     Its events follow on the run's topic.
+         */
+        post: operations["model.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/model/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's model runs, newest first.
+         */
+        post: operations["model.generations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -5442,10 +5766,6 @@ export interface components {
         ProfileGenerateResponse: components["schemas"]["GenerateResponse"];
         SystemGenerateRequest: components["schemas"]["GenerateRequest"];
         SystemGenerateResponse: components["schemas"]["GenerateResponse"];
-        ProviderGenerateRequest: components["schemas"]["GenerateRequest"];
-        ProviderGenerateResponse: components["schemas"]["GenerateResponse"];
-        ModelGenerateRequest: components["schemas"]["GenerateRequest"];
-        ModelGenerateResponse: components["schemas"]["GenerateResponse"];
         GenerationsRequest: {
             /** @description Case-insensitive match on the run's input. */
             search?: string;
@@ -5712,174 +6032,6 @@ export interface components {
             tokens_per_second: number;
             tokens_total: number;
         };
-        Provider: {
-            /** Format: uuid */
-            id: string;
-            name: string;
-            kind: components["schemas"]["ProviderKind"];
-            base_url: string;
-            /** @description The key itself is never returned. */
-            has_api_key: boolean;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-        };
-        /**
-         * @description `local`: the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
-         * @enum {string}
-         */
-        ProviderKind: "local" | "openai";
-        Model: {
-            /** Format: uuid */
-            id: string;
-            /** Format: uuid */
-            provider_id: string;
-            /** @description The provider's name for it (e.g. `gpt-4o-mini`). */
-            name: string;
-            label: string;
-            is_default: boolean;
-            /** @description Local models only, the pause between streamed words; the server's default when absent. */
-            token_delay_ms?: number;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-        };
-        ProviderCreateRequest: {
-            name: string;
-            kind: components["schemas"]["ProviderKind"];
-            /** @description Required for `openai`, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
-            base_url?: string;
-            api_key?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        ProviderCreateResponse: {
-            provider: components["schemas"]["Provider"];
-            idempotency_key?: string;
-        };
-        ProviderGetRequest: {
-            /** Format: uuid */
-            provider_id: string;
-        };
-        ProviderGetResponse: {
-            provider: components["schemas"]["Provider"];
-            models: components["schemas"]["Model"][];
-        };
-        ProviderUpdateRequest: {
-            /** Format: uuid */
-            provider_id: string;
-            name?: string;
-            base_url?: string;
-            /** @description An empty string removes the key. */
-            api_key?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        ProviderUpdateResponse: {
-            provider: components["schemas"]["Provider"];
-            idempotency_key?: string;
-        };
-        ProviderDeleteRequest: {
-            /** Format: uuid */
-            provider_id: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        ProviderDeleteResponse: {
-            success: boolean;
-            /** Format: uuid */
-            provider_id: string;
-            idempotency_key?: string;
-        };
-        ProviderDecryptRequest: {
-            /** Format: uuid */
-            provider_id: string;
-        };
-        ProviderDecryptResponse: {
-            /** Format: uuid */
-            provider_id: string;
-            has_api_key: boolean;
-            /**
-             * Format: password
-             * @description The key, when the provider has one.
-             */
-            api_key?: string;
-        };
-        ProviderSearchRequest: {
-            search?: string;
-            /** @default 50 */
-            page_size?: number;
-            /** @default 0 */
-            page_offset?: number;
-        };
-        ProviderSearchResponse: {
-            providers: components["schemas"]["Provider"][];
-            total_count: number;
-            page_size: number;
-            page_offset: number;
-        };
-        ModelCreateRequest: {
-            /** Format: uuid */
-            provider_id: string;
-            name: string;
-            /** @description Defaults to the name. */
-            label?: string;
-            /** @default false */
-            is_default?: boolean;
-            token_delay_ms?: number;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        ModelCreateResponse: {
-            model: components["schemas"]["Model"];
-            idempotency_key?: string;
-        };
-        ModelGetRequest: {
-            /** Format: uuid */
-            model_id: string;
-        };
-        ModelGetResponse: {
-            model: components["schemas"]["Model"];
-            provider: components["schemas"]["Provider"];
-        };
-        ModelUpdateRequest: {
-            /** Format: uuid */
-            model_id: string;
-            name?: string;
-            label?: string;
-            /** @description True makes this the default model; false is refused for the default (make another one the default instead). */
-            is_default?: boolean;
-            token_delay_ms?: number;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        ModelUpdateResponse: {
-            model: components["schemas"]["Model"];
-            idempotency_key?: string;
-        };
-        ModelDeleteRequest: {
-            /** Format: uuid */
-            model_id: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        ModelDeleteResponse: {
-            success: boolean;
-            /** Format: uuid */
-            model_id: string;
-            idempotency_key?: string;
-        };
-        ModelSearchRequest: {
-            /** Format: uuid */
-            provider_id?: string;
-            search?: string;
-            /** @default 50 */
-            page_size?: number;
-            /** @default 0 */
-            page_offset?: number;
-        };
-        ModelSearchResponse: {
-            models: components["schemas"]["Model"][];
-            total_count: number;
-            page_size: number;
-            page_offset: number;
-        };
         PersonaGenerationsRequest: components["schemas"]["GenerationsRequest"];
         PersonaGenerationsResponse: components["schemas"]["GenerationsResponse"];
         PersonaWatchRequest: components["schemas"]["WatchRequest"];
@@ -5896,12 +6048,8 @@ export interface components {
         SystemGenerationsResponse: components["schemas"]["GenerationsResponse"];
         SystemWatchRequest: components["schemas"]["WatchRequest"];
         SystemWatchResponse: components["schemas"]["WatchResponse"];
-        ProviderGenerationsRequest: components["schemas"]["GenerationsRequest"];
-        ProviderGenerationsResponse: components["schemas"]["GenerationsResponse"];
         ProviderWatchRequest: components["schemas"]["WatchRequest"];
         ProviderWatchResponse: components["schemas"]["WatchResponse"];
-        ModelGenerationsRequest: components["schemas"]["GenerationsRequest"];
-        ModelGenerationsResponse: components["schemas"]["GenerationsResponse"];
         ModelWatchRequest: components["schemas"]["WatchRequest"];
         ModelWatchResponse: components["schemas"]["WatchResponse"];
         ToolPermission: {
@@ -9367,6 +9515,610 @@ export interface components {
         DepartmentGenerateResponse: components["schemas"]["GenerateResponse"];
         DepartmentGenerationsRequest: components["schemas"]["GenerationsRequest"];
         DepartmentGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Provider: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /**
+             * @description `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+             * @enum {string}
+             */
+            kind: "local" | "openai";
+            /** @description Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
+            base_url: string;
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description The names of its secrets; `provider.decrypt` returns their values. */
+            secret_names: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ProviderRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        ProviderInput: {
+            name: string;
+            description?: string;
+            /**
+             * @description `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+             * @enum {string}
+             */
+            kind?: "local" | "openai";
+            /** @description Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
+            base_url?: string;
+            department_ids?: string[];
+            secrets?: components["schemas"]["SecretValues"];
+        };
+        ProviderPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /**
+             * @description `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+             * @enum {string}
+             */
+            kind?: "local" | "openai";
+            /** @description Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
+            base_url?: string;
+            department_ids?: string[];
+            secrets?: components["schemas"]["SecretValues"];
+        };
+        ProviderFormState: {
+            name?: string;
+            description?: string;
+            /**
+             * @description `local` (the default): the embedded offline model. `openai`: an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp), at `base_url`.
+             * @enum {string}
+             */
+            kind?: "local" | "openai";
+            /** @description Required for `openai`, such as `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`. */
+            base_url?: string;
+            department_ids?: string[];
+        };
+        ProviderDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new provider.
+             */
+            provider_id?: string;
+            name: string;
+            form_state: components["schemas"]["ProviderFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        ProviderResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            provider_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which providers a search, or an update or delete of `all`, takes. */
+        ProviderFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only providers linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `providers`, or `accept` with the `idempotency_key` of a staged create. */
+        ProviderCreateRequest: {
+            providers?: components["schemas"]["ProviderInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ProviderCreateResponse: {
+            results: components["schemas"]["ProviderResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        ProviderGetRequest: {
+            /** Format: uuid */
+            provider_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the provider.
+             */
+            draft_id?: string;
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        ProviderGetResponse: {
+            provider: components["schemas"]["Provider"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["ProviderDraft"];
+            /** @description The departments the provider has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `providers`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        ProviderUpdateRequest: {
+            providers?: components["schemas"]["ProviderPatch"][];
+            /** @description Every provider `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ProviderFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["ProviderFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ProviderUpdateResponse: {
+            results: components["schemas"]["ProviderResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `provider_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        ProviderDeleteRequest: {
+            provider_ids?: string[];
+            /** @description Every provider `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ProviderFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ProviderDeleteResponse: {
+            results: components["schemas"]["ProviderResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        ProviderSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only providers linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ProviderSearchResponse: {
+            providers: components["schemas"]["ProviderRow"][];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        ProviderDuplicateRequest: {
+            /** Format: uuid */
+            provider_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ProviderDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new provider.
+             */
+            provider_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        ProviderDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The provider being edited; omit when drafting a new one.
+             */
+            provider_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["ProviderFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ProviderDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["ProviderDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        ProviderDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this provider.
+             */
+            provider_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ProviderDraftsResponse: {
+            entries: components["schemas"]["ProviderDraft"][];
+            total_count: number;
+        };
+        ProviderExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this provider.
+             */
+            provider_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ProviderExportResponse: components["schemas"]["ExportResponse"];
+        ProviderGroupRequest: components["schemas"]["GroupRequest"];
+        ProviderGroupResponse: components["schemas"]["GroupResponse"];
+        ProviderProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The provider the report is about.
+             */
+            provider_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ProviderProblemResponse: components["schemas"]["ProblemReportResponse"];
+        ProviderRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this provider.
+             */
+            provider_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ProviderRefreshResponse: components["schemas"]["RefreshResponse"];
+        ProviderDecryptRequest: {
+            /** Format: uuid */
+            provider_id: string;
+        };
+        ProviderDecryptResponse: {
+            /** Format: uuid */
+            provider_id: string;
+            /** @description The secrets by name; the call's events show the values redacted. */
+            secrets: {
+                [key: string]: string;
+            };
+        };
+        ProviderGenerateRequest: components["schemas"]["RecordGenerateRequest"];
+        ProviderGenerateResponse: components["schemas"]["GenerateResponse"];
+        ProviderGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        ProviderGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Model: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty. */
+            provider_model: string;
+            /** @description It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on. */
+            is_default: boolean;
+            /** @description Local models only, the pause between streamed words; the server's default when null. */
+            token_delay_ms: number | null;
+            /** @description The provider that serves it (exactly one); the embedded provider when a create names none. */
+            provider_ids: string[];
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ModelRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            provider_ids: string[];
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        ModelInput: {
+            name: string;
+            description?: string;
+            /** @description The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty. */
+            provider_model?: string;
+            /** @description It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on. */
+            is_default?: boolean;
+            /** @description Local models only, the pause between streamed words; the server's default when null. */
+            token_delay_ms?: number | null;
+            provider_ids?: string[];
+            department_ids?: string[];
+        };
+        ModelPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty. */
+            provider_model?: string;
+            /** @description It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on. */
+            is_default?: boolean;
+            /** @description Local models only, the pause between streamed words; the server's default when null. */
+            token_delay_ms?: number | null;
+            provider_ids?: string[];
+            department_ids?: string[];
+        };
+        ModelFormState: {
+            name?: string;
+            description?: string;
+            /** @description The provider's name for the model, such as `gpt-4o-mini`; the model's `name` when empty. */
+            provider_model?: string;
+            /** @description It serves every generation that names no model. Making a model the default takes it from the one that had it; the default cannot be unset or deleted, only passed on. */
+            is_default?: boolean;
+            /** @description Local models only, the pause between streamed words; the server's default when null. */
+            token_delay_ms?: number | null;
+            provider_ids?: string[];
+            department_ids?: string[];
+        };
+        ModelDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new model.
+             */
+            model_id?: string;
+            name: string;
+            form_state: components["schemas"]["ModelFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        ModelResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            model_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which models a search, or an update or delete of `all`, takes. */
+        ModelFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only models linked to one of these. */
+            filter_provider_ids?: string[];
+            /** @description Only models linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `models`, or `accept` with the `idempotency_key` of a staged create. */
+        ModelCreateRequest: {
+            models?: components["schemas"]["ModelInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ModelCreateResponse: {
+            results: components["schemas"]["ModelResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        ModelGetRequest: {
+            /** Format: uuid */
+            model_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the model.
+             */
+            draft_id?: string;
+            providers?: components["schemas"]["SectionFilter"];
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        ModelGetResponse: {
+            model: components["schemas"]["Model"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["ModelDraft"];
+            /** @description The providers the model has (selected), then others that may be chosen. */
+            providers: components["schemas"]["RelationOption"][];
+            /** @description The departments the model has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `models`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        ModelUpdateRequest: {
+            models?: components["schemas"]["ModelPatch"][];
+            /** @description Every model `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ModelFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["ModelFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ModelUpdateResponse: {
+            results: components["schemas"]["ModelResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `model_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        ModelDeleteRequest: {
+            model_ids?: string[];
+            /** @description Every model `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["ModelFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        ModelDeleteResponse: {
+            results: components["schemas"]["ModelResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        ModelSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only models linked to one of these. */
+            filter_provider_ids?: string[];
+            /** @description Only models linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the provider facet's options by name. */
+            provider_search?: string;
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ModelSearchResponse: {
+            models: components["schemas"]["ModelRow"][];
+            provider_filter: components["schemas"]["FacetFilter"];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        ModelDuplicateRequest: {
+            /** Format: uuid */
+            model_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ModelDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new model.
+             */
+            model_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        ModelDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The model being edited; omit when drafting a new one.
+             */
+            model_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["ModelFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ModelDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["ModelDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        ModelDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this model.
+             */
+            model_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        ModelDraftsResponse: {
+            entries: components["schemas"]["ModelDraft"][];
+            total_count: number;
+        };
+        ModelExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this model.
+             */
+            model_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ModelExportResponse: components["schemas"]["ExportResponse"];
+        ModelGroupRequest: components["schemas"]["GroupRequest"];
+        ModelGroupResponse: components["schemas"]["GroupResponse"];
+        ModelProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The model the report is about.
+             */
+            model_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ModelProblemResponse: components["schemas"]["ProblemReportResponse"];
+        ModelRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this model.
+             */
+            model_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        ModelRefreshResponse: components["schemas"]["RefreshResponse"];
+        ModelGenerateRequest: components["schemas"]["RecordGenerateRequest"];
+        ModelGenerateResponse: components["schemas"]["GenerateResponse"];
+        ModelGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        ModelGenerationsResponse: components["schemas"]["GenerationsResponse"];
     };
     responses: {
         /** @description The body is not JSON (or is missing). */
@@ -10360,64 +11112,6 @@ export interface operations {
             422: components["responses"]["ValidationFailed"];
         };
     };
-    "provider.generate": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderGenerateRequest"];
-            };
-        };
-        responses: {
-            /** @description The run, just queued. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderGenerateResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "provider.generations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderGenerationsRequest"];
-            };
-        };
-        responses: {
-            /** @description A page of runs. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderGenerationsResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
     "provider.watch": {
         parameters: {
             query?: never;
@@ -10447,64 +11141,6 @@ export interface operations {
             422: components["responses"]["ValidationFailed"];
         };
     };
-    "model.generate": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelGenerateRequest"];
-            };
-        };
-        responses: {
-            /** @description The run, just queued. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelGenerateResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "model.generations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelGenerationsRequest"];
-            };
-        };
-        responses: {
-            /** @description A page of runs. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelGenerationsResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
     "model.watch": {
         parameters: {
             query?: never;
@@ -10531,328 +11167,6 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "provider.create": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderCreateRequest"];
-            };
-        };
-        responses: {
-            /** @description The new provider. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderCreateResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "provider.get": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderGetRequest"];
-            };
-        };
-        responses: {
-            /** @description The provider. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderGetResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "provider.update": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderUpdateRequest"];
-            };
-        };
-        responses: {
-            /** @description The provider as changed. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderUpdateResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "provider.delete": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderDeleteRequest"];
-            };
-        };
-        responses: {
-            /** @description What was removed. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderDeleteResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "provider.search": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderSearchRequest"];
-            };
-        };
-        responses: {
-            /** @description A page of providers. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderSearchResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "provider.decrypt": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ProviderDecryptRequest"];
-            };
-        };
-        responses: {
-            /** @description The key. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProviderDecryptResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "model.create": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelCreateRequest"];
-            };
-        };
-        responses: {
-            /** @description The new model. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelCreateResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "model.get": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelGetRequest"];
-            };
-        };
-        responses: {
-            /** @description The model. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelGetResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "model.update": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelUpdateRequest"];
-            };
-        };
-        responses: {
-            /** @description The model as changed. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelUpdateResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "model.delete": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelDeleteRequest"];
-            };
-        };
-        responses: {
-            /** @description What was removed. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelDeleteResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "model.search": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ModelSearchRequest"];
-            };
-        };
-        responses: {
-            /** @description A page of models. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ModelSearchResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
             422: components["responses"]["ValidationFailed"];
         };
     };
@@ -15882,6 +16196,855 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DepartmentGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "provider.decrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderDecryptRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderDecryptResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelCreateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelGetRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelGetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelUpdateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelDeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelDuplicateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDuplicateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.draft": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDraftResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.drafts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelDraftsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDraftsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelExportRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelExportResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelGroupResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelProblemRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelProblemResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelRefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelRefreshResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "model.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelGenerationsResponse"];
                 };
             };
             400: components["responses"]["BadRequest"];
