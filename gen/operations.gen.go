@@ -271,7 +271,7 @@ type Handlers interface {
 	PersonaGroup(ctx context.Context, in *PersonaGroupRequest) (*PersonaGroupResponse, error)
 	// PersonaProblem serves POST /persona/problem and the socket.io event persona.problem: Report a problem with personas.
 	PersonaProblem(ctx context.Context, in *PersonaProblemRequest) (*PersonaProblemResponse, error)
-	// PersonaRefresh serves POST /persona/refresh and the socket.io event persona.refresh: Recompute persona statistics.
+	// PersonaRefresh serves POST /persona/refresh and the socket.io event persona.refresh: Recompute what personas derive.
 	PersonaRefresh(ctx context.Context, in *PersonaRefreshRequest) (*PersonaRefreshResponse, error)
 	// PersonaSearch serves POST /persona/search and the socket.io event persona.search: Search personas.
 	PersonaSearch(ctx context.Context, in *PersonaSearchRequest) (*PersonaSearchResponse, error)
@@ -3124,7 +3124,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaCreateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaCreate(ctx, in.(*PersonaCreateRequest))
@@ -3146,7 +3146,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaDeleteRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDelete(ctx, in.(*PersonaDeleteRequest))
@@ -3168,7 +3168,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaDraftRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDraft(ctx, in.(*PersonaDraftRequest))
@@ -3190,7 +3190,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaDraftsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDrafts(ctx, in.(*PersonaDraftsRequest))
@@ -3212,7 +3212,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaDuplicateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaDuplicate(ctx, in.(*PersonaDuplicateRequest))
@@ -3234,7 +3234,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaExportRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaExport(ctx, in.(*PersonaExportRequest))
@@ -3256,7 +3256,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaGenerateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGenerate(ctx, in.(*PersonaGenerateRequest))
@@ -3278,7 +3278,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaGenerationsRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGenerations(ctx, in.(*PersonaGenerationsRequest))
@@ -3300,7 +3300,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaGetRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGet(ctx, in.(*PersonaGetRequest))
@@ -3322,7 +3322,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaGroupRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaGroup(ctx, in.(*PersonaGroupRequest))
@@ -3344,7 +3344,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaProblemRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaProblem(ctx, in.(*PersonaProblemRequest))
@@ -3360,13 +3360,13 @@ var Operations = []Operation{
 		Name:           "refresh",
 		Method:         "POST",
 		Path:           "/persona/refresh",
-		Summary:        "Recompute persona statistics",
+		Summary:        "Recompute what personas derive",
 		RequestSchema:  "PersonaRefreshRequest",
 		ResponseSchema: "PersonaRefreshResponse",
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaRefreshRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaRefresh(ctx, in.(*PersonaRefreshRequest))
@@ -3388,7 +3388,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     false,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaSearchRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaSearch(ctx, in.(*PersonaSearchRequest))
@@ -3410,7 +3410,7 @@ var Operations = []Operation{
 		Public:         false,
 		Idempotent:     true,
 		Timeout:        0,
-		Family:         "",
+		Family:         "standard",
 		NewRequest:     func() any { return new(PersonaUpdateRequest) },
 		Call: func(ctx context.Context, h Handlers, in any) (any, error) {
 			out, err := h.PersonaUpdate(ctx, in.(*PersonaUpdateRequest))
@@ -6540,6 +6540,132 @@ func (f FamilyOperations) ParameterSearch(ctx context.Context, in *ParameterSear
 func (f FamilyOperations) ParameterUpdate(ctx context.Context, in *ParameterUpdateRequest) (*ParameterUpdateResponse, error) {
 	out := new(ParameterUpdateResponse)
 	if err := f.Family.Serve(ctx, operationsByID["parameter.update"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaCreate serves persona.create with the family's implementation.
+func (f FamilyOperations) PersonaCreate(ctx context.Context, in *PersonaCreateRequest) (*PersonaCreateResponse, error) {
+	out := new(PersonaCreateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.create"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaDelete serves persona.delete with the family's implementation.
+func (f FamilyOperations) PersonaDelete(ctx context.Context, in *PersonaDeleteRequest) (*PersonaDeleteResponse, error) {
+	out := new(PersonaDeleteResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.delete"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaDraft serves persona.draft with the family's implementation.
+func (f FamilyOperations) PersonaDraft(ctx context.Context, in *PersonaDraftRequest) (*PersonaDraftResponse, error) {
+	out := new(PersonaDraftResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.draft"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaDrafts serves persona.drafts with the family's implementation.
+func (f FamilyOperations) PersonaDrafts(ctx context.Context, in *PersonaDraftsRequest) (*PersonaDraftsResponse, error) {
+	out := new(PersonaDraftsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.drafts"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaDuplicate serves persona.duplicate with the family's implementation.
+func (f FamilyOperations) PersonaDuplicate(ctx context.Context, in *PersonaDuplicateRequest) (*PersonaDuplicateResponse, error) {
+	out := new(PersonaDuplicateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.duplicate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaExport serves persona.export with the family's implementation.
+func (f FamilyOperations) PersonaExport(ctx context.Context, in *PersonaExportRequest) (*PersonaExportResponse, error) {
+	out := new(PersonaExportResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.export"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaGenerate serves persona.generate with the family's implementation.
+func (f FamilyOperations) PersonaGenerate(ctx context.Context, in *PersonaGenerateRequest) (*PersonaGenerateResponse, error) {
+	out := new(PersonaGenerateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.generate"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaGenerations serves persona.generations with the family's implementation.
+func (f FamilyOperations) PersonaGenerations(ctx context.Context, in *PersonaGenerationsRequest) (*PersonaGenerationsResponse, error) {
+	out := new(PersonaGenerationsResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.generations"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaGet serves persona.get with the family's implementation.
+func (f FamilyOperations) PersonaGet(ctx context.Context, in *PersonaGetRequest) (*PersonaGetResponse, error) {
+	out := new(PersonaGetResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.get"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaGroup serves persona.group with the family's implementation.
+func (f FamilyOperations) PersonaGroup(ctx context.Context, in *PersonaGroupRequest) (*PersonaGroupResponse, error) {
+	out := new(PersonaGroupResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.group"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaProblem serves persona.problem with the family's implementation.
+func (f FamilyOperations) PersonaProblem(ctx context.Context, in *PersonaProblemRequest) (*PersonaProblemResponse, error) {
+	out := new(PersonaProblemResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.problem"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaRefresh serves persona.refresh with the family's implementation.
+func (f FamilyOperations) PersonaRefresh(ctx context.Context, in *PersonaRefreshRequest) (*PersonaRefreshResponse, error) {
+	out := new(PersonaRefreshResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.refresh"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaSearch serves persona.search with the family's implementation.
+func (f FamilyOperations) PersonaSearch(ctx context.Context, in *PersonaSearchRequest) (*PersonaSearchResponse, error) {
+	out := new(PersonaSearchResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.search"], in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PersonaUpdate serves persona.update with the family's implementation.
+func (f FamilyOperations) PersonaUpdate(ctx context.Context, in *PersonaUpdateRequest) (*PersonaUpdateResponse, error) {
+	out := new(PersonaUpdateResponse)
+	if err := f.Family.Serve(ctx, operationsByID["persona.update"], in, out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -503,18 +503,15 @@ func (e ProviderPatchKind) Valid() bool {
 
 // Defines values for RunKind.
 const (
-	RunKindChatReply    RunKind = "chat_reply"
-	RunKindPersonaDraft RunKind = "persona_draft"
-	RunKindRecordDraft  RunKind = "record_draft"
-	RunKindText         RunKind = "text"
+	RunKindChatReply   RunKind = "chat_reply"
+	RunKindRecordDraft RunKind = "record_draft"
+	RunKindText        RunKind = "text"
 )
 
 // Valid indicates whether the value is a known member of the RunKind enum.
 func (e RunKind) Valid() bool {
 	switch e {
 	case RunKindChatReply:
-		return true
-	case RunKindPersonaDraft:
 		return true
 	case RunKindRecordDraft:
 		return true
@@ -2259,12 +2256,6 @@ type DepartmentExportRequest struct {
 // DepartmentExportResponse defines model for DepartmentExportResponse.
 type DepartmentExportResponse = ExportResponse
 
-// DepartmentFacet defines model for DepartmentFacet.
-type DepartmentFacet struct {
-	Options     []FacetOption        `json:"options"`
-	SelectedIds []openapi_types.UUID `json:"selected_ids"`
-}
-
 // DepartmentFilter Which departments a search, or an update or delete of `all`, takes.
 type DepartmentFilter struct {
 	// Search Case-insensitive text matched against name and description.
@@ -3367,9 +3358,8 @@ type GenerateResponse struct {
 type GenerateStarted struct {
 	Artifact string `json:"artifact"`
 
-	// Kind What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
-	// persona, `record_draft` a record of the standard family (or a change of one), `text` an
-	// answer to instructions.
+	// Kind What a run generates: `chat_reply` a persona's reply in a chat, `record_draft` a record
+	// of the standard family (or a change of one), `text` an answer to instructions.
 	Kind RunKind `json:"kind"`
 
 	// Resumed True when the run continues after a server restart; deltas go on after the last one sent.
@@ -4280,7 +4270,7 @@ type Permission struct {
 
 // Persona defines model for Persona.
 type Persona struct {
-	// AttemptCount Attempts started with this persona (see `persona.refresh`).
+	// AttemptCount Attempts started with this persona (`persona.refresh` recounts them).
 	AttemptCount int                `json:"attempt_count"`
 	CreatedAt    time.Time          `json:"created_at"`
 	CreatedBy    openapi_types.UUID `json:"created_by"`
@@ -4291,39 +4281,67 @@ type Persona struct {
 	Id            openapi_types.UUID   `json:"id"`
 
 	// Instructions How the persona behaves in a chat.
-	Instructions string    `json:"instructions"`
-	Name         string    `json:"name"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	Instructions string `json:"instructions"`
+	Name         string `json:"name"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// PersonaCreateRequest defines model for PersonaCreateRequest.
+// PersonaCreateRequest Either `personas`, or `accept` with the `idempotency_key` of a staged create.
 type PersonaCreateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
-	Personas       []PersonaInput  `json:"personas"`
+	Personas       []PersonaInput  `json:"personas,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // PersonaCreateResponse defines model for PersonaCreateResponse.
 type PersonaCreateResponse struct {
-	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
-	Results        []PersonaResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool           `json:"pending,omitempty"`
+	Results []PersonaResult `json:"results"`
 }
 
-// PersonaDeleteRequest defines model for PersonaDeleteRequest.
+// PersonaDeleteRequest Either `persona_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete.
 type PersonaDeleteRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every persona `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which personas a search, or an update or delete of `all`, takes.
+	Filter *PersonaFilter `json:"filter,omitempty"`
+
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey      `json:"idempotency_key,omitempty"`
-	PersonaIds     []openapi_types.UUID `json:"persona_ids"`
+	PersonaIds     []openapi_types.UUID `json:"persona_ids,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // PersonaDeleteResponse defines model for PersonaDeleteResponse.
 type PersonaDeleteResponse struct {
-	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
-	Results        []PersonaResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool           `json:"pending,omitempty"`
+	Results []PersonaResult `json:"results"`
 }
 
 // PersonaDraft defines model for PersonaDraft.
@@ -4333,7 +4351,7 @@ type PersonaDraft struct {
 	Id        openapi_types.UUID `json:"id"`
 	Name      string             `json:"name"`
 
-	// PersonaId Absent for a draft of a persona not created yet.
+	// PersonaId Absent for a draft of a new persona.
 	PersonaId *openapi_types.UUID `json:"persona_id,omitempty"`
 	ProfileId openapi_types.UUID  `json:"profile_id"`
 }
@@ -4418,32 +4436,27 @@ type PersonaExportRequest struct {
 // PersonaExportResponse defines model for PersonaExportResponse.
 type PersonaExportResponse = ExportResponse
 
+// PersonaFilter Which personas a search, or an update or delete of `all`, takes.
+type PersonaFilter struct {
+	// FilterDepartmentIds Only personas linked to one of these.
+	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
+
+	// Search Case-insensitive text matched against name and description.
+	Search *string `json:"search,omitempty"`
+}
+
 // PersonaFormState defines model for PersonaFormState.
 type PersonaFormState struct {
 	DepartmentIds *[]openapi_types.UUID `json:"department_ids,omitempty"`
 	Description   *string               `json:"description,omitempty"`
-	Instructions  *string               `json:"instructions,omitempty"`
-	Name          *string               `json:"name,omitempty"`
+
+	// Instructions How the persona behaves in a chat.
+	Instructions *string `json:"instructions,omitempty"`
+	Name         *string `json:"name,omitempty"`
 }
 
 // PersonaGenerateRequest defines model for PersonaGenerateRequest.
-type PersonaGenerateRequest struct {
-	// Apply Create (or update) the persona with the result instead of saving a draft.
-	Apply   *bool               `json:"apply,omitempty"`
-	GroupId *openapi_types.UUID `json:"group_id,omitempty"`
-
-	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
-	// first response; the same key with another body, or while the first call runs, is
-	// a 409.
-	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
-
-	// Instructions What the persona should be like. Without any, the run asks.
-	Instructions []string            `json:"instructions,omitempty"`
-	ModelId      *openapi_types.UUID `json:"model_id,omitempty"`
-
-	// PersonaId Refine this persona instead of drafting a new one.
-	PersonaId *openapi_types.UUID `json:"persona_id,omitempty"`
-}
+type PersonaGenerateRequest = RecordGenerateRequest
 
 // PersonaGenerateResponse defines model for PersonaGenerateResponse.
 type PersonaGenerateResponse = GenerateResponse
@@ -4456,6 +4469,9 @@ type PersonaGenerationsResponse = GenerationsResponse
 
 // PersonaGetRequest defines model for PersonaGetRequest.
 type PersonaGetRequest struct {
+	// Departments Narrows the options `get` lists for one relation.
+	Departments *SectionFilter `json:"departments,omitempty"`
+
 	// DraftId Also return this draft of the persona.
 	DraftId   *openapi_types.UUID `json:"draft_id,omitempty"`
 	PersonaId openapi_types.UUID  `json:"persona_id"`
@@ -4466,10 +4482,10 @@ type PersonaGetResponse struct {
 	CanDelete bool `json:"can_delete"`
 	CanEdit   bool `json:"can_edit"`
 
-	// Departments The persona's departments, with names.
-	Departments []DepartmentRef `json:"departments"`
-	Draft       *PersonaDraft   `json:"draft,omitempty"`
-	Persona     Persona         `json:"persona"`
+	// Departments The departments the persona has (selected), then others that may be chosen.
+	Departments []RelationOption `json:"departments"`
+	Draft       *PersonaDraft    `json:"draft,omitempty"`
+	Persona     Persona          `json:"persona"`
 }
 
 // PersonaGroupRequest defines model for PersonaGroupRequest.
@@ -4482,8 +4498,10 @@ type PersonaGroupResponse = GroupResponse
 type PersonaInput struct {
 	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
 	Description   *string              `json:"description,omitempty"`
-	Instructions  *string              `json:"instructions,omitempty"`
-	Name          string               `json:"name"`
+
+	// Instructions How the persona behaves in a chat.
+	Instructions *string `json:"instructions,omitempty"`
+	Name         string  `json:"name"`
 }
 
 // PersonaPatch defines model for PersonaPatch.
@@ -4491,8 +4509,10 @@ type PersonaPatch struct {
 	DepartmentIds []openapi_types.UUID `json:"department_ids,omitempty"`
 	Description   *string              `json:"description,omitempty"`
 	Id            openapi_types.UUID   `json:"id"`
-	Instructions  *string              `json:"instructions,omitempty"`
-	Name          *string              `json:"name,omitempty"`
+
+	// Instructions How the persona behaves in a chat.
+	Instructions *string `json:"instructions,omitempty"`
+	Name         *string `json:"name,omitempty"`
 }
 
 // PersonaProblemRequest defines model for PersonaProblemRequest.
@@ -4538,6 +4558,7 @@ type PersonaResult struct {
 
 // PersonaRow defines model for PersonaRow.
 type PersonaRow struct {
+	// AttemptCount Attempts started with this persona (`persona.refresh` recounts them).
 	AttemptCount  int                  `json:"attempt_count"`
 	CanDelete     bool                 `json:"can_delete"`
 	CanDuplicate  bool                 `json:"can_duplicate"`
@@ -4546,13 +4567,18 @@ type PersonaRow struct {
 	Description   string               `json:"description"`
 	Id            openapi_types.UUID   `json:"id"`
 	Name          string               `json:"name"`
-	UpdatedAt     time.Time            `json:"updated_at"`
+
+	// Pending A soft create staged it; it waits for its call to be accepted or rejected.
+	Pending   bool      `json:"pending"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // PersonaSearchRequest defines model for PersonaSearchRequest.
 type PersonaSearchRequest struct {
 	// DepartmentSearch Narrows the department facet's options by name.
-	DepartmentSearch    *string              `json:"department_search,omitempty"`
+	DepartmentSearch *string `json:"department_search,omitempty"`
+
+	// FilterDepartmentIds Only personas linked to one of these.
 	FilterDepartmentIds []openapi_types.UUID `json:"filter_department_ids,omitempty"`
 	PageOffset          *int                 `json:"page_offset,omitempty"`
 	PageSize            *int                 `json:"page_size,omitempty"`
@@ -4563,28 +4589,45 @@ type PersonaSearchRequest struct {
 
 // PersonaSearchResponse defines model for PersonaSearchResponse.
 type PersonaSearchResponse struct {
-	DepartmentFilter DepartmentFacet `json:"department_filter"`
-	PageOffset       int             `json:"page_offset"`
-	PageSize         int             `json:"page_size"`
-	Personas         []PersonaRow    `json:"personas"`
+	DepartmentFilter FacetFilter  `json:"department_filter"`
+	PageOffset       int          `json:"page_offset"`
+	PageSize         int          `json:"page_size"`
+	Personas         []PersonaRow `json:"personas"`
 
 	// TotalCount Matches in the caller's scope, across all pages.
 	TotalCount int `json:"total_count"`
 }
 
-// PersonaUpdateRequest defines model for PersonaUpdateRequest.
+// PersonaUpdateRequest Either `personas`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update.
 type PersonaUpdateRequest struct {
+	// Accept With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it.
+	Accept *bool `json:"accept,omitempty"`
+
+	// All Every persona `filter` selects in the caller's scope, but `excluded_ids`, instead of a list.
+	All         *bool                `json:"all,omitempty"`
+	ExcludedIds []openapi_types.UUID `json:"excluded_ids,omitempty"`
+
+	// Filter Which personas a search, or an update or delete of `all`, takes.
+	Filter *PersonaFilter `json:"filter,omitempty"`
+
 	// IdempotencyKey Makes a mutation safe to retry: a repeat with the same key and body returns the
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
-	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
-	Personas       []PersonaPatch  `json:"personas"`
+	IdempotencyKey *IdempotencyKey   `json:"idempotency_key,omitempty"`
+	Patch          *PersonaFormState `json:"patch,omitempty"`
+	Personas       []PersonaPatch    `json:"personas,omitempty"`
+
+	// Soft Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it.
+	Soft *bool `json:"soft,omitempty"`
 }
 
 // PersonaUpdateResponse defines model for PersonaUpdateResponse.
 type PersonaUpdateResponse struct {
-	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
-	Results        []PersonaResult `json:"results"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Pending The call was staged (`soft`); its results say what it will do once accepted.
+	Pending *bool           `json:"pending,omitempty"`
+	Results []PersonaResult `json:"results"`
 }
 
 // PersonaWatchRequest defines model for PersonaWatchRequest.
@@ -5111,7 +5154,10 @@ type RecordGenerateRequest struct {
 	// first response; the same key with another body, or while the first call runs, is
 	// a 409.
 	IdempotencyKey *IdempotencyKey `json:"idempotency_key,omitempty"`
-	Instructions   []string        `json:"instructions"`
+
+	// Instructions What to draft. Without any, the run asks what it should draft (it is
+	// `interrupted` with a `question`); `system.run_answer` gives the instructions.
+	Instructions []string `json:"instructions,omitempty"`
 
 	// ModelId The model to use; the default model when absent.
 	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
@@ -5628,9 +5674,8 @@ type Run struct {
 	GroupId    *openapi_types.UUID `json:"group_id,omitempty"`
 	Id         openapi_types.UUID  `json:"id"`
 
-	// Kind What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
-	// persona, `record_draft` a record of the standard family (or a change of one), `text` an
-	// answer to instructions.
+	// Kind What a run generates: `chat_reply` a persona's reply in a chat, `record_draft` a record
+	// of the standard family (or a change of one), `text` an answer to instructions.
 	Kind    RunKind             `json:"kind"`
 	ModelId *openapi_types.UUID `json:"model_id,omitempty"`
 
@@ -5659,9 +5704,8 @@ type Run struct {
 	Usage Usage  `json:"usage"`
 }
 
-// RunKind What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
-// persona, `record_draft` a record of the standard family (or a change of one), `text` an
-// answer to instructions.
+// RunKind What a run generates: `chat_reply` a persona's reply in a chat, `record_draft` a record
+// of the standard family (or a change of one), `text` an answer to instructions.
 type RunKind string
 
 // RunRequest defines model for RunRequest.

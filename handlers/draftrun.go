@@ -61,6 +61,13 @@ func (d recordDraft) Prepare(ctx context.Context, q store.Q, run store.Run) (llm
 	if err != nil {
 		return llm.Request{}, "", err
 	}
+	instructions := strings.Join(in.Instructions, "\n")
+	if run.Answer != nil {
+		instructions = strings.TrimSpace(instructions + "\n" + *run.Answer)
+	}
+	if strings.TrimSpace(instructions) == "" { // nothing to go on: ask
+		return llm.Request{}, k.question(), nil
+	}
 	fields := []string{"name", "description"}
 	for _, fd := range k.Fields {
 		example, _ := json.Marshal(fd.Default)
@@ -80,7 +87,7 @@ func (d recordDraft) Prepare(ctx context.Context, q store.Q, run store.Run) (llm
 	}
 	return llm.Request{MaxTokens: 800, Messages: []llm.Message{
 		{Role: llm.System, Content: llm.TaskPrompt(llm.TaskRecord, context...)},
-		{Role: llm.User, Content: strings.Join(in.Instructions, "\n")},
+		{Role: llm.User, Content: instructions},
 	}}, "", nil
 }
 
@@ -240,4 +247,16 @@ func (k *kind) own(r store.Record) map[string]any {
 		m[name] = full[name]
 	}
 	return m
+}
+
+// snippetWords is the first n words of text.
+func snippetWords(text string, n int) string {
+	words := strings.Fields(text)
+	if len(words) > n {
+		words = words[:n]
+	}
+	if len(words) == 0 {
+		return "Untitled"
+	}
+	return strings.Join(words, " ")
 }

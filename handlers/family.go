@@ -150,13 +150,8 @@ func (f family) visibleIf(ctx context.Context, q store.Q, id *auth.Identity, k *
 func (k *kind) out(r store.Record) map[string]any {
 	m := map[string]any{"id": r.ID, "name": r.Name, "description": r.Description, "created_by": r.CreatedBy,
 		"created_at": utc(r.CreatedAt), "updated_at": utc(r.UpdatedAt)}
-	for _, fd := range k.Fields {
-		if v, ok := r.Fields[fd.Name]; ok {
-			m[fd.Name] = v
-		} else {
-			m[fd.Name] = fd.Default
-		}
-	}
+	k.fieldsOut(m, r, k.Fields)
+	k.fieldsOut(m, r, k.Derived)
 	for _, rel := range k.relations() {
 		m[rel.Key] = ids(r.Links[rel.Name])
 	}
@@ -172,6 +167,17 @@ func (k *kind) out(r store.Record) map[string]any {
 	return m
 }
 
+// fieldsOut puts the fields fds of r into m (a field r lacks has its default).
+func (k *kind) fieldsOut(m map[string]any, r store.Record, fds []kindField) {
+	for _, fd := range fds {
+		if v, ok := r.Fields[fd.Name]; ok {
+			m[fd.Name] = v
+		} else {
+			m[fd.Name] = fd.Default
+		}
+	}
+}
+
 // row renders a record as a search row, with what the caller may do with it.
 func (k *kind) row(id *auth.Identity, r store.Record) map[string]any {
 	manage := canManage(id, r.Departments())
@@ -181,6 +187,7 @@ func (k *kind) row(id *auth.Identity, r store.Record) map[string]any {
 		"can_duplicate": id.Can(k.Name, "duplicate"),
 		"pending":       r.PendingBy != nil,
 	}
+	k.fieldsOut(m, r, k.Derived)
 	for _, rel := range k.relations() {
 		m[rel.Key] = ids(r.Links[rel.Name])
 	}
@@ -226,6 +233,15 @@ func (f family) set(ctx context.Context, q store.Q, id *auth.Identity, k *kind, 
 			return nil, err
 		}
 		r.Fields[fd.Name] = raw
+	}
+	for _, fd := range k.Derived {
+		if creating {
+			raw, err := json.Marshal(fd.Default)
+			if err != nil {
+				return nil, err
+			}
+			r.Fields[fd.Name] = raw
+		}
 	}
 	if r.Links == nil {
 		r.Links = map[string][]uuid.UUID{}
@@ -649,8 +665,8 @@ func (f family) duplicate(ctx context.Context, id *auth.Identity, k *kind, req b
 		now := store.Now()
 		c := store.Record{ID: store.NewID(), Kind: k.Name, Name: name, Description: r.Description, Fields: maps.Clone(r.Fields),
 			Secrets: r.Secrets, Links: maps.Clone(r.Links), CreatedBy: id.ProfileID, CreatedAt: now, UpdatedAt: now}
-		for _, fd := range k.Fields {
-			if slices.Contains(k.Uncopied, fd.Name) {
+		for i, fd := range slices.Concat(k.Fields, k.Derived) {
+			if slices.Contains(k.Uncopied, fd.Name) || i >= len(k.Fields) {
 				if c.Fields[fd.Name], err = json.Marshal(fd.Default); err != nil {
 					return err
 				}
@@ -892,6 +908,19 @@ func (f family) refresh(ctx context.Context, id *auth.Identity, k *kind, req bod
 			}
 			dropped += n
 		}
+		if k.Derive != nil {
+			rs, err := q.ListRecords(ctx, filter)
+			if err != nil {
+				return err
+			}
+			recordIDs := make([]uuid.UUID, len(rs))
+			for i, rec := range rs {
+				recordIDs[i] = rec.ID
+			}
+			if err := k.Derive(ctx, q, recordIDs); err != nil {
+				return err
+			}
+		}
 		n, err := q.CountRecords(ctx, filter)
 		if err != nil {
 			return err
@@ -903,7 +932,16 @@ func (f family) refresh(ctx context.Context, id *auth.Identity, k *kind, req bod
 		return nil, err
 	}
 	return map[string]any{"success": true, "refresh_id": r.ID, "refreshed_count": r.RefreshedCount,
-		"refreshed": []string{"links"}, "dropped_links": dropped}, nil
+		"refreshed": k.refreshes(), "dropped_links": dropped}, nil
+}
+
+// refreshes names what refresh recomputes: the links, and the derived fields.
+func (k *kind) refreshes() []string {
+	out := []string{"links"}
+	for _, fd := range k.Derived {
+		out = append(out, fd.Name)
+	}
+	return out
 }
 
 func (f family) decrypt(ctx context.Context, id *auth.Identity, k *kind, req body) (map[string]any, error) {

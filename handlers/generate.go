@@ -22,9 +22,8 @@ import (
 
 // The kinds of generation runs.
 const (
-	kindChatReply    = "chat_reply"    // the persona's next reply in a chat
-	kindPersonaDraft = "persona_draft" // a persona drafted from instructions
-	kindText         = "text"          // an answer to instructions about an artifact
+	kindChatReply = "chat_reply" // the persona's next reply in a chat
+	kindText      = "text"       // an answer to instructions about an artifact
 )
 
 // runIn is what a run keeps of its request (runs.input).
@@ -34,7 +33,6 @@ type runIn struct {
 	// MessageID is the message a chat reply answers: its prompt is the chat up to it, the
 	// same whenever it is built (after a restart too, with later messages in the chat).
 	MessageID *uuid.UUID `json:"message_id,omitempty"`
-	PersonaID *uuid.UUID `json:"persona_id,omitempty"`
 	Apply     bool       `json:"apply,omitempty"`
 }
 
@@ -86,32 +84,6 @@ const retryRuns = 5
 
 func generated(run store.Run, key *string) *gen.GenerateResponse {
 	return &gen.GenerateResponse{Run: runOut(run, run.Output), IdempotencyKey: key}
-}
-
-// PersonaGenerate starts a run drafting a persona (or refining one).
-func (s *Service) PersonaGenerate(ctx context.Context, in *gen.PersonaGenerateRequest) (*gen.GenerateResponse, error) {
-	id, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	apply := deref(in.Apply)
-	if in.PersonaId != nil {
-		p, err := visiblePersona(ctx, s.store.Q(), id, *in.PersonaId)
-		if err != nil {
-			return nil, err
-		}
-		if apply && !(id.Can("persona", "update") && canManage(id, p.DepartmentIDs)) {
-			return nil, problem.Forbidden("you may not change persona %s", p.ID)
-		}
-	} else if apply && !id.Can("persona", "create") {
-		return nil, problem.Forbidden("role %q may not create personas", id.Role)
-	}
-	run, err := s.startRun(ctx, id, store.Run{Artifact: "persona", Kind: kindPersonaDraft, SubjectID: in.PersonaId},
-		runIn{Instructions: in.Instructions, PersonaID: in.PersonaId, Apply: apply}, in.ModelId, in.GroupId)
-	if err != nil {
-		return nil, err
-	}
-	return generated(run, in.IdempotencyKey), nil
 }
 
 // AttemptGenerate starts a run generating the persona's next reply in a chat.
@@ -209,11 +181,6 @@ func (s *Service) describe(ctx context.Context, id *auth.Identity, artifact stri
 	}
 	return nil, problem.Invalid("validation failed", problem.Detail{Location: "body.subject_id",
 		Message: fmt.Sprintf("%s runs take no subject", artifact), Value: subjectID.String()})
-}
-
-// PersonaGenerations lists the caller's persona runs.
-func (s *Service) PersonaGenerations(ctx context.Context, in *gen.GenerationsRequest) (*gen.GenerationsResponse, error) {
-	return s.generations(ctx, "persona", in)
 }
 
 // AttemptGenerations lists the caller's attempt runs (chat replies).
@@ -412,126 +379,6 @@ func messageEvent(topic string, profileID uuid.UUID, m gen.ChatMessage) events.E
 	return events.Event{Topic: topic, Name: "attempt.chat.message", Data: data, Also: []string{events.ProfileTopic(profileID)}}
 }
 
-// personaDraft drafts a persona and saves it as a draft, or applies it.
-type personaDraft struct{ s *Service }
-
-// personaQuestion is what a persona run asks when it was given nothing to go on.
-const personaQuestion = "What kind of persona should I draft? Describe their role, what they want, and their temperament."
-
-func (k personaDraft) Prepare(ctx context.Context, q store.Q, run store.Run) (llm.Request, string, error) {
-	var in runIn
-	if err := json.Unmarshal(run.Input, &in); err != nil {
-		return llm.Request{}, "", err
-	}
-	instructions := strings.Join(in.Instructions, "\n")
-	if run.Answer != nil {
-		instructions = strings.TrimSpace(instructions + "\n" + *run.Answer)
-	}
-	if strings.TrimSpace(instructions) == "" {
-		return llm.Request{}, personaQuestion, nil
-	}
-	var context [][2]string
-	if in.PersonaID != nil {
-		p, err := q.PersonaByID(ctx, *in.PersonaID)
-		if err != nil {
-			return llm.Request{}, "", notFound(err, "persona", *in.PersonaID)
-		}
-		context = [][2]string{{"Current name", p.Name}, {"Current description", p.Description}, {"Current instructions", p.Instructions}}
-	}
-	return llm.Request{MaxTokens: 400, Messages: []llm.Message{
-		{Role: llm.System, Content: llm.TaskPrompt(llm.TaskPersona, context...)},
-		{Role: llm.User, Content: instructions},
-	}}, "", nil
-}
-
-func (k personaDraft) Deliver(ctx context.Context, q store.Q, run store.Run, text string) (map[string]any, error) {
-	var in runIn
-	if err := json.Unmarshal(run.Input, &in); err != nil {
-		return nil, err
-	}
-	form := parsePersona(text)
-	if !in.Apply {
-		state, err := json.Marshal(form)
-		if err != nil {
-			return nil, err
-		}
-		d := store.PersonaDraft{ID: store.NewID(), PersonaID: in.PersonaID, ProfileID: run.ProfileID,
-			Name: truncate("Generated: "+deref(form.Name), 200), FormState: state, CreatedAt: store.Now()}
-		if err := q.InsertPersonaDraft(ctx, d); err != nil {
-			return nil, err
-		}
-		return map[string]any{"draft_id": d.ID, "form_state": form}, nil
-	}
-	id, err := auth.ProfileIdentity(ctx, q, run.ProfileID)
-	if err != nil {
-		return nil, err
-	}
-	now := store.Now()
-	if in.PersonaID != nil {
-		p, err := q.PersonaByID(ctx, *in.PersonaID)
-		if err != nil {
-			return nil, notFound(err, "persona", *in.PersonaID)
-		}
-		p.Name, p.Description, p.Instructions, p.UpdatedAt = deref(form.Name), deref(form.Description), deref(form.Instructions), now
-		if err := q.UpdatePersona(ctx, p); err != nil {
-			return nil, err
-		}
-		return map[string]any{"persona_id": p.ID, "applied": true}, nil
-	}
-	deps, errs := departmentsFor(ctx, q, id, nil, "persona")
-	if errs != nil {
-		return nil, problem.Forbidden("%s", errs[0].Message)
-	}
-	p := store.Persona{ID: store.NewID(), Name: deref(form.Name), Description: deref(form.Description),
-		Instructions: deref(form.Instructions), CreatedBy: run.ProfileID, CreatedAt: now, UpdatedAt: now, DepartmentIDs: deps}
-	if err := q.InsertPersona(ctx, p); err != nil {
-		return nil, err
-	}
-	return map[string]any{"persona_id": p.ID, "applied": true}, nil
-}
-
-// parsePersona reads "Name: …", "Description: …" and "Instructions: …" lines; text that
-// follows no label goes to the instructions, and a missing name is made up from the text.
-func parsePersona(text string) gen.PersonaFormState {
-	fields := map[string]*strings.Builder{"name": {}, "description": {}, "instructions": {}}
-	current := "instructions"
-	for _, line := range strings.Split(text, "\n") {
-		if label, value, ok := strings.Cut(line, ":"); ok {
-			if b, known := fields[strings.ToLower(strings.TrimSpace(label))]; known {
-				current = strings.ToLower(strings.TrimSpace(label))
-				b.WriteString(strings.TrimSpace(value))
-				continue
-			}
-		}
-		if b := fields[current]; strings.TrimSpace(line) != "" {
-			if b.Len() > 0 {
-				b.WriteString(" ")
-			}
-			b.WriteString(strings.TrimSpace(line))
-		}
-	}
-	name := strings.TrimSpace(fields["name"].String())
-	if name == "" {
-		name = truncate(snippetWords(text, 4), 200)
-	}
-	return gen.PersonaFormState{
-		Name:         ptr(truncate(name, 200)),
-		Description:  ptr(truncate(fields["description"].String(), 2000)),
-		Instructions: ptr(truncate(fields["instructions"].String(), 20000)),
-	}
-}
-
-func snippetWords(text string, n int) string {
-	words := strings.Fields(text)
-	if len(words) > n {
-		words = words[:n]
-	}
-	if len(words) == 0 {
-		return "Untitled persona"
-	}
-	return strings.Join(words, " ")
-}
-
 // textAnswer answers instructions about an artifact; the text is the result.
 type textAnswer struct{ s *Service }
 
@@ -564,6 +411,5 @@ func (textAnswer) Deliver(_ context.Context, _ store.Q, _ store.Run, text string
 var (
 	_ jobs.Kind      = chatReply{}
 	_ jobs.Announcer = chatReply{}
-	_ jobs.Kind      = personaDraft{}
 	_ jobs.Kind      = textAnswer{}
 )

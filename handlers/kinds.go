@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -23,6 +24,11 @@ type kind struct {
 	// record gets when a create leaves them out. They are stored as given (the request
 	// schema has checked them) and exported as JSON when they are not text or numbers.
 	Fields []kindField
+	// Derived are fields the records derive, which no request sets (a persona's
+	// attempt_count, counted as attempts start): get and search rows show them, a new
+	// record and a copy get their defaults, and Derive recomputes them at refresh.
+	Derived []kindField
+	Derive  func(ctx context.Context, q store.Q, ids []uuid.UUID) error
 	// Uncopied are the fields a copy of a record does not take from it: it gets their
 	// defaults (a model's is_default: there is one default).
 	Uncopied []string
@@ -41,6 +47,9 @@ type kind struct {
 	Tenancy bool
 	// Mirror, when set, keeps a table outside the family in step with the records.
 	Mirror mirror
+	// Question is what generate asks when it is given no instructions (a default when
+	// empty); the answer becomes the instructions.
+	Question string
 	// Check, when set, checks a created or changed record as a whole (what the request
 	// schema cannot say, such as one field bounding another).
 	Check func(r store.Record) []gen.FieldError
@@ -73,8 +82,6 @@ func familyKind(name string) store.Source {
 
 // Sources of relations to records outside the family's table.
 var (
-	personasSource = store.Source{Table: "personas", Label: "name", Soft: true,
-		Departments: &store.Membership{Table: "persona_departments", Key: "persona_id", Shared: true}}
 	profilesSource = store.Source{Table: "profiles", Label: "name",
 		Departments: &store.Membership{Table: "profile_departments", Key: "profile_id"}}
 )
@@ -96,6 +103,13 @@ var kinds = map[string]*kind{
 		Uncopied: []string{"is_default"},
 		Relations: []relation{{Name: store.ModelProviderRelation, Key: "provider_ids", Facet: "provider", Source: familyKind("provider"),
 			One: true, Default: store.LocalProviderID}},
+	},
+	"persona": {
+		Name: "persona", Plural: "personas", Title: "Persona", Mirror: personas{},
+		Fields:   []kindField{{"instructions", ""}},
+		Derived:  []kindField{{"attempt_count", 0}},
+		Derive:   func(ctx context.Context, q store.Q, ids []uuid.UUID) error { return q.RecountPersonaAttempts(ctx, ids) },
+		Question: "What kind of persona should I draft? Describe their role, what they want, and their temperament.",
 	},
 	"tool": {
 		Name: "tool", Plural: "tools", Title: "Tool", SharedReads: true,
@@ -165,7 +179,7 @@ var kinds = map[string]*kind{
 		Name: "simulation", Plural: "simulations", Title: "Simulation",
 		Fields: []kindField{{"chats", []any{}}, {"infinite_mode", false}},
 		Relations: []relation{
-			{Name: "personas", Key: "persona_ids", Facet: "persona", Source: personasSource},
+			{Name: "personas", Key: "persona_ids", Facet: "persona", Source: familyKind("persona")},
 			{Name: "rubrics", Key: "rubric_ids", Facet: "rubric", Source: familyKind("rubric")},
 			{Name: "evals", Key: "eval_ids", Facet: "eval", Source: familyKind("eval")},
 		},
@@ -210,6 +224,14 @@ var kinds = map[string]*kind{
 			return nil
 		},
 	},
+}
+
+// question is what generate asks for when it has nothing to go on.
+func (k *kind) question() string {
+	if k.Question != "" {
+		return k.Question
+	}
+	return "What should the " + strings.ToLower(k.Title) + " be? Describe what it is for."
 }
 
 // fieldValue reads a stored field of a record (the zero value when it is absent or of

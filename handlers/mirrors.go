@@ -142,3 +142,17 @@ func (models) remove(ctx context.Context, q store.Q, r store.Record) (string, er
 	}
 	return "", q.DeleteModel(ctx, r.ID)
 }
+
+// personas: the personas table, which attempts and chats read, follows the persona's
+// records.
+type personas struct{}
+
+func (personas) save(ctx context.Context, q store.Q, r store.Record) ([]gen.FieldError, error) {
+	return nil, q.SavePersona(ctx, store.Persona{ID: r.ID, Name: r.Name, Description: r.Description,
+		Instructions: fieldValue[string](r, "instructions"), CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt,
+		UpdatedAt: store.Now(), DepartmentIDs: r.Departments()})
+}
+
+func (personas) remove(ctx context.Context, q store.Q, r store.Record) (string, error) {
+	return "", q.DeletePersona(ctx, r.ID)
+}

@@ -71,7 +71,6 @@ func New(s *store.Store, runner *jobs.Runner, ev *events.Log, presence Presence,
 	svc := &Service{store: s, runner: runner, events: ev, presence: presence, door: door, started: time.Now(), limits: limits}
 	svc.FamilyOperations = gen.FamilyOperations{Family: family{s: svc}}
 	runner.Register(kindChatReply, chatReply{svc})
-	runner.Register(kindPersonaDraft, personaDraft{svc})
 	runner.Register(kindText, textAnswer{svc})
 	runner.Register(kindRecordDraft, recordDraft{family{s: svc}})
 	return svc

@@ -7,6 +7,7 @@ import (
 	"github.com/glowhq/glow/gen"
 	"github.com/glowhq/glow/internal/auth"
 	"github.com/glowhq/glow/internal/problem"
+	"github.com/glowhq/glow/store"
 )
 
 // ProfileContext describes the caller, from the identity resolved with their token.
@@ -105,4 +106,12 @@ func (s *Service) SystemFileDownload(ctx context.Context, in *gen.SystemFileDown
 	}
 	return &gen.SystemFileDownloadResponse{FileId: f.ID, FileName: f.Name, ContentType: f.ContentType, Size: f.Size,
 		Content: f.Content, CreatedAt: utc(f.CreatedAt)}, nil
+}
+
+func departmentsOut(ds []store.Department) []gen.DepartmentRef {
+	out := make([]gen.DepartmentRef, len(ds))
+	for i, d := range ds {
+		out[i] = gen.DepartmentRef{Id: d.ID, Name: d.Name}
+	}
+	return out
 }

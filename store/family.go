@@ -551,3 +551,18 @@ func (q Q) ListRecordDrafts(ctx context.Context, kind string, f DraftFilter, lim
 	total, err := q.page(ctx, &ds, recordDraftColumns, "artifact_drafts", strings.Join(conds, " AND "), "created_at DESC, id DESC", args, limit, offset)
 	return ds, total, err
 }
+
+// FacetCount is one option of a facet with the number of records in it.
+type FacetCount struct {
+	ID    uuid.UUID `db:"id"`
+	Name  string    `db:"name"`
+	Count int       `db:"count"`
+}
+
+// DraftFilter selects a profile's drafts.
+type DraftFilter struct {
+	ProfileID uuid.UUID
+	SubjectID *uuid.UUID // only the drafts of this record
+	Text      string     // case-insensitive match on the draft's name
+	From, To  *time.Time
+}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -84,89 +85,71 @@ func TestIdentityRoundTrip(t *testing.T) {
 	}
 }
 
-func TestPersonaSearchScopeAndFacets(t *testing.T) {
+// TestPersonaTableAndCounts: the personas table the family keeps in step (its row and its
+// departments, written again; a deleted persona), and the attempt count on the persona's
+// record, raised by each attempt at once and recounted from the attempts.
+func TestPersonaTableAndCounts(t *testing.T) {
 	for _, d := range testdb.Dialects(t) {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := context.Background()
-			s := d.Open(t)
-			q := s.Q()
+			q := d.Open(t).Q()
 			owner, _ := q.CreateProfile(ctx, "owner", "admin")
 			sales, _ := q.EnsureDepartment(ctx, "sales", owner.ID)
 			support, _ := q.EnsureDepartment(ctx, "support", owner.ID)
-
-			mk := func(name, desc string, deps ...uuid.UUID) store.Persona {
-				now := store.Now()
-				p := store.Persona{ID: store.NewID(), Name: name, Description: desc, CreatedBy: owner.ID,
-					CreatedAt: now, UpdatedAt: now, DepartmentIDs: deps}
-				if err := q.InsertPersona(ctx, p); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(2 * time.Millisecond) // distinct updated_at, for the order
-				return p
-			}
-			shared := mk("Shared Sam", "a 100% generic_buyer")
-			salesOnly := mk("Sales Sue", "tough buyer", sales.ID)
-			both := mk("Both Bo", "calm", sales.ID, support.ID)
-			supportOnly := mk("Support Stan", "angry caller", support.ID)
-
-			ids := func(ps []store.Persona) []uuid.UUID {
-				out := make([]uuid.UUID, len(ps))
-				for i, p := range ps {
-					out[i] = p.ID
-				}
-				return out
-			}
-			check := func(name string, f store.PersonaFilter, want ...store.Persona) {
-				t.Helper()
-				got, total, err := q.SearchPersonas(ctx, f, 50, 0)
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				if total != len(want) || !equalIDs(ids(got), ids(want)) {
-					t.Errorf("%s: got %d %v, want %v", name, total, ids(got), ids(want))
-				}
-			}
-			// Newest change first.
-			check("everything", store.PersonaFilter{Scope: store.Scope{All: true}}, supportOnly, both, salesOnly, shared)
-			check("sales scope", store.PersonaFilter{Scope: store.Scope{DepartmentIDs: []uuid.UUID{sales.ID}}}, both, salesOnly, shared)
-			check("no departments sees shared only", store.PersonaFilter{}, shared)
-			check("text is case-insensitive", store.PersonaFilter{Scope: store.Scope{All: true}, Text: "BUYER"}, salesOnly, shared)
-			check("LIKE wildcards are literal", store.PersonaFilter{Scope: store.Scope{All: true}, Text: "0% generic_"}, shared)
-			check("percent alone matches literally", store.PersonaFilter{Scope: store.Scope{All: true}, Text: "%"}, shared)
-			check("department filter", store.PersonaFilter{Scope: store.Scope{All: true}, DepartmentIDs: []uuid.UUID{support.ID}}, supportOnly, both)
-
-			page, total, err := q.SearchPersonas(ctx, store.PersonaFilter{Scope: store.Scope{All: true}}, 2, 1)
-			if err != nil || total != 4 || !equalIDs(ids(page), []uuid.UUID{both.ID, salesOnly.ID}) {
-				t.Fatalf("page 2 of 2 = %v (total %d), %v", ids(page), total, err)
-			}
-			if len(page[0].DepartmentIDs) != 2 {
-				t.Fatalf("departments of %q = %v", page[0].Name, page[0].DepartmentIDs)
-			}
-
-			facet, err := q.PersonaDepartmentFacet(ctx, store.PersonaFilter{Scope: store.Scope{All: true},
-				DepartmentIDs: []uuid.UUID{sales.ID}}, nil, "")
-			if err != nil || len(facet) != 2 || facet[0].Name != "sales" || facet[0].Count != 2 || facet[1].Count != 2 {
-				t.Fatalf("facet ignores its own filter: %+v, %v", facet, err)
-			}
-			facet, _ = q.PersonaDepartmentFacet(ctx, store.PersonaFilter{Scope: store.Scope{All: true}}, []uuid.UUID{support.ID}, "")
-			if len(facet) != 1 || facet[0].Name != "support" {
-				t.Fatalf("facet limited to options: %+v", facet)
-			}
-			facet, _ = q.PersonaDepartmentFacet(ctx, store.PersonaFilter{Scope: store.Scope{All: true}}, nil, "SUPP")
-			if len(facet) != 1 || facet[0].Name != "support" {
-				t.Fatalf("facet narrowed by name: %+v", facet)
-			}
-
-			if err := q.DeletePersona(ctx, both.ID); err != nil {
+			now := store.Now()
+			p := store.Persona{ID: store.NewID(), Name: "Sue", Instructions: "be tough", CreatedBy: owner.ID, CreatedAt: now, UpdatedAt: now,
+				DepartmentIDs: []uuid.UUID{sales.ID, support.ID}}
+			r := store.Record{ID: p.ID, Kind: store.PersonaKind, Name: p.Name, CreatedBy: owner.ID, CreatedAt: now, UpdatedAt: now,
+				Fields: map[string]json.RawMessage{"instructions": json.RawMessage(`"be tough"`), "attempt_count": json.RawMessage(`0`)}}
+			if err := q.InsertRecord(ctx, r); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := q.PersonaByID(ctx, both.ID); !errors.Is(err, store.ErrNotFound) {
+			for _, save := range []store.Persona{p, {ID: p.ID, Name: "Sue II", Instructions: "be calm", CreatedBy: owner.ID,
+				CreatedAt: now, UpdatedAt: now, DepartmentIDs: []uuid.UUID{support.ID}}} {
+				if err := q.SavePersona(ctx, save); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := q.PersonaByID(ctx, p.ID)
+			if err != nil || got.Name != "Sue II" || got.Instructions != "be calm" || len(got.DepartmentIDs) != 1 || got.DepartmentIDs[0] != support.ID {
+				t.Fatalf("the persona saved twice: %+v %v", got, err)
+			}
+
+			var wg sync.WaitGroup
+			for range 5 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := q.IncrementPersonaAttempts(ctx, p.ID); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if r, err := q.RecordByID(ctx, store.PersonaKind, p.ID); err != nil || string(r.Fields["attempt_count"]) != "5" {
+				t.Fatalf("after five attempts at once: %s %v", r.Fields["attempt_count"], err)
+			}
+			a := store.Attempt{ID: store.NewID(), ProfileID: owner.ID, PersonaID: p.ID, CreatedAt: now}
+			if err := q.InsertAttempt(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			if err := q.RecountPersonaAttempts(ctx, []uuid.UUID{p.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := q.RecordByID(ctx, store.PersonaKind, p.ID); err != nil || string(r.Fields["attempt_count"]) != "1" ||
+				string(r.Fields["instructions"]) != `"be tough"` {
+				t.Fatalf("recounted: %v %v", r.Fields, err)
+			}
+
+			if err := q.DeletePersona(ctx, p.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.PersonaByID(ctx, p.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("deleted persona: %v", err)
 			}
-			if err := q.DeletePersona(ctx, both.ID); !errors.Is(err, store.ErrNotFound) {
+			if err := q.DeletePersona(ctx, p.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("deleting twice: %v", err)
 			}
-			check("deleted personas leave search", store.PersonaFilter{Scope: store.Scope{All: true}}, supportOnly, salesOnly, shared)
 		})
 	}
 }
@@ -180,7 +163,7 @@ func TestAppendMessageNumbersConcurrentWrites(t *testing.T) {
 			p, _ := q.CreateProfile(ctx, "learner", "learner")
 			now := store.Now()
 			persona := store.Persona{ID: store.NewID(), Name: "P", CreatedBy: p.ID, CreatedAt: now, UpdatedAt: now}
-			if err := q.InsertPersona(ctx, persona); err != nil {
+			if err := q.SavePersona(ctx, persona); err != nil {
 				t.Fatal(err)
 			}
 			a := store.Attempt{ID: store.NewID(), ProfileID: p.ID, PersonaID: persona.ID, CreatedAt: now}

@@ -200,7 +200,18 @@ var scenarios = []scenario{
 	{name: "attempt out of scope", op: "attempt.start", as: "learner", body: `{"persona_id":"{{supportPersona}}"}`, status: 403},
 	{name: "attempt on a missing persona", op: "attempt.start", as: "learner", body: `{"persona_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
 
-	{name: "editor refreshes the counts", op: "persona.refresh", as: "editor", body: `{}`, status: 200},
+	{name: "the attempt counts at once", op: "persona.get", as: "learner", body: `{"persona_id":"{{salesPersona}}"}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if pathValue(b, "persona.attempt_count") != float64(1) {
+				t.Errorf("attempt_count: %v", pathValue(b, "persona.attempt_count"))
+			}
+		}},
+	{name: "editor refreshes the counts", op: "persona.refresh", as: "editor", body: `{}`, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			if mustJSON(b["refreshed"]) != `["links","attempt_count"]` {
+				t.Errorf("refreshed: %v", b)
+			}
+		}},
 	{name: "refresh out of scope", op: "persona.refresh", as: "editor", body: `{"persona_id":"{{supportPersona}}"}`, status: 403},
 	{name: "refreshed count shows", op: "persona.get", as: "learner", body: `{"persona_id":"{{salesPersona}}"}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
@@ -281,18 +292,18 @@ var scenarios = []scenario{
 	{name: "editor drafts a persona", op: "persona.generate", as: "editor", body: `{"instructions":["A procurement manager who negotiates hard on delivery times"]}`, status: 200,
 		capture: map[string]string{"draftRun": "run.id"},
 		check: func(t *testing.T, b map[string]any) {
-			if pathValue(b, "run.status") != "queued" || pathValue(b, "run.kind") != "persona_draft" || !strings.HasPrefix(pathValue(b, "run.topic").(string), "run/") {
+			if pathValue(b, "run.status") != "queued" || pathValue(b, "run.kind") != "record_draft" || !strings.HasPrefix(pathValue(b, "run.topic").(string), "run/") {
 				t.Errorf("run: %v", b)
 			}
 		}},
 	{name: "the draft run ends", op: "persona.watch", as: "editor", body: `{"run_ids":["{{draftRun}}"],"timeout_seconds":30}`, status: 200,
 		check: func(t *testing.T, b map[string]any) {
-			if pathValue(b, "runs.0.status") != "completed" || pathValue(b, "runs.0.result.draft_id") == nil || !strings.HasPrefix(pathValue(b, "runs.0.output").(string), "Name: ") {
+			if pathValue(b, "runs.0.status") != "completed" || pathValue(b, "runs.0.result.idempotency_key") == nil || !strings.HasPrefix(pathValue(b, "runs.0.output").(string), "{") {
 				t.Errorf("draft run: %v", b)
 			}
 		}},
 	{name: "a learner may not draft personas", op: "persona.generate", as: "learner", body: `{"instructions":["x"]}`, status: 403},
-	{name: "applying to an out-of-scope persona", op: "persona.generate", as: "editor", body: `{"instructions":["x"],"persona_id":"{{supportPersona}}","apply":true}`, status: 403},
+	{name: "applying to an out-of-scope persona", op: "persona.generate", as: "editor", body: `{"instructions":["x"],"subject_id":"{{supportPersona}}","dangerous":true}`, status: 403},
 	{name: "an unknown model", op: "persona.generate", as: "editor", body: `{"instructions":["x"],"model_id":"00000000-0000-4000-8000-000000000000"}`, status: 404},
 	{name: "nothing to go on: the run asks", op: "persona.generate", as: "editor", body: `{}`, status: 200,
 		capture: map[string]string{"askRun": "run.id"}},

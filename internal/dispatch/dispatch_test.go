@@ -138,7 +138,7 @@ func TestProblemsPassThroughAndDefaultsApply(t *testing.T) {
 
 func TestLifecycleEvents(t *testing.T) {
 	r := newRig(t, &fakeHandlers{search: func(context.Context, *gen.PersonaSearchRequest) (*gen.PersonaSearchResponse, error) {
-		return &gen.PersonaSearchResponse{Personas: []gen.PersonaRow{}, DepartmentFilter: gen.DepartmentFacet{Options: []gen.FacetOption{}, SelectedIds: nil}}, nil
+		return &gen.PersonaSearchResponse{Personas: []gen.PersonaRow{}, DepartmentFilter: gen.FacetFilter{Options: []gen.FacetOption{}, SelectedIds: nil}}, nil
 	}})
 	id := auth.FromContext(r.ctx)
 	for _, tc := range []struct {

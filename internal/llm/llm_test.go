@@ -70,17 +70,17 @@ func TestLocalComposesFromPersonaAndConversation(t *testing.T) {
 
 func TestLocalDraftsPersonas(t *testing.T) {
 	req := llm.Request{Messages: []llm.Message{
-		{Role: llm.System, Content: llm.TaskPrompt(llm.TaskPersona)},
+		{Role: llm.System, Content: llm.TaskPrompt(llm.TaskRecord, [2]string{"Artifact", "Persona"}, [2]string{"Fields", "name, description, instructions"})},
 		{Role: llm.User, Content: "A procurement manager who negotiates hard on delivery times"},
 	}}
 	text, _, _, err := collect(t, llm.Local{}, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(text, "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "Name: ") || !strings.HasPrefix(lines[1], "Description: ") ||
-		!strings.HasPrefix(lines[2], "Instructions: ") || !strings.Contains(text, "procurement") {
-		t.Fatalf("draft: %q", text)
+	var persona map[string]string
+	if err := json.Unmarshal([]byte(text), &persona); err != nil || !strings.Contains(persona["description"], "procurement") ||
+		!strings.HasPrefix(persona["instructions"], "Stay in character as ") || persona["name"] == "" {
+		t.Fatalf("draft: %q %v", text, err)
 	}
 }
 

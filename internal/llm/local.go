@@ -82,7 +82,7 @@ func promptTokens(ms []Message) int {
 
 // prompt is what Local understands of a system prompt.
 type prompt struct {
-	task      string // TaskChat, TaskPersona or another task's name
+	task      string // TaskChat, TaskRecord or another task's name
 	character string
 	about     string
 	behaviour string
@@ -135,8 +135,6 @@ func compose(ms []Message) string {
 	switch p.task {
 	case TaskChat:
 		return composeReply(p, last, len(users))
-	case TaskPersona:
-		return composePersona(strings.Join(users, " "))
 	case TaskRecord:
 		return composeRecord(p, strings.Join(users, " "))
 	default:
@@ -247,24 +245,8 @@ func composeReply(p prompt, last string, turn int) string {
 
 var personaNames = []string{"Avery", "Blake", "Casey", "Dana", "Emery", "Finley", "Harper", "Jordan", "Morgan", "Quinn", "Riley", "Sage"}
 
-func composePersona(instructions string) string {
-	instructions = strings.TrimSpace(instructions)
-	name := pick(personaNames, instructions)
-	t := topic(instructions)
-	if t == "" {
-		t = "everyday conversations"
-	}
-	about := snippet(instructions, 14)
-	if about == "" {
-		about = "a practice partner"
-	}
-	mood := pick([]string{"sceptical but fair", "friendly and curious", "busy and to the point", "demanding and detail-minded"}, instructions)
-	return fmt.Sprintf("Name: %s\nDescription: %s, %s, drawn from: %s\nInstructions: Stay in character as %s. Steer the conversation towards %s, answer in two or three sentences, and ask one question back each turn.",
-		name, name, mood, about, name, t)
-}
-
 // composeRecord drafts the record a TaskRecord prompt asks for: a name and a description
-// from the request, as a JSON object.
+// from the request, as a JSON object; a persona also gets a character to play.
 func composeRecord(p prompt, request string) string {
 	artifact := "Record"
 	for _, line := range p.context {
@@ -280,7 +262,14 @@ func composeRecord(p prompt, request string) string {
 	if about == "" {
 		about = "drafted without instructions"
 	}
-	out, _ := json.Marshal(map[string]string{"name": artifact + " for " + t, "description": about})
+	record := map[string]string{"name": artifact + " for " + t, "description": about}
+	if artifact == "Persona" {
+		name := pick(personaNames, request)
+		mood := pick([]string{"sceptical but fair", "friendly and curious", "busy and to the point", "demanding and detail-minded"}, request)
+		record["description"] = fmt.Sprintf("%s, %s, drawn from: %s", name, mood, about)
+		record["instructions"] = fmt.Sprintf("Stay in character as %s. Steer the conversation towards %s, answer in two or three sentences, and ask one question back each turn.", name, t)
+	}
+	out, _ := json.Marshal(record)
 	return string(out)
 }
 

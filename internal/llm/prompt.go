@@ -7,9 +7,8 @@ import (
 
 // Tasks the prompts name. Local composes its answer by task.
 const (
-	TaskChat    = "chat"
-	TaskPersona = "draft a persona"
-	TaskRecord  = "draft a record" // of the artifact and fields the "Artifact" and "Fields" lines name
+	TaskChat   = "chat"
+	TaskRecord = "draft a record" // of the artifact and fields the "Artifact" and "Fields" lines name
 )
 
 // Character is who the model plays in a practice chat.
@@ -42,10 +41,7 @@ func TaskPrompt(task string, context ...[2]string) string {
 	for _, kv := range context {
 		line(&b, kv[0], kv[1])
 	}
-	switch task {
-	case TaskPersona:
-		b.WriteString("Answer with three lines: \"Name: …\", \"Description: …\" and \"Instructions: …\".")
-	case TaskRecord:
+	if task == TaskRecord {
 		b.WriteString("Answer with one JSON object holding the fields to set, and nothing else.")
 	}
 	return b.String()

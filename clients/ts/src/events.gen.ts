@@ -272,7 +272,7 @@ export interface ClientToServerEvents {
   "persona.group": (request: Schemas["PersonaGroupRequest"], ack: (answer: Ack<Schemas["PersonaGroupResponse"]>) => void) => void;
   /** Report a problem with personas: POST /persona/problem. */
   "persona.problem": (request: Schemas["PersonaProblemRequest"], ack: (answer: Ack<Schemas["PersonaProblemResponse"]>) => void) => void;
-  /** Recompute persona statistics: POST /persona/refresh. */
+  /** Recompute what personas derive: POST /persona/refresh. */
   "persona.refresh": (request: Schemas["PersonaRefreshRequest"], ack: (answer: Ack<Schemas["PersonaRefreshResponse"]>) => void) => void;
   /** Search personas: POST /persona/search. */
   "persona.search": (request: Schemas["PersonaSearchRequest"], ack: (answer: Ack<Schemas["PersonaSearchResponse"]>) => void) => void;

@@ -15,9 +15,12 @@ export interface paths {
         put?: never;
         /**
          * Create personas in bulk
-         * @description Creates up to 100 personas. Each item succeeds or fails on its own; the response
-         *     lists one result per item, in input order. A caller below level 0 must name
-         *     departments they belong to (their own departments are used when none are given).
+         * @description Creates up to 100 personas; each item succeeds or fails on its own, one result per item
+         *     in input order. A caller below level 0 must name departments they belong to (their own
+         *     are used when none are given); only level 0 may create a persona shared with every
+         *     department. With `soft` and an `idempotency_key` the call is staged instead: its results
+         *     say what it would do (a create stores its personas pending, seen only by the caller),
+         *     and a later call with that key and `accept` carries it out or discards it.
          */
         post: operations["persona.create"];
         delete?: never;
@@ -37,8 +40,9 @@ export interface paths {
         put?: never;
         /**
          * Get one persona
-         * @description Returns the persona, what the caller may do with it and, when `draft_id` is given,
-         *     that saved draft. A persona outside the caller's departments answers 403.
+         * @description The persona, what the caller may do with it, and for each relation the options the
+         *     editor may pick (`search`, `limit`, `selected` narrow them). With `draft_id`, also that
+         *     saved draft. A persona outside the caller's departments answers 403.
          */
         post: operations["persona.get"];
         delete?: never;
@@ -58,8 +62,11 @@ export interface paths {
         put?: never;
         /**
          * Update personas in bulk
-         * @description Patches up to 100 personas. Only the fields present in an item change;
-         *     `department_ids: []` makes a persona shared. One result per item, in input order.
+         * @description Patches up to 100 personas, each on its own, or with `all` every persona `filter`
+         *     selects in the caller's scope but `excluded_ids`, with one `patch`. With `soft` and an
+         *     `idempotency_key` the call is staged instead: its results say what it would do (a create
+         *     stores its personas pending, seen only by the caller), and a later call with that key
+         *     and `accept` carries it out or discards it.
          */
         post: operations["persona.update"];
         delete?: never;
@@ -79,8 +86,11 @@ export interface paths {
         put?: never;
         /**
          * Delete personas in bulk
-         * @description Archives up to 100 personas: they leave search and get, while attempts made with
-         *     them keep their history. One result per id, in input order.
+         * @description Deletes up to 100 personas, each on its own, or with `all` every persona `filter`
+         *     selects in the caller's scope but `excluded_ids`. With `soft` and an `idempotency_key`
+         *     the call is staged instead: its results say what it would do (a create stores its
+         *     personas pending, seen only by the caller), and a later call with that key and `accept`
+         *     carries it out or discards it.
          */
         post: operations["persona.delete"];
         delete?: never;
@@ -100,9 +110,9 @@ export interface paths {
         put?: never;
         /**
          * Search personas
-         * @description A page of the personas the caller can see, matching `search` (case-insensitive,
-         *     name and description) and the department filter, newest change first. The department
-         *     facet counts the matches per department before the department filter is applied.
+         * @description A page of the personas the caller can see, matching `search` (case-insensitive, name and
+         *     description) and the facet filters, newest change first. Each facet counts the matches
+         *     per option with the other facets' filters applied, but not its own.
          */
         post: operations["persona.search"];
         delete?: never;
@@ -122,7 +132,8 @@ export interface paths {
         put?: never;
         /**
          * Copy a persona
-         * @description Creates a new persona with the same fields and departments.
+         * @description Copies a persona the caller can see. The copy keeps the departments the caller belongs
+         *     to (all of them for level 0).
          */
         post: operations["persona.duplicate"];
         delete?: never;
@@ -142,8 +153,7 @@ export interface paths {
         put?: never;
         /**
          * Save an editor draft
-         * @description Saves the editor's form state as a new, immutable draft (drafts are append-only).
-         *     The draft may belong to an existing persona or to one not created yet.
+         * @description Appends a snapshot of the editor's form; drafts are never changed.
          */
         post: operations["persona.draft"];
         delete?: never;
@@ -163,7 +173,7 @@ export interface paths {
         put?: never;
         /**
          * List the caller's drafts
-         * @description The caller's saved drafts, newest first.
+         * @description The caller's drafts of personas, newest first.
          */
         post: operations["persona.drafts"];
         delete?: never;
@@ -183,8 +193,8 @@ export interface paths {
         put?: never;
         /**
          * Export personas to CSV
-         * @description Writes the personas the caller can see (or one of them) to a CSV file and returns
-         *     its id; fetch the file with `system.file_download`.
+         * @description Writes the personas in the caller's scope (or one) to a CSV file, fetched with
+         *     `system.file_download`.
          */
         post: operations["persona.export"];
         delete?: never;
@@ -204,9 +214,8 @@ export interface paths {
         put?: never;
         /**
          * Resolve the caller's working group
-         * @description Returns the caller's group for personas: the one named by `group_id`, else the
-         *     most recent one used in the last 60 seconds, else a new one. A group buckets related
-         *     calls (and, later, generation runs). `name` renames it.
+         * @description The caller's current group for personas: the one used within the last 60 seconds, or a
+         *     new one; `group_id` picks one, `name` names it.
          */
         post: operations["persona.group"];
         delete?: never;
@@ -226,7 +235,7 @@ export interface paths {
         put?: never;
         /**
          * Report a problem with personas
-         * @description Records feedback or a bug report about personas (or one persona).
+         * @description Records a report, listed by `system.activity`.
          */
         post: operations["persona.problem"];
         delete?: never;
@@ -245,11 +254,55 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Recompute persona statistics
-         * @description Recomputes the derived statistics (`attempt_count`) of the personas the caller can
-         *     see (or one of them) from the attempts themselves, and records the refresh.
+         * Recompute what personas derive
+         * @description Drops the links of the personas in the caller's scope (or one) to records that are gone,
+         *     and says how many personas it checked.
          */
         post: operations["persona.refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/persona/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a generation run
+         * @description Starts a run in which the model drafts a persona from the instructions, or a change of
+         *     one (`subject_id`). With `dangerous: false` (the default) the result is staged for
+         *     review as a soft call: the run's result names its `idempotency_key`, which
+         *     `persona.create` (or `.update`) with `accept` carries out or discards. With `dangerous:
+         *     true` it is applied. Its events follow on the run's topic.
+         */
+        post: operations["persona.generate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/persona/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List generation runs
+         * @description The caller's persona runs, newest first.
+         */
+        post: operations["persona.generations"];
         delete?: never;
         options?: never;
         head?: never;
@@ -415,51 +468,6 @@ export interface paths {
          * @description A file the caller created (exports), base64-encoded.
          */
         post: operations["system.file_download"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/persona/generate": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Start a generation run
-         * @description Starts a run that drafts a persona from the instructions (or refines `persona_id`)
-         *     with the default model (or `model_id`), and returns at once. The text streams as
-         *     `persona.generate.text.progress` events on the run's topic (`run/<id>`), also pushed to every
-         *     socket of the caller; the result is saved as a draft, or applied to the persona when `apply`
-         *     is true. Without instructions the run parks in `interrupted` with a question: answer it with
-         *     `system.run_answer`.
-         */
-        post: operations["persona.generate"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/persona/generations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * List generation runs
-         * @description The caller's persona generation runs, newest first.
-         */
-        post: operations["persona.generations"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5207,231 +5215,6 @@ export interface components {
             status: number;
             body: components["schemas"]["Problem"];
         };
-        Persona: {
-            /** Format: uuid */
-            id: string;
-            name: string;
-            description: string;
-            /** @description How the persona behaves in a chat. */
-            instructions: string;
-            /** @description Empty means shared with every department. */
-            department_ids: string[];
-            /** @description Attempts started with this persona (see `persona.refresh`). */
-            attempt_count: number;
-            /** Format: uuid */
-            created_by: string;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-        };
-        PersonaRow: {
-            /** Format: uuid */
-            id: string;
-            name: string;
-            description: string;
-            department_ids: string[];
-            attempt_count: number;
-            /** Format: date-time */
-            updated_at: string;
-            can_edit: boolean;
-            can_duplicate: boolean;
-            can_delete: boolean;
-        };
-        PersonaInput: {
-            name: string;
-            description?: string;
-            instructions?: string;
-            department_ids?: string[];
-        };
-        PersonaPatch: {
-            /** Format: uuid */
-            id: string;
-            name?: string;
-            description?: string;
-            instructions?: string;
-            department_ids?: string[];
-        };
-        PersonaResult: {
-            /** @description The item's position in the request. */
-            index: number;
-            success: boolean;
-            /** Format: uuid */
-            persona_id?: string;
-            message: string;
-            errors?: components["schemas"]["FieldError"][];
-        };
-        PersonaFormState: {
-            name?: string;
-            description?: string;
-            instructions?: string;
-            department_ids?: string[];
-        };
-        PersonaDraft: {
-            /** Format: uuid */
-            id: string;
-            /**
-             * Format: uuid
-             * @description Absent for a draft of a persona not created yet.
-             */
-            persona_id?: string;
-            name: string;
-            form_state: components["schemas"]["PersonaFormState"];
-            /** Format: uuid */
-            profile_id: string;
-            /** Format: date-time */
-            created_at: string;
-        };
-        PersonaCreateRequest: {
-            personas: components["schemas"]["PersonaInput"][];
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaCreateResponse: {
-            results: components["schemas"]["PersonaResult"][];
-            idempotency_key?: string;
-        };
-        PersonaGetRequest: {
-            /** Format: uuid */
-            persona_id: string;
-            /**
-             * Format: uuid
-             * @description Also return this draft of the persona.
-             */
-            draft_id?: string;
-        };
-        PersonaGetResponse: {
-            persona: components["schemas"]["Persona"];
-            /** @description The persona's departments, with names. */
-            departments: components["schemas"]["DepartmentRef"][];
-            can_edit: boolean;
-            can_delete: boolean;
-            draft?: components["schemas"]["PersonaDraft"];
-        };
-        PersonaUpdateRequest: {
-            personas: components["schemas"]["PersonaPatch"][];
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaUpdateResponse: {
-            results: components["schemas"]["PersonaResult"][];
-            idempotency_key?: string;
-        };
-        PersonaDeleteRequest: {
-            persona_ids: string[];
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaDeleteResponse: {
-            results: components["schemas"]["PersonaResult"][];
-            idempotency_key?: string;
-        };
-        PersonaSearchRequest: {
-            /** @description Case-insensitive text matched against name and description. */
-            search?: string;
-            filter_department_ids?: string[];
-            /** @description Narrows the department facet's options by name. */
-            department_search?: string;
-            /** @default 12 */
-            page_size?: number;
-            /** @default 0 */
-            page_offset?: number;
-        };
-        PersonaSearchResponse: {
-            personas: components["schemas"]["PersonaRow"][];
-            department_filter: components["schemas"]["DepartmentFacet"];
-            /** @description Matches in the caller's scope, across all pages. */
-            total_count: number;
-            page_size: number;
-            page_offset: number;
-        };
-        DepartmentFacet: {
-            options: components["schemas"]["FacetOption"][];
-            selected_ids: string[];
-        };
-        PersonaDuplicateRequest: {
-            /** Format: uuid */
-            persona_id: string;
-            /** @description The copy's name; defaults to the original's with " (copy)". */
-            name?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaDuplicateResponse: {
-            success: boolean;
-            /**
-             * Format: uuid
-             * @description The new persona.
-             */
-            persona_id: string;
-            message: string;
-            idempotency_key?: string;
-        };
-        PersonaDraftRequest: {
-            /**
-             * Format: uuid
-             * @description The persona being edited; omit when drafting a new one.
-             */
-            persona_id?: string;
-            /** @description A label for the draft; defaults to the form's name. */
-            name?: string;
-            form_state: components["schemas"]["PersonaFormState"];
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaDraftResponse: {
-            success: boolean;
-            draft: components["schemas"]["PersonaDraft"];
-            message: string;
-            idempotency_key?: string;
-        };
-        PersonaDraftsRequest: {
-            /**
-             * Format: uuid
-             * @description Only drafts of this persona.
-             */
-            persona_id?: string;
-            /** @description Case-insensitive match on the draft's name. */
-            search?: string;
-            /** Format: date-time */
-            date_from?: string;
-            /** Format: date-time */
-            date_to?: string;
-            /** @default 50 */
-            page_limit?: number;
-            /** @default 0 */
-            page_offset?: number;
-        };
-        PersonaDraftsResponse: {
-            entries: components["schemas"]["PersonaDraft"][];
-            total_count: number;
-        };
-        PersonaExportRequest: {
-            /**
-             * Format: uuid
-             * @description Export only this persona.
-             */
-            persona_id?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaExportResponse: components["schemas"]["ExportResponse"];
-        PersonaGroupRequest: components["schemas"]["GroupRequest"];
-        PersonaGroupResponse: components["schemas"]["GroupResponse"];
-        PersonaProblemRequest: {
-            type: components["schemas"]["ProblemType"];
-            message: string;
-            /**
-             * Format: uuid
-             * @description The persona the report is about.
-             */
-            persona_id?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaProblemResponse: components["schemas"]["ProblemReportResponse"];
-        PersonaRefreshRequest: {
-            /**
-             * Format: uuid
-             * @description Refresh only this persona.
-             */
-            persona_id?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaRefreshResponse: components["schemas"]["RefreshResponse"];
         ProfileContextRequest: Record<string, never>;
         ProfileContextResponse: {
             profile: components["schemas"]["Profile"];
@@ -5667,12 +5450,11 @@ export interface components {
             finished_at?: string;
         };
         /**
-         * @description What a run generates: `chat_reply` a persona's reply in a chat, `persona_draft` a
-         *     persona, `record_draft` a record of the standard family (or a change of one), `text` an
-         *     answer to instructions.
+         * @description What a run generates: `chat_reply` a persona's reply in a chat, `record_draft` a record
+         *     of the standard family (or a change of one), `text` an answer to instructions.
          * @enum {string}
          */
-        RunKind: "chat_reply" | "persona_draft" | "record_draft" | "text";
+        RunKind: "chat_reply" | "record_draft" | "text";
         /**
          * @description queued → running → completed | failed | stopped; a run may rest in paused (asked to)
          *     or interrupted (it asked a question) on the way.
@@ -5703,7 +5485,11 @@ export interface components {
             idempotency_key?: components["schemas"]["IdempotencyKey"];
         };
         RecordGenerateRequest: {
-            instructions: string[];
+            /**
+             * @description What to draft. Without any, the run asks what it should draft (it is
+             *     `interrupted` with a `question`); `system.run_answer` gives the instructions.
+             */
+            instructions?: string[];
             /**
              * Format: uuid
              * @description The record to change; absent, the model drafts a new one.
@@ -5731,26 +5517,6 @@ export interface components {
             run: components["schemas"]["Run"];
             idempotency_key?: string;
         };
-        PersonaGenerateRequest: {
-            /** @description What the persona should be like. Without any, the run asks. */
-            instructions?: string[];
-            /**
-             * Format: uuid
-             * @description Refine this persona instead of drafting a new one.
-             */
-            persona_id?: string;
-            /**
-             * @description Create (or update) the persona with the result instead of saving a draft.
-             * @default false
-             */
-            apply?: boolean;
-            /** Format: uuid */
-            model_id?: string;
-            /** Format: uuid */
-            group_id?: string;
-            idempotency_key?: components["schemas"]["IdempotencyKey"];
-        };
-        PersonaGenerateResponse: components["schemas"]["GenerateResponse"];
         AttemptGenerateRequest: {
             /**
              * Format: uuid
@@ -6032,8 +5798,6 @@ export interface components {
             tokens_per_second: number;
             tokens_total: number;
         };
-        PersonaGenerationsRequest: components["schemas"]["GenerationsRequest"];
-        PersonaGenerationsResponse: components["schemas"]["GenerationsResponse"];
         PersonaWatchRequest: components["schemas"]["WatchRequest"];
         PersonaWatchResponse: components["schemas"]["WatchResponse"];
         AttemptGenerationsRequest: components["schemas"]["GenerationsRequest"];
@@ -10119,6 +9883,278 @@ export interface components {
         ModelGenerateResponse: components["schemas"]["GenerateResponse"];
         ModelGenerationsRequest: components["schemas"]["GenerationsRequest"];
         ModelGenerationsResponse: components["schemas"]["GenerationsResponse"];
+        Persona: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description How the persona behaves in a chat. */
+            instructions: string;
+            /** @description Attempts started with this persona (`persona.refresh` recounts them). */
+            attempt_count: number;
+            /** @description Empty means shared with every department. */
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: uuid */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        PersonaRow: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            description: string;
+            /** @description Attempts started with this persona (`persona.refresh` recounts them). */
+            attempt_count: number;
+            department_ids: string[];
+            /** @description A soft create staged it; it waits for its call to be accepted or rejected. */
+            pending: boolean;
+            /** Format: date-time */
+            updated_at: string;
+            can_edit: boolean;
+            can_duplicate: boolean;
+            can_delete: boolean;
+        };
+        PersonaInput: {
+            name: string;
+            description?: string;
+            /** @description How the persona behaves in a chat. */
+            instructions?: string;
+            department_ids?: string[];
+        };
+        PersonaPatch: {
+            /** Format: uuid */
+            id: string;
+            name?: string;
+            description?: string;
+            /** @description How the persona behaves in a chat. */
+            instructions?: string;
+            department_ids?: string[];
+        };
+        PersonaFormState: {
+            name?: string;
+            description?: string;
+            /** @description How the persona behaves in a chat. */
+            instructions?: string;
+            department_ids?: string[];
+        };
+        PersonaDraft: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Absent for a draft of a new persona.
+             */
+            persona_id?: string;
+            name: string;
+            form_state: components["schemas"]["PersonaFormState"];
+            /** Format: uuid */
+            profile_id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        PersonaResult: {
+            /** @description The item's position in the request. */
+            index: number;
+            success: boolean;
+            /** Format: uuid */
+            persona_id?: string;
+            message: string;
+            errors?: components["schemas"]["FieldError"][];
+        };
+        /** @description Which personas a search, or an update or delete of `all`, takes. */
+        PersonaFilter: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only personas linked to one of these. */
+            filter_department_ids?: string[];
+        };
+        /** @description Either `personas`, or `accept` with the `idempotency_key` of a staged create. */
+        PersonaCreateRequest: {
+            personas?: components["schemas"]["PersonaInput"][];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        PersonaCreateResponse: {
+            results: components["schemas"]["PersonaResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        PersonaGetRequest: {
+            /** Format: uuid */
+            persona_id: string;
+            /**
+             * Format: uuid
+             * @description Also return this draft of the persona.
+             */
+            draft_id?: string;
+            departments?: components["schemas"]["SectionFilter"];
+        };
+        PersonaGetResponse: {
+            persona: components["schemas"]["Persona"];
+            can_edit: boolean;
+            can_delete: boolean;
+            draft?: components["schemas"]["PersonaDraft"];
+            /** @description The departments the persona has (selected), then others that may be chosen. */
+            departments: components["schemas"]["RelationOption"][];
+        };
+        /** @description Either `personas`, each with its own patch, or `all` with one `patch`, or `accept` with the `idempotency_key` of a staged update. */
+        PersonaUpdateRequest: {
+            personas?: components["schemas"]["PersonaPatch"][];
+            /** @description Every persona `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["PersonaFilter"];
+            excluded_ids?: string[];
+            patch?: components["schemas"]["PersonaFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        PersonaUpdateResponse: {
+            results: components["schemas"]["PersonaResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        /** @description Either `persona_ids`, or `all`, or `accept` with the `idempotency_key` of a staged delete. */
+        PersonaDeleteRequest: {
+            persona_ids?: string[];
+            /** @description Every persona `filter` selects in the caller's scope, but `excluded_ids`, instead of a list. */
+            all?: boolean;
+            filter?: components["schemas"]["PersonaFilter"];
+            excluded_ids?: string[];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+            /** @description Stage the call under its `idempotency_key` instead of carrying it out; a later call with that key and `accept` carries it out or discards it. */
+            soft?: boolean;
+            /** @description With the `idempotency_key` of a staged call, and nothing else, true carries that call out and false discards it. */
+            accept?: boolean;
+        };
+        PersonaDeleteResponse: {
+            results: components["schemas"]["PersonaResult"][];
+            /** @description The call was staged (`soft`); its results say what it will do once accepted. */
+            pending?: boolean;
+            idempotency_key?: string;
+        };
+        PersonaSearchRequest: {
+            /** @description Case-insensitive text matched against name and description. */
+            search?: string;
+            /** @description Only personas linked to one of these. */
+            filter_department_ids?: string[];
+            /** @description Narrows the department facet's options by name. */
+            department_search?: string;
+            /** @default 12 */
+            page_size?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        PersonaSearchResponse: {
+            personas: components["schemas"]["PersonaRow"][];
+            department_filter: components["schemas"]["FacetFilter"];
+            /** @description Matches in the caller's scope, across all pages. */
+            total_count: number;
+            page_size: number;
+            page_offset: number;
+        };
+        PersonaDuplicateRequest: {
+            /** Format: uuid */
+            persona_id: string;
+            /** @description The copy's name; defaults to the original's with " (copy)". */
+            name?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        PersonaDuplicateResponse: {
+            success: boolean;
+            /**
+             * Format: uuid
+             * @description The new persona.
+             */
+            persona_id: string;
+            message: string;
+            idempotency_key?: string;
+        };
+        PersonaDraftRequest: {
+            /**
+             * Format: uuid
+             * @description The persona being edited; omit when drafting a new one.
+             */
+            persona_id?: string;
+            /** @description A label for the draft; defaults to the form's name. */
+            name?: string;
+            form_state: components["schemas"]["PersonaFormState"];
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        PersonaDraftResponse: {
+            success: boolean;
+            draft: components["schemas"]["PersonaDraft"];
+            message: string;
+            idempotency_key?: string;
+        };
+        PersonaDraftsRequest: {
+            /**
+             * Format: uuid
+             * @description Only drafts of this persona.
+             */
+            persona_id?: string;
+            /** @description Case-insensitive match on the draft's name. */
+            search?: string;
+            /** Format: date-time */
+            date_from?: string;
+            /** Format: date-time */
+            date_to?: string;
+            /** @default 50 */
+            page_limit?: number;
+            /** @default 0 */
+            page_offset?: number;
+        };
+        PersonaDraftsResponse: {
+            entries: components["schemas"]["PersonaDraft"][];
+            total_count: number;
+        };
+        PersonaExportRequest: {
+            /**
+             * Format: uuid
+             * @description Export only this persona.
+             */
+            persona_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        PersonaExportResponse: components["schemas"]["ExportResponse"];
+        PersonaGroupRequest: components["schemas"]["GroupRequest"];
+        PersonaGroupResponse: components["schemas"]["GroupResponse"];
+        PersonaProblemRequest: {
+            type: components["schemas"]["ProblemType"];
+            message: string;
+            /**
+             * Format: uuid
+             * @description The persona the report is about.
+             */
+            persona_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        PersonaProblemResponse: components["schemas"]["ProblemReportResponse"];
+        PersonaRefreshRequest: {
+            /**
+             * Format: uuid
+             * @description Refresh only this persona.
+             */
+            persona_id?: string;
+            idempotency_key?: components["schemas"]["IdempotencyKey"];
+        };
+        PersonaRefreshResponse: components["schemas"]["RefreshResponse"];
+        PersonaGenerateRequest: components["schemas"]["RecordGenerateRequest"];
+        PersonaGenerateResponse: components["schemas"]["GenerateResponse"];
+        PersonaGenerationsRequest: components["schemas"]["GenerationsRequest"];
+        PersonaGenerationsResponse: components["schemas"]["GenerationsResponse"];
     };
     responses: {
         /** @description The body is not JSON (or is missing). */
@@ -10196,7 +10232,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description One result per item. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10225,7 +10261,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The persona. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10254,7 +10290,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description One result per item. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10283,7 +10319,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description One result per id. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10312,7 +10348,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A page of personas. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10340,7 +10376,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The copy. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10370,7 +10406,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The saved draft. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10400,7 +10436,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A page of drafts. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10428,7 +10464,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The stored file. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10458,7 +10494,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The group. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10488,7 +10524,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The recorded report. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10518,7 +10554,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description What was refreshed. */
+            /** @description OK. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10532,6 +10568,64 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "persona.generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PersonaGenerateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonaGenerateResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    "persona.generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PersonaGenerationsRequest"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonaGenerationsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["ValidationFailed"];
         };
     };
@@ -10761,64 +10855,6 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "persona.generate": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PersonaGenerateRequest"];
-            };
-        };
-        responses: {
-            /** @description The run, just queued. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PersonaGenerateResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            422: components["responses"]["ValidationFailed"];
-        };
-    };
-    "persona.generations": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PersonaGenerationsRequest"];
-            };
-        };
-        responses: {
-            /** @description A page of runs. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PersonaGenerationsResponse"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
             422: components["responses"]["ValidationFailed"];
         };
     };
