@@ -234,7 +234,7 @@ func (f family) set(ctx context.Context, q store.Q, id *auth.Identity, k *kind, 
 		}
 		r.Fields[fd.Name] = raw
 	}
-	for _, fd := range k.Derived {
+	for _, fd := range k.Derived { // no request sets them: a new record starts from the defaults
 		if creating {
 			raw, err := json.Marshal(fd.Default)
 			if err != nil {
@@ -909,15 +909,7 @@ func (f family) refresh(ctx context.Context, id *auth.Identity, k *kind, req bod
 			dropped += n
 		}
 		if k.Derive != nil {
-			rs, err := q.ListRecords(ctx, filter)
-			if err != nil {
-				return err
-			}
-			recordIDs := make([]uuid.UUID, len(rs))
-			for i, rec := range rs {
-				recordIDs[i] = rec.ID
-			}
-			if err := k.Derive(ctx, q, recordIDs); err != nil {
+			if err := k.Derive(ctx, q, filter); err != nil {
 				return err
 			}
 		}

@@ -28,7 +28,7 @@ type kind struct {
 	// attempt_count, counted as attempts start): get and search rows show them, a new
 	// record and a copy get their defaults, and Derive recomputes them at refresh.
 	Derived []kindField
-	Derive  func(ctx context.Context, q store.Q, ids []uuid.UUID) error
+	Derive  func(ctx context.Context, q store.Q, f store.RecordFilter) error
 	// Uncopied are the fields a copy of a record does not take from it: it gets their
 	// defaults (a model's is_default: there is one default).
 	Uncopied []string
@@ -106,9 +106,11 @@ var kinds = map[string]*kind{
 	},
 	"persona": {
 		Name: "persona", Plural: "personas", Title: "Persona", Mirror: personas{},
-		Fields:   []kindField{{"instructions", ""}},
-		Derived:  []kindField{{"attempt_count", 0}},
-		Derive:   func(ctx context.Context, q store.Q, ids []uuid.UUID) error { return q.RecountPersonaAttempts(ctx, ids) },
+		Fields:  []kindField{{"instructions", ""}},
+		Derived: []kindField{{"attempt_count", 0}},
+		Derive: func(ctx context.Context, q store.Q, f store.RecordFilter) error {
+			return q.RecountPersonaAttempts(ctx, f)
+		},
 		Question: "What kind of persona should I draft? Describe their role, what they want, and their temperament.",
 	},
 	"tool": {
@@ -275,7 +277,7 @@ type FamilyKind struct {
 }
 
 // FamilyRelation is a relation of a FamilyKind: its key in requests, its facet, the kind of
-// the family its targets are (empty when they live elsewhere, such as personas), and
+// the family its targets are (empty when they live elsewhere, such as profiles), and
 // whether a record has exactly one target.
 type FamilyRelation struct {
 	Name, Key, Facet, Kind string

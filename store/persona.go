@@ -13,7 +13,6 @@ type Persona struct {
 	Name          string      `db:"name"`
 	Description   string      `db:"description"`
 	Instructions  string      `db:"instructions"`
-	AttemptCount  int         `db:"attempt_count"`
 	CreatedBy     uuid.UUID   `db:"created_by"`
 	CreatedAt     time.Time   `db:"created_at"`
 	UpdatedAt     time.Time   `db:"updated_at"`
@@ -55,12 +54,12 @@ func (s Scope) Allows(departmentIDs []uuid.UUID) bool {
 	return false
 }
 
-const personaColumns = `p.id, p.name, p.description, p.instructions, p.attempt_count, p.created_by, p.created_at, p.updated_at`
+const personaColumns = `p.id, p.name, p.description, p.instructions, p.created_by, p.created_at, p.updated_at`
 
 // PersonaKind is the family's kind of the personas' records. Each persona has a record of
 // this kind with its id; the family's operations keep the personas table, which attempts
 // and chats read, in step with it (SavePersona, DeletePersona). Its attempt count is a
-// field of the record.
+// field of the record (the table's attempt_count column is no longer read).
 const PersonaKind = "persona"
 
 // SavePersona creates the persona p.ID or writes its fields and departments.
@@ -133,15 +132,12 @@ func (q Q) IncrementPersonaAttempts(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
-// RecountPersonaAttempts sets the attempt count of these personas' records to the number
-// of their attempts.
-func (q Q) RecountPersonaAttempts(ctx context.Context, ids []uuid.UUID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	query, args := in(`UPDATE artifacts SET fields = `+q.setCount("(SELECT COUNT(*) FROM attempts t WHERE t.persona_id = artifacts.id)")+`
-		WHERE kind = ? AND id IN (?)`, PersonaKind, ids)
-	_, err := q.exec(ctx, query, args...)
+// RecountPersonaAttempts sets the attempt count of the persona records f selects to the
+// number of their attempts.
+func (q Q) RecountPersonaAttempts(ctx context.Context, f RecordFilter) error {
+	where, args := q.recordWhere(f, "")
+	_, err := q.exec(ctx, `UPDATE artifacts SET fields = `+q.setCount("(SELECT COUNT(*) FROM attempts t WHERE t.persona_id = artifacts.id)")+`
+		WHERE id IN (SELECT a.id FROM artifacts a WHERE `+where+`)`, args...)
 	return err
 }
 

@@ -133,7 +133,7 @@ func TestPersonaTableAndCounts(t *testing.T) {
 			if err := q.InsertAttempt(ctx, a); err != nil {
 				t.Fatal(err)
 			}
-			if err := q.RecountPersonaAttempts(ctx, []uuid.UUID{p.ID}); err != nil {
+			if err := q.RecountPersonaAttempts(ctx, store.RecordFilter{Kind: store.PersonaKind, ID: &p.ID}); err != nil {
 				t.Fatal(err)
 			}
 			if r, err := q.RecordByID(ctx, store.PersonaKind, p.ID); err != nil || string(r.Fields["attempt_count"]) != "1" ||

@@ -589,8 +589,6 @@ func TestFamilyRoundTripEveryKind(t *testing.T) {
 								items[i] = fmt.Sprintf(`{"name":%q}`, name)
 							}
 							ids = created(maker("/"+rel.Kind+"/create", fmt.Sprintf(`{"%ss":[%s]}`, rel.Kind, strings.Join(items, ","))), rel.Kind+"_id")
-						case rel.Name == "personas":
-							ids = created(post("/persona/create", fmt.Sprintf(`{"personas":[{"name":%q},{"name":%q}]}`, names[0], names[1])), "persona_id")
 						case rel.Name == "profiles":
 							ids, names = []string{profileID("walk-editor"), profileID("walk-member")}, []string{"walk-editor", "walk-member"}
 						default:
