@@ -15,7 +15,7 @@ run: build
 
 ## test: every suite, on SQLite and on a throwaway PostgreSQL cluster, with the Node clients
 test: node-deps
-	./scripts/with-postgres.sh ./scripts/test.sh
+	./scripts/with-postgres.sh ./scripts/with-redis.sh ./scripts/test.sh
 
 ## generate: regenerate gen/ and the TypeScript client's clients/ts/src/*.gen.ts from openapi.yaml
 generate: clients/ts/node_modules/.installed

@@ -21,37 +21,34 @@ type follower struct {
 	sock *socket.Socket
 
 	mu     sync.Mutex
-	live   map[string]bool // the live topics followed, counted in their audience (Log.Join)
+	joined map[string]bool // the topics followed, counted in their audience (Log.Join)
 	closed bool            // the socket is gone: it joins nothing any more
 }
 
-// joinLive counts the socket in a live topic's audience, once.
-func (f *follower) joinLive(topic string) {
-	if events.Durable(topic) {
-		return
-	}
+// join counts the socket in a topic's audience, once.
+func (f *follower) join(topic string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return
 	}
-	if f.live == nil {
-		f.live = map[string]bool{}
+	if f.joined == nil {
+		f.joined = map[string]bool{}
 	}
-	if !f.live[topic] {
-		f.live[topic] = true
+	if !f.joined[topic] {
+		f.joined[topic] = true
 		f.s.events.Join(topic)
 	}
 }
 
-// leaveLive undoes joinLive; an empty topic leaves them all, for good (the socket is gone).
-func (f *follower) leaveLive(topic string) {
+// leave undoes join; an empty topic leaves them all, for good (the socket is gone).
+func (f *follower) leave(topic string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = f.closed || topic == ""
-	for t := range f.live {
+	for t := range f.joined {
 		if topic == "" || t == topic {
-			delete(f.live, t)
+			delete(f.joined, t)
 			f.s.events.Leave(t)
 		}
 	}
@@ -71,7 +68,7 @@ func (f *follower) Follow(ctx context.Context, topic string, since *int64) (even
 	// Until the seam, live delivery skips the socket for this topic — through any of its
 	// rooms, the topic's own included when it follows again — but not for the others.
 	room, replaying := socket.Room(roomOf(topic)), socket.Room(replayRoomOf(topic))
-	f.joinLive(topic)
+	f.join(topic)
 	f.sock.Join(replaying)
 	r, err := f.s.events.Attach(ctx, topic, from,
 		func(ev events.Event) { _ = f.sock.Emit(ev.Name, ev.Payload()) },
@@ -84,7 +81,7 @@ func (f *follower) Follow(ctx context.Context, topic string, since *int64) (even
 	if err != nil {
 		f.sock.Leave(replaying)
 		if !f.sock.Rooms().Has(room) {
-			f.leaveLive(topic)
+			f.leave(topic)
 		}
 	}
 	return r, err
@@ -93,5 +90,5 @@ func (f *follower) Follow(ctx context.Context, topic string, since *int64) (even
 func (f *follower) Unfollow(topic string) {
 	f.sock.Leave(socket.Room(roomOf(topic)))
 	f.sock.Leave(socket.Room(replayRoomOf(topic)))
-	f.leaveLive(topic)
+	f.leave(topic)
 }

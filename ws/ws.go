@@ -216,11 +216,11 @@ func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
 			if strings.HasPrefix(string(room), replayRoomPrefix) {
 				sock.Leave(room)
 			} else if topic := topicOf(string(room)); topic != events.ProfileTopic(id.ProfileID) {
-				c.follow.joinLive(topic)
+				c.follow.join(topic)
 			}
 		}
 	}
-	c.follow.joinLive(events.ProfileTopic(id.ProfileID))
+	c.follow.join(events.ProfileTopic(id.ProfileID))
 	sock.Join(socket.Room(profileRoom(id.ProfileID)))
 	sock.OnAny(func(args ...any) { s.onEvent(c, args) })
 	_ = sock.On("disconnect", func(...any) { s.forget(sock, c) })
@@ -443,7 +443,7 @@ func (s *Server) forget(sock *socket.Socket, c *conn) {
 	c.once.Do(func() {
 		s.guardOf(sock).releaseSocket(sock)
 		c.cancel()
-		c.follow.leaveLive("")
+		c.follow.leave("")
 		s.mu.Lock()
 		if set := s.sessions[c.id.SessionID]; set != nil {
 			delete(set, sock)

@@ -134,6 +134,11 @@ type Log struct {
 
 	live [liveShards]liveShard
 
+	// In a cluster: the other nodes, and (guarded by mu) the durable topics with an
+	// audience here, whose events are delivered strictly by number (cluster.go).
+	relay   Relay
+	tracked map[string]*track
+
 	stored     atomic.Int64
 	liveCount  atomic.Int64
 	failingFor atomic.Int64 // unix nanoseconds since storing has failed, or 0
@@ -420,6 +425,9 @@ func (l *Log) append(ctx context.Context, q store.Q, evs []Event) (*staged, erro
 // settle ends a staged transaction: its events become ready if it committed, and every
 // ready event of its topics below the lowest number still open is delivered.
 func (l *Log) settle(st *staged, committed bool) {
+	if committed && l.relay != nil {
+		l.relay.Send(st.evs)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.settled.Broadcast()
@@ -484,8 +492,17 @@ func (l *Log) undeliveredLocked(topic string) (int64, bool) {
 	return low, ok
 }
 
-// deliverLocked hands stored events to the sinks and listeners; l.mu is held.
+// deliverLocked hands stored events to the sinks and listeners — in a cluster, those that
+// are next in their topic (sequenceLocked); l.mu is held.
 func (l *Log) deliverLocked(evs []Event) {
+	if l.relay != nil {
+		evs = l.sequenceLocked(evs)
+	}
+	l.handOutLocked(evs)
+}
+
+// handOutLocked hands events to the sinks and listeners; l.mu is held.
+func (l *Log) handOutLocked(evs []Event) {
 	if len(evs) == 0 {
 		return
 	}
@@ -564,6 +581,7 @@ func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(E
 		return r, err
 	}
 	r.Truncated = first > since+1
+	reread := false
 	for {
 		// What is delivered from now on is buffered while the stored events are read.
 		l.mu.Lock()
@@ -594,6 +612,14 @@ func (l *Log) Attach(ctx context.Context, topic string, since int64, emit func(E
 			// come through the buffer, which must stay until they have.
 			if low, ok := l.undeliveredLocked(topic); ok && low <= r.Last {
 				l.settled.Wait()
+				continue
+			}
+			now, again := l.seamLocked(topic, &r, reread)
+			if again {
+				reread = true
+				break
+			}
+			if !now {
 				continue
 			}
 			l.unlistenLocked(buf)
@@ -669,6 +695,7 @@ func (l *Log) listenLocked(topic string, buf int) *Listener {
 		l.listeners[topic] = map[*Listener]struct{}{}
 	}
 	l.listeners[topic][li] = struct{}{}
+	l.trackLocked(topic, 1)
 	return li
 }
 
@@ -684,6 +711,9 @@ func (l *Log) Unlisten(li *Listener) {
 }
 
 func (l *Log) unlistenLocked(li *Listener) {
+	if _, ok := l.listeners[li.topic][li]; ok {
+		l.trackLocked(li.topic, -1)
+	}
 	delete(l.listeners[li.topic], li)
 	if len(l.listeners[li.topic]) == 0 {
 		delete(l.listeners, li.topic)

@@ -122,7 +122,7 @@ func (sh *liveShard) shed(budget int) {
 // server or had one within the history's age. A publisher may skip building an event it
 // does not want.
 func (l *Log) Wants(topic string) bool {
-	if Durable(topic) {
+	if Durable(topic) || (l.relay != nil && l.relay.Wanted(topic)) {
 		return true
 	}
 	sh := l.shard(topic)
@@ -132,22 +132,33 @@ func (l *Log) Wants(topic string) bool {
 	return h != nil && h.wanted(time.Now(), l.opts.HistoryAge)
 }
 
-// Join counts a subscriber of a live topic (a socket in its room); Leave uncounts it. A
-// durable topic needs neither.
+// Join counts a subscriber of a topic (a socket in its room); Leave uncounts it. A live
+// topic keeps a history while it has subscribers; in a cluster, a durable topic's events
+// are put in order while it has some, and the other nodes hear of a live topic's first.
 func (l *Log) Join(topic string) {
 	if Durable(topic) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.trackLocked(topic, 1)
 		return
 	}
 	sh := l.shard(topic)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.get(topic, true).audience++
+	h := sh.get(topic, true)
+	h.audience++
+	if h.audience == 1 && l.relay != nil {
+		l.relay.Want(topic)
+	}
 }
 
 // Leave undoes Join. The topic goes on keeping its events for the history's age, for the
 // subscriber to come back.
 func (l *Log) Leave(topic string) {
 	if Durable(topic) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.trackLocked(topic, -1)
 		return
 	}
 	sh := l.shard(topic)
@@ -161,9 +172,18 @@ func (l *Log) Leave(topic string) {
 	}
 }
 
-// publishLive numbers, keeps and delivers an event of a live topic, under its shard's lock.
-// An event nobody wants is dropped.
+// publishLive numbers, keeps and delivers an event of a live topic, and hands it to the
+// other nodes that want it. An event nobody wants is dropped.
 func (l *Log) publishLive(ev Event) {
+	if l.relay != nil && l.relay.Wanted(ev.Topic) {
+		l.relay.Send([]Event{ev})
+	}
+	l.deliverLive(ev)
+}
+
+// deliverLive numbers, keeps and delivers an event of a live topic on this node, under its
+// shard's lock. An event nobody here wants is dropped.
+func (l *Log) deliverLive(ev Event) {
 	sh := l.shard(ev.Topic)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

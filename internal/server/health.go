@@ -13,8 +13,9 @@ const readyTimeout = 2 * time.Second
 // serveHealth answers a load balancer or an orchestrator, without a token:
 //
 //	GET /healthz  200 {"status":"ok"} while the process serves
-//	GET /readyz   200 {"status":"ready"} while the database answers within readyTimeout;
-//	              503 {"status":"unavailable","reason":"database"} otherwise
+//	GET /readyz   200 {"status":"ready"} while the database (and, in a cluster, Redis)
+//	              answers within readyTimeout; 503 {"status":"unavailable","reason":
+//	              "database" or "redis"} otherwise
 func (s *Server) serveHealth(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -26,6 +27,13 @@ func (s *Server) serveHealth(mux *http.ServeMux) {
 			s.log.Warn("readiness: the database does not answer", "err", err)
 			writeStatus(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database"})
 			return
+		}
+		if s.Bus != nil {
+			if err := s.Bus.Ping(ctx); err != nil {
+				s.log.Warn("readiness: redis does not answer", "err", err)
+				writeStatus(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "redis"})
+				return
+			}
 		}
 		writeStatus(w, http.StatusOK, map[string]string{"status": "ready"})
 	})

@@ -46,6 +46,10 @@ type Options struct {
 	CORSOrigins     string        // the other origins whose pages may call glow: a list, or "*"; empty: none
 	TokenProtocol   bool          // a socket.io websocket may carry its token as "Sec-WebSocket-Protocol: Bearer, <token>"
 	TokenQuery      bool          // a socket.io connection may carry its token as ?token=
+	// RedisURL joins the node to the other glow nodes on the same PostgreSQL database
+	// through this Redis (redis://host:port); empty: glow runs as one node.
+	RedisURL    string
+	RedisPrefix string // the prefix of glow's Redis channels and keys (default "glow:")
 
 	envErrs []string // GLOW_* variables that could not be parsed
 }
@@ -65,6 +69,9 @@ func (o *Options) defaults() {
 	}
 	if o.BodyTimeout <= 0 {
 		o.BodyTimeout = 10 * time.Second
+	}
+	if o.RedisPrefix == "" {
+		o.RedisPrefix = "glow:"
 	}
 }
 
@@ -130,6 +137,8 @@ func (o *Options) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CORSOrigins, "cors-origins", env("GLOW_CORS_ORIGINS", ""), "origins of other sites whose pages may call glow from a browser, comma-separated (https://app.example.com), or *; empty: only glow's own origin (GLOW_CORS_ORIGINS)")
 	fs.BoolVar(&o.TokenProtocol, "socket-token-protocol", o.envBool("GLOW_SOCKET_TOKEN_PROTOCOL"), "let a socket.io websocket client with no auth.token carry it as \"Sec-WebSocket-Protocol: Bearer, <token>\" (GLOW_SOCKET_TOKEN_PROTOCOL)")
 	fs.BoolVar(&o.TokenQuery, "socket-token-query", o.envBool("GLOW_SOCKET_TOKEN_QUERY"), "let a socket.io client with no auth.token carry it as ?token= in the handshake URL, which proxies may log (GLOW_SOCKET_TOKEN_QUERY)")
+	fs.StringVar(&o.RedisURL, "redis-url", env("GLOW_REDIS_URL", ""), "redis://host:port joining this node to the other glow nodes on the same PostgreSQL database; empty: one node (GLOW_REDIS_URL)")
+	fs.StringVar(&o.RedisPrefix, "redis-prefix", env("GLOW_REDIS_PREFIX", "glow:"), "prefix of glow's Redis channels and keys, to share one Redis between clusters (GLOW_REDIS_PREFIX)")
 	fs.StringVar(&o.DebugAddr, "debug-addr", env("GLOW_DEBUG_ADDR", ""), "address to serve net/http/pprof on, e.g. 127.0.0.1:6060; empty: off (GLOW_DEBUG_ADDR)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.envDuration("GLOW_SHUTDOWN_TIMEOUT", def.ShutdownTimeout), "how long shutdown waits for running requests (GLOW_SHUTDOWN_TIMEOUT)")
 }
@@ -150,6 +159,9 @@ func (o *Options) Validate() error {
 	}
 	if o.SocketMaxCalls < 1 {
 		return fmt.Errorf("socket max calls must be at least 1 (got %d)", o.SocketMaxCalls)
+	}
+	if o.RedisURL != "" && o.DatabaseURL == "" {
+		return fmt.Errorf("a cluster (redis url) needs the nodes' shared PostgreSQL database (database url): the embedded SQLite file belongs to one node")
 	}
 	if o.Workers < 1 {
 		return fmt.Errorf("workers must be at least 1 (got %d)", o.Workers)

@@ -20,6 +20,7 @@ import (
 	"github.com/glowhq/glow/api"
 	"github.com/glowhq/glow/handlers"
 	"github.com/glowhq/glow/internal/auth"
+	"github.com/glowhq/glow/internal/cluster"
 	"github.com/glowhq/glow/internal/dispatch"
 	"github.com/glowhq/glow/internal/events"
 	"github.com/glowhq/glow/internal/jobs"
@@ -39,6 +40,7 @@ type Server struct {
 	Presence *presence.Tracker
 	Dispatch *dispatch.Dispatcher
 	Metrics  *metrics.Metrics // served at GET /metrics
+	Bus      *cluster.Bus     // the other nodes, when Options.RedisURL is set
 	API      *api.API
 	WS       *ws.Server
 
@@ -73,6 +75,17 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Events = events.New(st, log, events.Options{Retention: opts.EventRetention})
+	if opts.RedisURL != "" {
+		if opts.DatabaseURL == "" {
+			st.Close()
+			return nil, errors.New("a cluster (redis url) needs the nodes' shared PostgreSQL database (database url)")
+		}
+		if s.Bus, err = cluster.Open(ctx, opts.RedisURL, opts.RedisPrefix, node.Self(), log); err != nil {
+			st.Close()
+			return nil, err
+		}
+		s.Bus.Attach(s.Events)
+	}
 	s.Runner = jobs.New(st, s.Events, log, jobs.Options{Workers: opts.Workers, LocalDelay: opts.LocalTokenDelay})
 	s.Presence = presence.New(st, log, opts.PresenceGrace)
 	svc := handlers.New(st, s.Runner, s.Events, s.Presence, contract,
@@ -142,7 +155,23 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	logCtx, stopLog := context.WithCancel(context.Background())
 	logDone := make(chan struct{})
 	go func() { s.Events.Run(logCtx); close(logDone) }()
-	defer func() { stopLog(); <-logDone }()
+	// The other nodes hear of this one's events until its log has stored the last.
+	busCtx, stopBus := context.WithCancel(context.Background())
+	busDone := make(chan struct{})
+	if s.Bus != nil {
+		go func() { s.Bus.Run(busCtx); close(busDone) }()
+	} else {
+		close(busDone)
+	}
+	defer func() {
+		stopLog()
+		<-logDone
+		stopBus()
+		<-busDone
+		if s.Bus != nil {
+			_ = s.Bus.Close()
+		}
+	}()
 	// Generation runs stop with the transports (the runs in progress stay "running", for the
 	// next start to resume), before the log.
 	if err := s.Runner.Start(ctx); err != nil {

@@ -6,6 +6,8 @@ package testserver
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -234,4 +236,52 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// RedisURL is the test Redis (GLOW_TEST_REDIS_URL, which scripts/with-redis.sh sets, as
+// `make test` does). Without it t is skipped, or fails under GLOW_TEST_REQUIRE_REDIS=1.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("GLOW_TEST_REDIS_URL")
+	if u == "" {
+		if os.Getenv("GLOW_TEST_REQUIRE_REDIS") == "1" {
+			t.Fatal("GLOW_TEST_REQUIRE_REDIS=1 but GLOW_TEST_REDIS_URL is empty: run the tests through scripts/with-redis.sh")
+		}
+		t.Skip("GLOW_TEST_REDIS_URL is not set: the cluster tests are skipped (make test starts a Redis)")
+	}
+	return u
+}
+
+// StartCluster runs n nodes on one new PostgreSQL database and the test Redis, under a
+// Redis prefix of the test's own, until t ends. The first node bootstrapped the database:
+// its Admin is the admin's token. opts may be nil, as for Start.
+func StartCluster(t testing.TB, n int, opts *server.Options) []*Env {
+	t.Helper()
+	redis := RedisURL(t)
+	var pg *testdb.Dialect
+	for _, d := range testdb.Dialects(t) {
+		if d.Name == store.Postgres {
+			pg = &d
+		}
+	}
+	if pg == nil {
+		t.Skip("a cluster needs PostgreSQL: GLOW_TEST_POSTGRES_URL is not set")
+	}
+	o := server.Options{}
+	if opts != nil {
+		o = *opts
+	}
+	o.RedisURL, o.RedisPrefix = redis, "glow-test-"+uuid.NewString()+":"
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	o.SecretKey = hex.EncodeToString(key) // the nodes seal and open each other's secrets
+	cfg := pg.Config(t)
+	shared := testdb.Dialect{Name: store.Postgres, Config: func(t testing.TB) store.Config {
+		return store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: t.TempDir()}
+	}}
+	nodes := make([]*Env, n)
+	for i := range nodes {
+		nodes[i] = Start(t, shared, &o)
+	}
+	return nodes
 }
