@@ -31,8 +31,8 @@ const (
 	interestTTL   = 3 * announceEvery
 )
 
-// queueSize bounds the messages waiting to be published; past it new ones are dropped and
-// counted, and once Redis keeps up again the other nodes are told to catch up.
+// queueSize bounds the messages waiting to be published; past it new ones are dropped, and
+// once Redis keeps up again the other nodes are told to catch up.
 const queueSize = 4096
 
 // Bus is one node's connection to the others.
@@ -47,10 +47,7 @@ type Bus struct {
 	mu     sync.Mutex
 	remote map[string]map[string]time.Time // live topic → node → when its interest expires
 
-	lost     atomic.Bool  // a message could not be published since the last announcement
-	dropped  atomic.Int64 // messages that could not be published
-	received atomic.Int64 // messages of other nodes received
-	sent     atomic.Int64
+	lost atomic.Bool // a message could not be published since the last announcement
 }
 
 // message is what travels on the channel.
@@ -96,19 +93,11 @@ func Open(ctx context.Context, url, prefix, node string, log *slog.Logger) (*Bus
 		out: make(chan []byte, queueSize), remote: map[string]map[string]time.Time{}}, nil
 }
 
-// Node is the name this node goes by.
-func (b *Bus) Node() string { return b.node }
-
 // Ping says whether Redis answers.
 func (b *Bus) Ping(ctx context.Context) error { return b.rdb.Ping(ctx).Err() }
 
 // Close closes the connection to Redis. Call it after Run has returned.
 func (b *Bus) Close() error { return b.rdb.Close() }
-
-// Stats counts the messages sent, received from other nodes, and dropped.
-func (b *Bus) Stats() (sent, received, dropped int64) {
-	return b.sent.Load(), b.received.Load(), b.dropped.Load()
-}
 
 // Attach makes the bus carry log's events: what log publishes goes to the other nodes, and
 // what they publish is handed to log. Call it before log publishes anything.
@@ -152,7 +141,6 @@ func (b *Bus) queue(m message) {
 	select {
 	case b.out <- data:
 	default:
-		b.dropped.Add(1)
 		b.lost.Store(true)
 	}
 }
@@ -178,11 +166,9 @@ func (b *Bus) publish(ctx context.Context) {
 			if ctx.Err() == nil && !b.lost.Load() {
 				b.log.Warn("redis: publishing to the other nodes fails; they will catch up from the database", "err", err)
 			}
-			b.dropped.Add(1)
 			b.lost.Store(true)
 			return
 		}
-		b.sent.Add(1)
 	}
 	for {
 		select {
@@ -256,7 +242,6 @@ func (b *Bus) handle(data []byte) {
 	if m.Node == b.node {
 		return
 	}
-	b.received.Add(1)
 	if m.Wants != nil || m.All {
 		b.interest(m.Node, m.Wants, m.All)
 	}

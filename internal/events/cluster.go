@@ -69,6 +69,17 @@ func (tr *track) add(ev Event) {
 	}
 }
 
+// track is trackLocked for a subscriber that is not a listener (a socket in the room). A
+// single node tracks nothing and takes no lock.
+func (l *Log) track(topic string, delta int) {
+	if l.relay == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.trackLocked(topic, delta)
+}
+
 // trackLocked counts a subscriber of a durable topic in (delta 1) or out (-1); l.mu is held.
 func (l *Log) trackLocked(topic string, delta int) {
 	if l.relay == nil {

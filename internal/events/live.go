@@ -137,9 +137,7 @@ func (l *Log) Wants(topic string) bool {
 // are put in order while it has some, and the other nodes hear of a live topic's first.
 func (l *Log) Join(topic string) {
 	if Durable(topic) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.trackLocked(topic, 1)
+		l.track(topic, 1)
 		return
 	}
 	sh := l.shard(topic)
@@ -156,9 +154,7 @@ func (l *Log) Join(topic string) {
 // subscriber to come back.
 func (l *Log) Leave(topic string) {
 	if Durable(topic) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.trackLocked(topic, -1)
+		l.track(topic, -1)
 		return
 	}
 	sh := l.shard(topic)

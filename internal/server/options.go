@@ -160,9 +160,6 @@ func (o *Options) Validate() error {
 	if o.SocketMaxCalls < 1 {
 		return fmt.Errorf("socket max calls must be at least 1 (got %d)", o.SocketMaxCalls)
 	}
-	if o.RedisURL != "" && o.DatabaseURL == "" {
-		return fmt.Errorf("a cluster (redis url) needs the nodes' shared PostgreSQL database (database url): the embedded SQLite file belongs to one node")
-	}
 	if o.Workers < 1 {
 		return fmt.Errorf("workers must be at least 1 (got %d)", o.Workers)
 	}
